@@ -4,7 +4,9 @@ What we learnt about durable-rules 2.0.28 (see ../shared/DESIGN.md) shapes this 
 - facts, not events (events are consumed by one rule); each asserted fact carries a unique sid per check, and the
   state is deleted after the check (otherwise memory grows per sid);
 - the Host's background dispatcher threads are disabled (they can run an action outside assert_fact);
-- a fact that no rule matches raises MessageNotHandledException: that simply means no finding;
+- a fact that no rule matches raises MessageNotHandledException *and still allocates a state*, whose deletion then
+  segfaults the C engine (seen here: 2.0.28, first state of a ruleset); so every ruleset has a catch-all rule that
+  matches every fact and does nothing, and every fact is handled;
 - an exception inside an action is swallowed into state['exception']: we check it after every assertion and fail;
 - one node with ~512 tests hangs the process: the compiler refuses rulesets with more than MAX_TESTS_PER_FIELD tests
   on one field. Table lookups (lists, groups) are done in Python and arrive as boolean fields of the fact;
@@ -35,6 +37,10 @@ class CompileError(Exception):
 
 class EvaluationError(Exception):
     """durable-rules reported a failure during a check. Callers must fail closed."""
+
+
+def _ignore(c: Any) -> None:
+    pass
 
 
 class _Host(durable_engine.Host):
@@ -147,6 +153,7 @@ class DurableBackend:
             comp = _Compiler(rs, prep)
             definition = {f"u{u.index}": {"all": [{"m": comp.unit_expr(u)}], "run": self._action(u.index)}
                           for u in prep.units}
+            definition["catch_all"] = {"all": [{"m": {"$gte": {"lvl": 0}}}], "run": _ignore}
             crowded = {k: n for k, n in comp.tests.items() if n > MAX_TESTS_PER_FIELD}
             if crowded:
                 raise CompileError(
@@ -192,8 +199,8 @@ class DurableBackend:
         self._touched.add(name)
         try:
             state = self.host.assert_fact(name, msg)
-        except durable_engine.MessageNotHandledException:
-            return []
+        except durable_engine.MessageNotHandledException as e:  # impossible with the catch-all rule
+            raise EvaluationError(f"{code}: durable-rules did not handle a fact despite the catch-all rule") from e
         except durable_engine.MessageObservedException as e:
             raise EvaluationError(f"{code}: the same fact was asserted twice in one check: {e}") from e
         if isinstance(state, dict) and state.get("exception"):
