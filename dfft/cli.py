@@ -22,6 +22,14 @@ from .engine import Decision, Engine, EngineError, RequestError
 from .engine.compile import CompileError
 from .rules import RuleSet, RuleSetError, load_ruleset
 
+# Recent typer vendors its own click; catch the exceptions of both.
+try:
+    from typer._click import exceptions as _typer_click
+    CLICK_ERRORS: tuple = (click.ClickException, _typer_click.ClickException)
+    ABORTS: tuple = (click.exceptions.Abort, typer.Abort)
+except ImportError:  # typer that uses click directly
+    CLICK_ERRORS, ABORTS = (click.ClickException,), (click.exceptions.Abort,)
+
 EXIT_ALLOWED, EXIT_CONDITIONAL, EXIT_BLOCKED, EXIT_BAD_REQUEST, EXIT_BAD_RULES, EXIT_INTERNAL = range(6)
 EXIT_OF_VERDICT = {"allowed": EXIT_ALLOWED, "conditional": EXIT_CONDITIONAL, "blocked": EXIT_BLOCKED}
 
@@ -79,7 +87,7 @@ def check(
     try:
         day = date.fromisoformat(as_of) if as_of else None
     except ValueError:
-        raise click.BadParameter(f"{as_of!r} is not a date in YYYY-MM-DD form", param_hint="--as-of")
+        raise typer.BadParameter(f"{as_of!r} is not a date in YYYY-MM-DD form", param_hint="--as-of")
     request: dict[str, Any] = dict(origin=origin, destination=destination, via=_split(via), data_categories=_split(data),
                                    subjects=subjects, safeguards=_split(safeguard), exporter=exporter, sector=sector,
                                    purpose=purpose, as_of=day)
@@ -176,7 +184,7 @@ def rules_show(ident: str = typer.Argument(..., help="A jurisdiction code (JP) o
     try:
         rule = rs.rule(ident)
     except KeyError:
-        raise click.BadParameter(f"no jurisdiction or rule {ident!r}; jurisdictions: {', '.join(sorted(rs.jurisdictions))}")
+        raise typer.BadParameter(f"no jurisdiction or rule {ident!r}; jurisdictions: {', '.join(sorted(rs.jurisdictions))}")
     out.print_json(rule.model_dump_json())
 
 
@@ -205,9 +213,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     except EngineError as e:
         err.print(f"[red]internal error[/] (no verdict; treat as not allowed): {e}")
         code = EXIT_INTERNAL
-    except click.exceptions.Abort:
+    except ABORTS:
         code = 130
-    except click.ClickException as e:
+    except CLICK_ERRORS as e:
         e.show(file=sys.stderr)
         code = EXIT_BAD_REQUEST
     except Exception as e:  # fail closed

@@ -10,6 +10,7 @@ What we learnt about durable-rules 2.0.28 (see ../shared/DESIGN.md) shapes this 
 - an exception inside an action is swallowed into state['exception']: we check it after every assertion and fail;
 - one node with ~512 tests hangs the process: the compiler refuses rulesets with more than MAX_TESTS_PER_FIELD tests
   on one field. Table lookups (lists, groups) are done in Python and arrive as boolean fields of the fact;
+- `$or` is expanded into alternatives, each firing the action: matches are de-duplicated per fact;
 - a fact's field that a condition tests must be present ($neq on a missing field does not match), so every fact
   carries every field its jurisdiction's rules test.
 """
@@ -206,4 +207,6 @@ class DurableBackend:
         if isinstance(state, dict) and state.get("exception"):
             raise EvaluationError(f"{code}: an action failed inside durable-rules: {state['exception']}")
         units = self.prepared[code].units
-        return [units[i] for i in self._sink]
+        # durable-rules expands `$or` into alternatives and runs the action once per alternative that matches:
+        # a rule is a predicate, so it counts once per fact
+        return [units[i] for i in sorted(set(self._sink))]

@@ -246,11 +246,14 @@ def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None)
                     continue
                 seen_ids[r["id"]] = str(f)
                 then = r["then"]
+                law = jdoc["laws"].get(r["citation"]["law"]) or {}
                 rules.append(Rule(
                     id=r["id"], jurisdiction=code, domain=doc["domain"], title=r["title"],
                     scope=r.get("scope") or DEFAULT_SCOPE[doc["domain"]],
                     citation=Citation(**r["citation"]),
-                    effective_from=r.get("effective_from"), effective_until=r.get("effective_until"),
+                    # a rule's window defaults to its law's: no rule is in force before the law it cites
+                    effective_from=r.get("effective_from") or law.get("effective_from"),
+                    effective_until=r.get("effective_until") or law.get("effective_until"),
                     confidence=r["confidence"], note=r.get("note"),
                     when=r["when"], unless=r.get("unless"),
                     effect=then.get("effect"),
@@ -299,6 +302,11 @@ def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
                 bad("citation.law", f"unknown law {r.citation.law!r}; expected one of {sorted(j.laws)}")
             if r.effective_from and r.effective_until and r.effective_from >= r.effective_until:
                 bad("effective_until", "must be after effective_from")
+            law = j.laws.get(r.citation.law)
+            if law and law.effective_from and r.effective_from and r.effective_from < law.effective_from:
+                bad("effective_from", f"{r.effective_from} is before {law.key} took effect ({law.effective_from})")
+            if law and law.effective_until and r.effective_until and r.effective_until > law.effective_until:
+                bad("effective_until", f"{r.effective_until} is after {law.key} ended ({law.effective_until})")
             if r.confidence != "high" and not r.note:
                 bad("note", f"confidence {r.confidence} needs a note saying what could not be verified")
             for part, cond in (("when", r.when), ("unless", r.unless)):
