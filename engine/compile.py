@@ -7,7 +7,11 @@ What we learnt about durable-rules 2.0.28 (see ../shared/DESIGN.md) shapes this 
 - a fact that no rule matches raises MessageNotHandledException *and still allocates a state*, whose deletion then
   segfaults the C engine (seen here: 2.0.28, first state of a ruleset); so every ruleset has a catch-all rule that
   matches every fact and does nothing, and every fact is handled;
-- an exception inside an action is swallowed into state['exception']: we check it after every assertion and fail;
+- actions: the Host runs each fired action through Python (Closure, JSON state round trip, ~12-18 us each); we call
+  the C extension (`durable_rules_engine`) directly instead: assert the fact, then drain the action queue of its
+  state with start_action_for_state / complete_and_start_action, reading only the rule name of each action. No
+  Python code runs inside durable-rules, so nothing can be swallowed into state['exception']; instead every
+  assertion must report the catch-all rule exactly once and only known rule names, or the check fails closed;
 - one node with ~512 tests hangs the process: the compiler refuses rulesets with more than MAX_TESTS_PER_FIELD tests
   on one field. Table lookups (lists, groups) are done in Python and arrive as boolean fields of the fact;
 - `$or` is expanded into alternatives, each firing the action: matches are de-duplicated per fact;
@@ -17,12 +21,13 @@ What we learnt about durable-rules 2.0.28 (see ../shared/DESIGN.md) shapes this 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections import Counter
 from datetime import date
 from typing import Any, Callable
 
-from durable import engine as durable_engine
+import durable_rules_engine as _dre
 
 from ..rules.conditions import leaf_op
 from ..rules.model import RuleSet
@@ -38,15 +43,6 @@ class CompileError(Exception):
 
 class EvaluationError(Exception):
     """durable-rules reported a failure during a check. Callers must fail closed."""
-
-
-def _ignore(c: Any) -> None:
-    pass
-
-
-class _Host(durable_engine.Host):
-    def _run(self) -> None:  # no background dispatcher threads
-        pass
 
 
 def _safe(s: str) -> str:
@@ -72,11 +68,13 @@ class _Compiler:
         self.rs = rs
         self.code = prep.jurisdiction.code
         self.getters: dict[str, Callable[[dict, frozenset, date], Any]] = {}
+        self.specs: dict[str, tuple[str, ...]] = {}
         self.tests: Counter[str] = Counter()
 
     def key(self, kind: str, *parts: str) -> str:
         k = "_".join([kind, *map(_safe, parts)])
         if k not in self.getters:
+            self.specs[k] = parts
             if kind == "v":
                 (fld,) = parts
                 self.getters[k] = lambda env, flags, on, f=fld: env[f]
@@ -137,24 +135,26 @@ class DurableBackend:
 
     def __init__(self, rs: RuleSet):
         self.rs = rs
-        self.host = _Host()
         self.prepared: dict[str, Prepared] = {}
         self.ruleset_names: dict[str, str] = {}
         self.getters: dict[str, dict[str, Callable]] = {}
-        self._sink: list[int] = []
+        self._project: dict[str, Callable[..., dict]] = {}
+        self._handles: dict[str, int] = {}
+        self._rule_of: dict[str, dict[str, int]] = {}
         self._sids = itertools.count()
         self._sid = ""
-        self._touched: set[str] = set()
-        definitions: dict[str, dict] = {}
+        self._touched: dict[int, None] = {}
+        self._closed = False
+        definitions: dict[str, tuple[str, dict]] = {}
         for code, j in sorted(rs.jurisdictions.items()):
             prep = prepare(j)
             self.prepared[code] = prep
             if not prep.units:
                 continue
             comp = _Compiler(rs, prep)
-            definition = {f"u{u.index}": {"all": [{"m": comp.unit_expr(u)}], "run": self._action(u.index)}
-                          for u in prep.units}
-            definition["catch_all"] = {"all": [{"m": {"$gte": {"lvl": 0}}}], "run": _ignore}
+            definition = {f"u{u.index}": {"all": [{"m": comp.unit_expr(u)}]} for u in prep.units}
+            definition["catch_all"] = {"all": [{"m": {"$gte": {"lvl": 0}}}]}
+            comp.tests["lvl"] = len(prep.units) + 1
             crowded = {k: n for k, n in comp.tests.items() if n > MAX_TESTS_PER_FIELD}
             if crowded:
                 raise CompileError(
@@ -162,51 +162,109 @@ class DurableBackend:
                     f"{MAX_TESTS_PER_FIELD} tests on one field (durable-rules hangs near 512); split the rules or "
                     "move the lookup into a list (in_list)")
             name = f"{code}_{rs.hash[:12]}_{next(_names)}"
-            definitions[name] = definition
+            definitions[code] = (name, definition)
             self.ruleset_names[code] = name
             self.getters[code] = comp.getters
-        try:
-            self.host.register_rulesets(definitions)
-        except Exception as e:  # the C engine rejects the definition
-            raise CompileError(f"durable-rules refused the compiled rule set: {e}") from e
+            self._project[code] = _projector(comp)
+            self._rule_of[code] = {**{f"u{u.index}": u.index for u in prep.units}, "catch_all": -1}
+        for code, (name, definition) in definitions.items():
+            try:
+                self._handles[code] = _dre.create_ruleset(name, json.dumps(definition, ensure_ascii=False))
+            except Exception as e:  # the C engine rejects the definition
+                self.close()
+                raise CompileError(f"durable-rules refused the compiled rule set of {code}: {e}") from e
 
-    def _action(self, index: int) -> Callable:
-        sink = self._sink
-
-        def run(c: Any) -> None:
-            sink.append(index)
-        return run
+    def close(self) -> None:
+        """Free the C rulesets (after a reload). Only call when no check is running: the Engine holds its lock."""
+        if self._closed:
+            return
+        self._closed = True
+        for h in self._handles.values():
+            try:
+                _dre.delete_ruleset(h)
+            except Exception:  # pragma: no cover - best effort on teardown
+                pass
+        self._handles = {}
 
     def begin(self) -> None:
+        if self._closed:
+            raise EvaluationError("this rule set was unloaded (reloaded); use the engine's current backend")
         self._sid = str(next(self._sids))
-        self._touched = set()
+        self._touched = {}
 
     def end(self) -> None:
-        for name in self._touched:
-            self.host.delete_state(name, self._sid)
-        self._touched = set()
+        sid = self._sid
+        for h in self._touched:
+            _dre.delete_state(h, sid)
+        self._touched = {}
 
     def match(self, fact: Fact, level: int, flags: frozenset[str]) -> list[Unit]:
         code = fact.jurisdiction
-        name = self.ruleset_names.get(code)
-        if name is None:
+        h = self._handles.get(code)
+        if h is None:
             return []
-        msg: dict[str, Any] = {"sid": self._sid, "lvl": level, "hop": fact.hop, "as_of": _as_int(fact.as_of)}
-        for scope in ("exporter", "importer", "origin"):
-            msg["r_" + scope] = scope in fact.roles
-        for k, get in self.getters[code].items():
-            msg[k] = get(fact.env, flags, fact.as_of)
-        self._sink.clear()
-        self._touched.add(name)
-        try:
-            state = self.host.assert_fact(name, msg)
-        except durable_engine.MessageNotHandledException as e:  # impossible with the catch-all rule
-            raise EvaluationError(f"{code}: durable-rules did not handle a fact despite the catch-all rule") from e
-        except durable_engine.MessageObservedException as e:
-            raise EvaluationError(f"{code}: the same fact was asserted twice in one check: {e}") from e
-        if isinstance(state, dict) and state.get("exception"):
-            raise EvaluationError(f"{code}: an action failed inside durable-rules: {state['exception']}")
+        msg = self._project[code](fact.env, flags, fact.as_of, self._sid, level, fact.hop, _as_int(fact.as_of),
+                                  "exporter" in fact.roles, "importer" in fact.roles, "origin" in fact.roles)
+        self._touched[h] = None
+        res = _dre.assert_fact(h, json.dumps(msg, ensure_ascii=False))
+        if res[0] != 0:
+            # never delete a state durable-rules did not handle: that is what segfaults (see the module doc);
+            # leak it instead and fail closed
+            self._touched.pop(h, None)
+            what = {1: "did not handle a fact despite the catch-all rule",
+                    2: "saw the same fact asserted twice in one check"}.get(res[0], f"returned status {res[0]}")
+            raise EvaluationError(f"{code}: durable-rules {what}")
+        state = res[1]
+        rule_of = self._rule_of[code]
+        hits: set[int] = set()
+        caught = 0
+        unknown: list[str] = []
+        action = _dre.start_action_for_state(h, state)
+        message = action[1] if action else None
+        while message:  # drain every pending action, even after an anomaly: a state with pending actions must not
+            rule = message[2:message.index('"', 2)]  # be deleted.  message: {"<rule name>": {...}}
+            i = rule_of.get(rule)
+            if i is None:
+                unknown.append(rule)
+            elif i < 0:
+                caught += 1
+            else:
+                hits.add(i)
+            message = _dre.complete_and_start_action(h, state)
+        if unknown:
+            raise EvaluationError(f"{code}: durable-rules reported unknown rules {unknown!r}")
+        if caught != 1:
+            # the catch-all matches every fact exactly once: anything else means the fact was not (fully) processed
+            raise EvaluationError(f"{code}: durable-rules ran the catch-all rule {caught} times for one fact")
         units = self.prepared[code].units
         # durable-rules expands `$or` into alternatives and runs the action once per alternative that matches:
         # a rule is a predicate, so it counts once per fact
-        return [units[i] for i in sorted(set(self._sink))]
+        return [units[i] for i in sorted(hits)]
+
+
+def _projector(comp: _Compiler) -> Callable[..., dict]:
+    """Generate one function building the fact a jurisdiction's rules test, instead of one getter call per field."""
+    lines = ["def project(env, flags, on, sid, lvl, hop, as_of, r_exporter, r_importer, r_origin):",
+             "    return {'sid': sid, 'lvl': lvl, 'hop': hop, 'as_of': as_of, 'r_exporter': r_exporter,",
+             "            'r_importer': r_importer, 'r_origin': r_origin,"]
+    consts: dict[str, Any] = {"_member": list_member, "_rs": comp.rs, "_code": comp.code}
+    for k in comp.getters:
+        kind, _, rest = k.partition("_")
+        spec = comp.specs[k]
+        if kind == "v":
+            (fld,) = spec
+            expr = f"env[{fld!r}]"
+        elif kind in ("c", "s"):
+            fld, val = spec
+            expr = f"{val!r} in env[{fld!r}]"
+        elif kind == "l":
+            fld, ref = spec
+            expr = f"_member(_rs, _code, {ref!r}, env[{fld!r}], on)"
+        else:
+            (flag,) = spec
+            expr = f"{flag!r} in flags"
+        lines.append(f"            {k!r}: {expr},")
+    lines.append("    }")
+    ns: dict[str, Any] = dict(consts)
+    exec("\n".join(lines), ns)  # noqa: S102 - source built from validated rule data with repr() literals
+    return ns["project"]

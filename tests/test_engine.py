@@ -136,17 +136,37 @@ def test_decisions_are_byte_identical_and_cached(mini_rs):
     assert a.model_dump_json() == c.model_dump_json()
 
 
-def test_action_failure_fails_closed(mini_rs, monkeypatch):
+@pytest.mark.parametrize("fault", ["unknown_rule", "no_catch_all", "not_handled"])
+def test_durable_failure_fails_closed(mini_rs, monkeypatch, fault):
+    # the backend drives the C extension directly: no Python action can fail inside durable-rules, but a fact that
+    # durable-rules did not process completely (no catch-all, unknown rule name, unhandled) must never give a verdict
+    from dfft.engine import compile as C
     eng = Engine(mini_rs, cache_size=0)
-    backend = eng.backend
-    for name in backend.ruleset_names.values():
-        rs = backend.host.get_ruleset(name)
-        for action_name, promise in rs._actions.items():
-            def boom(c):
-                raise RuntimeError("injected")
-            promise._func = boom
-    with pytest.raises(EngineError, match="injected"):
+    real = C._dre
+
+    class Faulty:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def start_action_for_state(self, h, state):
+            got = real.start_action_for_state(h, state)
+            if fault == "unknown_rule" and got:
+                return (got[0], '{"injected": {}}') + tuple(got[2:])
+            if fault == "no_catch_all":
+                while real.complete_and_start_action(h, state):
+                    pass
+                return None
+            return got
+
+        def assert_fact(self, h, msg):
+            got = real.assert_fact(h, msg)
+            return (1, got[1]) if fault == "not_handled" else got
+
+    monkeypatch.setattr(C, "_dre", Faulty())
+    with pytest.raises(EngineError, match="durable-rules"):
         eng.check(req())
+    monkeypatch.setattr(C, "_dre", real)
+    assert eng.check(req()).verdict in ("allowed", "conditional", "blocked")
 
 
 def test_internal_error_never_returns_a_verdict(mini_rs, monkeypatch):
@@ -160,10 +180,11 @@ def test_state_is_deleted_after_each_check(mini_rs):
     eng = Engine(mini_rs, cache_size=0)
     for i in range(5):
         eng.check(req(subjects=i))
-    name = eng.backend.ruleset_names["JP"]
+    import durable_rules_engine
+    handle = eng.backend._handles["JP"]
     # durable-rules answers error 309 (no such state) for a deleted sid
     with pytest.raises(Exception, match="309"):
-        eng.backend.host.get_facts(name, eng.backend._sid)
+        durable_rules_engine.get_facts(handle, eng.backend._sid)
 
 
 def test_many_checks_do_not_exhaust_durable_states(mini_rs):
