@@ -25,7 +25,7 @@ import json
 import re
 from collections import Counter
 from datetime import date
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import durable_rules_engine as _dre
 
@@ -70,6 +70,7 @@ class _Compiler:
         self.getters: dict[str, Callable[[dict, frozenset, date], Any]] = {}
         self.specs: dict[str, tuple[str, ...]] = {}
         self.tests: Counter[str] = Counter()
+        self.used: set[str] = set()
 
     def key(self, kind: str, *parts: str) -> str:
         k = "_".join([kind, *map(_safe, parts)])
@@ -88,6 +89,7 @@ class _Compiler:
                 (flag,) = parts
                 self.getters[k] = lambda env, flags, on, g=flag: g in flags
         self.tests[k] += 1
+        self.used.add(k)
         return k
 
     def expr(self, cond: dict[str, Any], neg: bool = False) -> dict:
@@ -119,6 +121,7 @@ class _Compiler:
         return {(_NEGATE if neg else _POS)[op]: {k: val}}
 
     def unit_expr(self, u: Unit) -> dict:
+        self.used = set()
         parts: list[dict] = [{"lvl": u.level}, {"r_" + u.rule.scope: True}]
         if u.rule.effective_from:
             parts.append({"$gte": {"as_of": _as_int(u.rule.effective_from)}})
@@ -128,8 +131,86 @@ class _Compiler:
         return {"$and": parts}
 
 
+class _Level:
+    """What one (level, roles) assertion needs: the fact projection and a cheap test that some unit may match."""
+
+    __slots__ = ("project", "always", "cats", "sgs", "flags", "eqs", "empty")
+
+    def __init__(self, project: Callable[..., dict], units: list[Unit]):
+        self.project = project
+        self.empty = not units
+        self.always = False
+        self.cats: set[str] = set()
+        self.sgs: set[str] = set()
+        self.flags: set[str] = set()
+        self.eqs: dict[str, set] = {}
+        for u in units:
+            g = _guard(u.cond)
+            if g is None:
+                self.always = True
+            elif g[0] == "c":
+                self.cats |= g[1]
+            elif g[0] == "s":
+                self.sgs |= g[1]
+            elif g[0] == "f":
+                self.flags |= g[1]
+            else:
+                self.eqs.setdefault(g[1], set()).update(g[2])
+
+    def may_match(self, env: dict, flags: frozenset[str]) -> bool:
+        if self.always:
+            return True
+        if self.empty:
+            return False
+        if self.cats and not self.cats.isdisjoint(env["data_categories"]):
+            return True
+        if self.sgs and not self.sgs.isdisjoint(env["safeguards"]):
+            return True
+        if self.flags and not self.flags.isdisjoint(flags):
+            return True
+        return any(env[f] in vals for f, vals in self.eqs.items())
+
+
+def _guard(cond: dict[str, Any]) -> Optional[tuple]:
+    """A necessary condition of `cond` that is cheap to test in Python, or None when there is none.
+
+    Only positive tests reached through `all` count (never under `not` or `any`), so the guard is implied by the
+    condition: when a level's guards all fail, no unit of the level can match and the assertion is skipped.
+    Preference: a flag (rarest), then a category, a scalar equality, a safeguard."""
+    found: list[tuple] = []
+
+    def visit(c: dict[str, Any]) -> None:
+        if "all" in c:
+            for x in c["all"]:
+                visit(x)
+        elif "flag" in c:
+            found.append((0, "f", {c["flag"]}))
+        elif "field" in c:
+            op, val = leaf_op(c)
+            fld = c["field"]
+            if fld in ("data_categories", "safeguards") and op in ("contains", "contains_any", "contains_all"):
+                vals = {val} if op == "contains" else set(val)
+                if op == "contains_all":
+                    vals = {sorted(vals)[0]}
+                found.append((1 if fld == "data_categories" else 3, "c" if fld == "data_categories" else "s", vals))
+            elif op in ("eq", "in") and fld in ("exporter", "sector", "purpose", "from", "to", "origin",
+                                                "destination"):
+                found.append((2, "e", fld, {val} if op == "eq" else set(val)))
+
+    visit(cond)
+    if not found:
+        return None
+    best = min(found, key=lambda g: (g[0], len(g[-1])))
+    return best[1:]
+
+
 class DurableBackend:
-    """Matches facts with durable-rules. Not thread-safe: the Engine serialises calls."""
+    """Matches facts with durable-rules. Not thread-safe: the Engine serialises calls.
+
+    One durable ruleset per jurisdiction, one long-lived durable state (sid) per ruleset. Every fact of a check
+    carries the check's number (`chk`), so no two facts are equal, and every fact asserted during a check is
+    retracted when the check ends: a new sid per check plus delete_state costs ~4x more (the C engine allocates
+    per-rule node memory for each new state), and the state stays empty between checks (memory flat)."""
 
     name = "durable"
 
@@ -138,13 +219,17 @@ class DurableBackend:
         self.prepared: dict[str, Prepared] = {}
         self.ruleset_names: dict[str, str] = {}
         self.getters: dict[str, dict[str, Callable]] = {}
-        self._project: dict[str, Callable[..., dict]] = {}
         self._handles: dict[str, int] = {}
         self._rule_of: dict[str, dict[str, int]] = {}
-        self._sids = itertools.count()
-        self._sid = ""
-        self._touched: dict[int, None] = {}
+        self._levels: dict[tuple[str, int, frozenset[str]], _Level] = {}
+        self._level_src: dict[str, tuple[_Compiler, dict[int, set[str]]]] = {}
+        self._sid = f"p{next(_names)}"
+        self._chk = itertools.count()
+        self._check = 0
+        self._asserted: list[tuple[int, str]] = []
         self._closed = False
+        self.skipped = 0
+        self.asserted = 0
         definitions: dict[str, tuple[str, dict]] = {}
         for code, j in sorted(rs.jurisdictions.items()):
             prep = prepare(j)
@@ -152,7 +237,11 @@ class DurableBackend:
             if not prep.units:
                 continue
             comp = _Compiler(rs, prep)
-            definition = {f"u{u.index}": {"all": [{"m": comp.unit_expr(u)}]} for u in prep.units}
+            definition = {}
+            keys_of: dict[int, set[str]] = {}
+            for u in prep.units:
+                definition[f"u{u.index}"] = {"all": [{"m": comp.unit_expr(u)}]}
+                keys_of[u.index] = comp.used
             definition["catch_all"] = {"all": [{"m": {"$gte": {"lvl": 0}}}]}
             comp.tests["lvl"] = len(prep.units) + 1
             crowded = {k: n for k, n in comp.tests.items() if n > MAX_TESTS_PER_FIELD}
@@ -165,7 +254,7 @@ class DurableBackend:
             definitions[code] = (name, definition)
             self.ruleset_names[code] = name
             self.getters[code] = comp.getters
-            self._project[code] = _projector(comp)
+            self._level_src[code] = (comp, keys_of)
             self._rule_of[code] = {**{f"u{u.index}": u.index for u in prep.units}, "catch_all": -1}
         for code, (name, definition) in definitions.items():
             try:
@@ -173,6 +262,17 @@ class DurableBackend:
             except Exception as e:  # the C engine rejects the definition
                 self.close()
                 raise CompileError(f"durable-rules refused the compiled rule set of {code}: {e}") from e
+
+    def _level(self, code: str, level: int, roles: frozenset[str]) -> _Level:
+        key = (code, level, roles)
+        lv = self._levels.get(key)
+        if lv is None:
+            comp, keys_of = self._level_src[code]
+            units = [u for u in self.prepared[code].units if u.level == level and u.rule.scope in roles]
+            # every field any unit of this level tests (whatever its scope: the role fields select in C)
+            keys = sorted(set().union(*(keys_of[u.index] for u in self.prepared[code].units if u.level == level)))
+            lv = self._levels[key] = _Level(_projector(comp, keys), units)
+        return lv
 
     def close(self) -> None:
         """Free the C rulesets (after a reload). Only call when no check is running: the Engine holds its lock."""
@@ -189,31 +289,50 @@ class DurableBackend:
     def begin(self) -> None:
         if self._closed:
             raise EvaluationError("this rule set was unloaded (reloaded); use the engine's current backend")
-        self._sid = str(next(self._sids))
-        self._touched = {}
+        self._check = next(self._chk)
+        self._asserted = []
 
     def end(self) -> None:
-        sid = self._sid
-        for h in self._touched:
-            _dre.delete_state(h, sid)
-        self._touched = {}
+        asserted, self._asserted = self._asserted, []
+        try:
+            for h, fact in asserted:
+                res = _dre.retract_fact(h, fact)
+                if res[0] != 0:
+                    raise EvaluationError(f"durable-rules returned status {res[0]} retracting a fact")
+                _drain(h, res[1])
+        except Exception:
+            # leave the state behind rather than risk stale facts in the next check: move to a fresh sid
+            old, self._sid = self._sid, f"p{next(_names)}"
+            for h in {h for h, _ in asserted}:
+                try:
+                    _dre.delete_state(h, old)
+                except Exception:  # pragma: no cover
+                    pass
+            raise
 
     def match(self, fact: Fact, level: int, flags: frozenset[str]) -> list[Unit]:
         code = fact.jurisdiction
         h = self._handles.get(code)
         if h is None:
             return []
-        msg = self._project[code](fact.env, flags, fact.as_of, self._sid, level, fact.hop, _as_int(fact.as_of),
-                                  "exporter" in fact.roles, "importer" in fact.roles, "origin" in fact.roles)
-        self._touched[h] = None
-        res = _dre.assert_fact(h, json.dumps(msg, ensure_ascii=False))
+        lv = self._level(code, level, fact.roles)
+        if not lv.may_match(fact.env, flags):
+            self.skipped += 1
+            return []
+        self.asserted += 1
+        roles = fact.roles
+        msg = json.dumps(lv.project(fact.env, flags, fact.as_of, self._sid, self._check, level, fact.hop,
+                                    _as_int(fact.as_of), "exporter" in roles, "importer" in roles, "origin" in roles),
+                         ensure_ascii=False)
+        res = _dre.assert_fact(h, msg)
         if res[0] != 0:
-            # never delete a state durable-rules did not handle: that is what segfaults (see the module doc);
-            # leak it instead and fail closed
-            self._touched.pop(h, None)
+            # never touch a state durable-rules did not handle (deleting one segfaults, see the module doc): leave it
+            # behind, leaked, and continue on a fresh sid so no later check sees what it may hold
+            self._sid = f"p{next(_names)}"
             what = {1: "did not handle a fact despite the catch-all rule",
                     2: "saw the same fact asserted twice in one check"}.get(res[0], f"returned status {res[0]}")
             raise EvaluationError(f"{code}: durable-rules {what}")
+        self._asserted.append((h, msg))
         state = res[1]
         rule_of = self._rule_of[code]
         hits: set[int] = set()
@@ -242,14 +361,33 @@ class DurableBackend:
         return [units[i] for i in sorted(hits)]
 
 
-def _projector(comp: _Compiler) -> Callable[..., dict]:
-    """Generate one function building the fact a jurisdiction's rules test, instead of one getter call per field."""
-    lines = ["def project(env, flags, on, sid, lvl, hop, as_of, r_exporter, r_importer, r_origin):",
-             "    return {'sid': sid, 'lvl': lvl, 'hop': hop, 'as_of': as_of, 'r_exporter': r_exporter,",
+def _drain(h: int, state: int) -> None:
+    action = _dre.start_action_for_state(h, state)
+    message = action[1] if action else None
+    while message:
+        message = _dre.complete_and_start_action(h, state)
+
+
+def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., dict]:
+    """Generate one function building the fact for one level: only the fields that level's rules test, instead of
+    one getter call per field of the jurisdiction. List membership is memoised (lists are immutable)."""
+    lines = ["def project(env, flags, on, sid, chk, lvl, hop, as_of, r_exporter, r_importer, r_origin):",
+             "    return {'sid': sid, 'chk': chk, 'lvl': lvl, 'hop': hop, 'as_of': as_of, 'r_exporter': r_exporter,",
              "            'r_importer': r_importer, 'r_origin': r_origin,"]
-    consts: dict[str, Any] = {"_member": list_member, "_rs": comp.rs, "_code": comp.code}
-    for k in comp.getters:
-        kind, _, rest = k.partition("_")
+    memo: dict[tuple, bool] = {}
+    rs, code = comp.rs, comp.code
+
+    def member(ref: str, value: str, on: date) -> bool:
+        k = (ref, value, on)
+        hit = memo.get(k)
+        if hit is None:
+            if len(memo) > 65536:
+                memo.clear()
+            hit = memo[k] = list_member(rs, code, ref, value, on)
+        return hit
+
+    for k in keys:
+        kind = k.partition("_")[0]
         spec = comp.specs[k]
         if kind == "v":
             (fld,) = spec
@@ -259,12 +397,12 @@ def _projector(comp: _Compiler) -> Callable[..., dict]:
             expr = f"{val!r} in env[{fld!r}]"
         elif kind == "l":
             fld, ref = spec
-            expr = f"_member(_rs, _code, {ref!r}, env[{fld!r}], on)"
+            expr = f"_member({ref!r}, env[{fld!r}], on)"
         else:
             (flag,) = spec
             expr = f"{flag!r} in flags"
         lines.append(f"            {k!r}: {expr},")
     lines.append("    }")
-    ns: dict[str, Any] = dict(consts)
+    ns: dict[str, Any] = {"_member": member}
     exec("\n".join(lines), ns)  # noqa: S102 - source built from validated rule data with repr() literals
     return ns["project"]

@@ -10,16 +10,44 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from datetime import date
-from typing import Any, Iterable, Literal, Optional
+from typing import Any, Hashable, Iterable, Literal, Optional
 
 from ..rules.conditions import leaf_op, walk
 from ..rules.model import SEVERITY, Rule, RuleSet
 from .decision import (VERDICT_OF_SEVERITY, CitationOut, Decision, Finding, ObligationOut, RuleSetRef,
                        TraceEntry)
 from .plan import Fact, Unit, facts_for, holds
-from .request import Normalised, RequestError, normalise
+from .request import Normalised, RequestError, TransferRequest, normalise
 
 BackendName = Literal["durable", "reference"]
+
+
+def _raw_key(request: Any, today: date) -> Optional[Hashable]:
+    """A hashable key for a request exactly as given, or None when it has none (then it is normalised first).
+
+    Values keep their type in the key (1, 1.0 and True are equal in Python but must not share an entry), and today's
+    date is part of it (a request without `as_of` is judged as of today)."""
+    if type(request) is dict:
+        items: list[tuple] = []
+        try:
+            for k in sorted(request):
+                v = request[k]
+                t = type(v)
+                if t is list or t is tuple:
+                    if not all(type(x) is str for x in v):
+                        return None
+                    items.append((k, tuple, *v))
+                elif t is str or t is int or v is None:
+                    items.append((k, t, v))
+                else:
+                    items.append((k, t, v))
+                    hash(v)
+        except TypeError:  # unsortable keys or unhashable values
+            return None
+        return (tuple(items), today)
+    if isinstance(request, TransferRequest):
+        return (request, today)
+    return None
 
 
 class EngineError(RuntimeError):
@@ -42,42 +70,83 @@ class Engine:
 
     def __init__(self, ruleset: RuleSet, backend: BackendName = "durable", cache_size: int = 65536,
                  today: Optional[date] = None):
-        self.ruleset = ruleset
-        self.hash = ruleset.hash
-        self.ref = RuleSetRef(version=ruleset.version, hash=self.hash)
-        self.backend = _backend(ruleset, backend)
+        self.backend_name = backend
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, Decision] = OrderedDict()
+        # Two memos, both pure functions of (rule set, request) and both emptied by reload():
+        #   _cache: normalised request (canonical JSON) -> Decision;
+        #   _raw:   the request exactly as given (a dict or TransferRequest, with today's date) -> Decision, so a
+        #           repeated request skips validation and normalisation as well.
+        self._cache: OrderedDict[tuple[str, str], Decision] = OrderedDict()
+        self._raw: OrderedDict[Hashable, Decision] = OrderedDict()
         self._lock = threading.Lock()
         self._today = today
         self.hits = 0
         self.misses = 0
+        self._install(ruleset, _backend(ruleset, backend))
+
+    def _install(self, ruleset: RuleSet, backend: Any) -> None:
+        self.ruleset = ruleset
+        self.hash = ruleset.hash
+        self.ref = RuleSetRef(version=ruleset.version, hash=self.hash)
+        self.backend = backend
+        self._citations: dict[str, CitationOut] = {}
+        self._cache.clear()
+        self._raw.clear()
 
     # -- public API -------------------------------------------------------------------------------------------
+    def reload(self, ruleset: RuleSet) -> None:
+        """Judge with another rule set from now on. Compiles first (a failure leaves the engine as it was), then
+        swaps under the lock, empties every memo and frees the old durable rulesets."""
+        backend = _backend(ruleset, self.backend_name)
+        with self._lock:
+            old = self.backend
+            self._install(ruleset, backend)
+        close = getattr(old, "close", None)
+        if close is not None:
+            with self._lock:
+                close()
+
     def normalise(self, request: Any) -> Normalised:
         return normalise(request, self.ruleset, self._today)
 
     def check(self, request: Any) -> Decision:
         """Judge one request. Raises RequestError for invalid input and EngineError on internal failure."""
-        n = self.normalise(request)
+        raw = _raw_key(request, self._today or date.today()) if self.cache_size else None
+        if raw is not None:
+            with self._lock:
+                hit = self._raw.get(raw)
+                if hit is not None:
+                    self._raw.move_to_end(raw)
+                    self.hits += 1
+                    return hit
+        ruleset = self.ruleset
+        n = normalise(request, ruleset, self._today)
+        key = (self.hash, n.key)
         with self._lock:
-            hit = self._cache.get(n.key) if self.cache_size else None
+            if ruleset is not self.ruleset:  # reloaded meanwhile: normalise against the new rule set
+                n = normalise(request, self.ruleset, self._today)
+                key = (self.hash, n.key)
+            hit = self._cache.get(key) if self.cache_size else None
             if hit is not None:
-                self._cache.move_to_end(n.key)
+                self._cache.move_to_end(key)
                 self.hits += 1
-                return hit
-            self.misses += 1
-            try:
-                decision = self._evaluate(n)
-            except (RequestError, EngineError):
-                raise
-            except Exception as e:  # fail closed: an internal error never yields a verdict
-                raise EngineError(f"internal error while judging the request: {type(e).__name__}: {e}") from e
-            if self.cache_size:
-                self._cache[n.key] = decision
-                if len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-            return decision
+            else:
+                self.misses += 1
+                try:
+                    hit = self._evaluate(n)
+                except (RequestError, EngineError):
+                    raise
+                except Exception as e:  # fail closed: an internal error never yields a verdict
+                    raise EngineError(f"internal error while judging the request: {type(e).__name__}: {e}") from e
+                if self.cache_size:
+                    self._cache[key] = hit
+                    if len(self._cache) > self.cache_size:
+                        self._cache.popitem(last=False)
+            if raw is not None:
+                self._raw[raw] = hit
+                if len(self._raw) > self.cache_size:
+                    self._raw.popitem(last=False)
+            return hit
 
     def check_many(self, requests: Iterable[Any]) -> list[Decision]:
         return [self.check(r) for r in requests]
@@ -85,6 +154,7 @@ class Engine:
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._raw.clear()
 
     # -- evaluation -------------------------------------------------------------------------------------------
     def _evaluate(self, n: Normalised) -> Decision:
@@ -115,9 +185,12 @@ class Engine:
         return self._assemble(n, facts, fired, trace)
 
     def _citation(self, rule: Rule) -> CitationOut:
-        law = self.ruleset.jurisdictions[rule.jurisdiction].laws[rule.citation.law]
-        return CitationOut(law=rule.citation.law, law_title=law.title, article=rule.citation.article,
-                           url=rule.citation.url or law.url)
+        hit = self._citations.get(rule.id)
+        if hit is None:
+            law = self.ruleset.jurisdictions[rule.jurisdiction].laws[rule.citation.law]
+            hit = self._citations[rule.id] = CitationOut(law=rule.citation.law, law_title=law.title,
+                                                         article=rule.citation.article, url=rule.citation.url or law.url)
+        return hit
 
     def _met_by(self, fact: Fact, rule: Rule, flags: tuple[str, ...]) -> tuple[str, ...]:
         """Explain an exemption: the positive tests of `unless` that hold for this fact."""
