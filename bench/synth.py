@@ -5,7 +5,9 @@ corpus: derived flags (list lookups, volume tiers, two-level chains), consent / 
 `unless` exceptions, sensitive-category rules, volume filings, sector and exporter conditions, localisation blocks,
 export control with an embargo, importer-side text-and-data-mining allowances and continuing duties. Copy k of a
 template varies its categories, thresholds, sectors and lists and derives its own flags, so a scaled corpus is more
-distinct rules, not the same rule repeated.
+distinct rules, not the same rule repeated; copies after the first are also narrowed to a sector, purposes or
+destinations (as real rule growth is), so a request meets roughly as many rules at 16x as at 1x and the scaling rows
+measure the cost of rule count rather than of a 16x larger decision.
 
 The bundle is written as YAML and loaded with `load_ruleset`, so it passes the same schema and meaning checks as
 the real corpus.
@@ -140,6 +142,15 @@ def _templates(code: str, k: int, rnd: random.Random) -> list[tuple[str, dict[st
             {"effect": "condition", "obligations": [_ob(f"{code}-ob-nda{s}", "NDA", ["nda"])]},
             unless={"field": "safeguards", "contains": "nda"})),
     ]
+    if k:
+        # later copies are specialised, as real rule growth is: sector-, purpose- or destination-specific rules
+        narrow = [{"field": "sector", "eq": SECTORS[k % len(SECTORS)]},
+                  {"field": "purpose", "in": rnd.sample(["analytics", "marketing", "research", "cloud_storage",
+                                                         "hr_management", "ai_training"], 2)},
+                  {"field": "to", "in": rnd.sample(CODES + OTHERS, 4)}][k % 3]
+        for _, rule in out:
+            if "effect" in rule["then"] and rule.get("scope") != "importer":
+                rule["when"] = {"all": [rule["when"], narrow]}
     return out
 
 
