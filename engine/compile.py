@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from bisect import bisect_left
 import re
 from collections import Counter
 from datetime import date
@@ -71,6 +72,8 @@ class _Compiler:
         self.specs: dict[str, tuple[str, ...]] = {}
         self.tests: Counter[str] = Counter()
         self.used: set[str] = set()
+        # constants each numeric field is compared with (for the fact memo's canonical values, see _bucket)
+        self.points: dict[str, set[int]] = {}
 
     def key(self, kind: str, *parts: str) -> str:
         k = "_".join([kind, *map(_safe, parts)])
@@ -112,21 +115,32 @@ class _Compiler:
         if op == "in_list":
             return {self.key("l", fld, val): not neg}
         k = self.key("v", fld)
+        for v in (val if op in ("in", "not_in") else [val]):
+            self._point(k, v)
         if op in ("eq", "ne"):
             equal = (op == "eq") != neg
             return {k: val} if equal else {"$neq": {k: val}}
         if op in ("in", "not_in"):
             member = (op == "in") != neg
             return _join("$or", [{k: v} for v in val]) if member else _join("$and", [{"$neq": {k: v}} for v in val])
+        self._point(k, val)
         return {(_NEGATE if neg else _POS)[op]: {k: val}}
+
+    def _point(self, k: str, v: Any) -> None:
+        if type(v) is int:
+            self.points.setdefault(k, set()).add(v)
+        else:  # a non-integer constant: values of this field are passed through unchanged
+            self.points.setdefault(k, set()).add(None)  # type: ignore[arg-type]
 
     def unit_expr(self, u: Unit) -> dict:
         self.used = set()
         parts: list[dict] = [{"lvl": u.level}, {"r_" + u.rule.scope: True}]
         if u.rule.effective_from:
             parts.append({"$gte": {"as_of": _as_int(u.rule.effective_from)}})
+            self._point("as_of", _as_int(u.rule.effective_from))
         if u.rule.effective_until:
             parts.append({"$lt": {"as_of": _as_int(u.rule.effective_until)}})
+            self._point("as_of", _as_int(u.rule.effective_until))
         parts.append(self.expr(u.cond))
         return {"$and": parts}
 
@@ -214,8 +228,14 @@ class DurableBackend:
 
     name = "durable"
 
-    def __init__(self, rs: RuleSet):
+    def __init__(self, rs: RuleSet, fact_memo: int = 0):
+        """fact_memo: how many (jurisdiction, fact) -> matched units answers to keep (0: none). What durable-rules
+        answers for a fact is a pure function of the fact, so a fact seen before (canonical values, see _bucket)
+        is answered from the memo; the memo belongs to this backend, so a reload (a new backend) starts empty."""
         self.rs = rs
+        self.fact_memo = fact_memo
+        self._memo: dict[tuple[str, str], list[Unit]] = {}
+        self.memo_hits = 0
         self.prepared: dict[str, Prepared] = {}
         self.ruleset_names: dict[str, str] = {}
         self.getters: dict[str, dict[str, Callable]] = {}
@@ -319,11 +339,16 @@ class DurableBackend:
         if not lv.may_match(fact.env, flags):
             self.skipped += 1
             return []
-        self.asserted += 1
         roles = fact.roles
-        msg = json.dumps(lv.project(fact.env, flags, fact.as_of, self._sid, self._check, level, fact.hop,
-                                    _as_int(fact.as_of), "exporter" in roles, "importer" in roles, "origin" in roles),
-                         ensure_ascii=False)
+        body = _encode(lv.project(fact.env, flags, fact.as_of, level, fact.hop, _as_int(fact.as_of),
+                                  "exporter" in roles, "importer" in roles, "origin" in roles))
+        if self.fact_memo:
+            known = self._memo.get((code, body))
+            if known is not None:
+                self.memo_hits += 1
+                return known
+        self.asserted += 1
+        msg = f'{{"sid":"{self._sid}","chk":{self._check},{body[1:]}'
         res = _dre.assert_fact(h, msg)
         if res[0] != 0:
             # never touch a state durable-rules did not handle (deleting one segfaults, see the module doc): leave it
@@ -358,7 +383,15 @@ class DurableBackend:
         units = self.prepared[code].units
         # durable-rules expands `$or` into alternatives and runs the action once per alternative that matches:
         # a rule is a predicate, so it counts once per fact
-        return [units[i] for i in sorted(hits)]
+        matched = [units[i] for i in sorted(hits)]
+        if self.fact_memo:
+            if len(self._memo) >= self.fact_memo:
+                self._memo.clear()
+            self._memo[(code, body)] = matched
+        return matched
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _drain(h: int, state: int) -> None:
@@ -368,11 +401,38 @@ def _drain(h: int, state: int) -> None:
         message = _dre.complete_and_start_action(h, state)
 
 
+def _bucket(points: set) -> Optional[Callable[[Any], Any]]:
+    """A canonical value for an integer field: the representative of its region between the constants the rules
+    compare it with (equal to a constant: itself; between two: the lower one + 1; below all: the lowest - 1; above
+    all: the highest + 1). Every comparison with those constants gives the same answer for the value and its
+    representative, so the fact durable-rules sees, and the memo key, are the same for, say, 1,234 and 4,321 subjects
+    when no rule separates them. None: pass values through (a non-integer constant is involved)."""
+    if None in points:
+        return None
+    if not points:
+        return lambda x: 0
+    ts = sorted(points)
+    n = len(ts)
+
+    def canon(x: Any) -> Any:
+        if type(x) is not int:
+            return x
+        i = bisect_left(ts, x)
+        if i < n and ts[i] == x:
+            return x
+        return ts[0] - 1 if i == 0 else ts[i - 1] + 1
+    return canon
+
+
 def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., dict]:
     """Generate one function building the fact for one level: only the fields that level's rules test, instead of
-    one getter call per field of the jurisdiction. List membership is memoised (lists are immutable)."""
-    lines = ["def project(env, flags, on, sid, chk, lvl, hop, as_of, r_exporter, r_importer, r_origin):",
-             "    return {'sid': sid, 'chk': chk, 'lvl': lvl, 'hop': hop, 'as_of': as_of, 'r_exporter': r_exporter,",
+    one getter call per field of the jurisdiction. Integer fields take their canonical value (_bucket). List
+    membership is memoised (lists are immutable). The check's sid and number are added by the caller."""
+    ns: dict[str, Any] = {}
+    asof = _bucket(comp.points.get("as_of", set()))
+    ns["_b_as_of"] = asof
+    lines = ["def project(env, flags, on, lvl, hop, as_of, r_exporter, r_importer, r_origin):",
+             "    return {'lvl': lvl, 'hop': hop, 'as_of': _b_as_of(as_of), 'r_exporter': r_exporter,",
              "            'r_importer': r_importer, 'r_origin': r_origin,"]
     memo: dict[tuple, bool] = {}
     rs, code = comp.rs, comp.code
@@ -392,6 +452,10 @@ def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., dict]:
         if kind == "v":
             (fld,) = spec
             expr = f"env[{fld!r}]"
+            canon = _bucket(comp.points.get(k, {None}))
+            if canon is not None:
+                ns[f"_b_{k}"] = canon
+                expr = f"_b_{k}({expr})"
         elif kind in ("c", "s"):
             fld, val = spec
             expr = f"{val!r} in env[{fld!r}]"
@@ -403,6 +467,6 @@ def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., dict]:
             expr = f"{flag!r} in flags"
         lines.append(f"            {k!r}: {expr},")
     lines.append("    }")
-    ns: dict[str, Any] = {"_member": member}
+    ns["_member"] = member
     exec("\n".join(lines), ns)  # noqa: S102 - source built from validated rule data with repr() literals
     return ns["project"]

@@ -54,10 +54,10 @@ class EngineError(RuntimeError):
     """An internal failure while judging a request. Never read it as 'allowed'."""
 
 
-def _backend(rs: RuleSet, name: str) -> Any:
+def _backend(rs: RuleSet, name: str, cache_size: int = 0) -> Any:
     if name == "durable":
         from .compile import DurableBackend
-        return DurableBackend(rs)
+        return DurableBackend(rs, fact_memo=4 * cache_size)
     if name == "reference":
         from .reference import ReferenceBackend
         return ReferenceBackend(rs)
@@ -82,7 +82,7 @@ class Engine:
         self._today = today
         self.hits = 0
         self.misses = 0
-        self._install(ruleset, _backend(ruleset, backend))
+        self._install(ruleset, _backend(ruleset, backend, cache_size))
 
     def _install(self, ruleset: RuleSet, backend: Any) -> None:
         self.ruleset = ruleset
@@ -97,7 +97,7 @@ class Engine:
     def reload(self, ruleset: RuleSet) -> None:
         """Judge with another rule set from now on. Compiles first (a failure leaves the engine as it was), then
         swaps under the lock, empties every memo and frees the old durable rulesets."""
-        backend = _backend(ruleset, self.backend_name)
+        backend = _backend(ruleset, self.backend_name, self.cache_size)
         with self._lock:
             old = self.backend
             self._install(ruleset, backend)

@@ -46,9 +46,13 @@ class Prepared:
     jurisdiction: Jurisdiction
     units: list[Unit]
     levels_by_role: dict[str, list[int]] = field(default_factory=dict)
+    _levels_memo: dict[frozenset[str], list[int]] = field(default_factory=dict, repr=False, compare=False)
 
     def levels_for(self, roles: frozenset[str]) -> list[int]:
-        return sorted({lv for r in roles for lv in self.levels_by_role.get(r, [])})
+        hit = self._levels_memo.get(roles)
+        if hit is None:
+            hit = self._levels_memo[roles] = sorted({lv for r in roles for lv in self.levels_by_role.get(r, [])})
+        return hit
 
 
 def prepare(j: Jurisdiction) -> Prepared:

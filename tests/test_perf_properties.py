@@ -56,6 +56,21 @@ def test_optimised_durable_path_agrees_with_reference_on_synthetic_corpus(data):
     assert without_engine(uncached("synth").check(r)) == without_engine(uncached("synth", "reference").check(r))
 
 
+@lru_cache(maxsize=None)
+def shared_cached(which: str) -> Engine:
+    # one engine across all examples, so its fact memo fills up and later examples are answered partly from it
+    return Engine(synth() if which == "synth" else mini(), cache_size=64)
+
+
+@pytest.mark.parametrize("which", ["mini", "synth"])
+@settings(max_examples=250, deadline=None)
+@given(data=st.data())
+def test_fact_memo_agrees_with_reference(which, data):
+    rs = mini() if which == "mini" else synth()
+    r = data.draw(requests(rs))
+    assert without_engine(shared_cached(which).check(r)) == without_engine(uncached(which, "reference").check(r))
+
+
 @pytest.mark.parametrize("which", ["mini", "synth"])
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
