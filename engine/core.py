@@ -90,6 +90,9 @@ class Engine:
         self.ref = RuleSetRef(version=ruleset.version, hash=self.hash)
         self.backend = backend
         self._citations: dict[str, CitationOut] = {}
+        # output parts are immutable and a pure function of their key, so equal ones are built once and shared
+        self._parts: dict[tuple, Any] = {}
+        self._unless_leaves: dict[str, list[tuple[dict, str, Any]]] = {}
         self._cache.clear()
         self._raw.clear()
 
@@ -172,17 +175,30 @@ class Engine:
                     new: set[str] = set()
                     for u in units:
                         if u.kind == "derive":
-                            new |= set(u.rule.derive)
-                            trace.append(TraceEntry(leg=fact.hop, jurisdiction=fact.jurisdiction, level=level,
-                                                    rule_id=u.rule.id, action="derive", flags=u.rule.derive))
+                            new.update(u.rule.derive)
                         else:
                             fired.append((fact, u, tuple(sorted(flags))))
-                            trace.append(TraceEntry(leg=fact.hop, jurisdiction=fact.jurisdiction, level=level,
-                                                    rule_id=u.rule.id, action=u.kind))
+                        trace.append(self._trace_entry(fact, level, u))
                     flags = flags | new
         finally:
             self.backend.end()
         return self._assemble(n, facts, fired, trace)
+
+    def _part(self, key: tuple, make: Any) -> Any:
+        hit = self._parts.get(key)
+        if hit is None:
+            if len(self._parts) > 200_000:
+                self._parts.clear()
+            hit = self._parts[key] = make()
+        return hit
+
+    def _trace_entry(self, fact: Fact, level: int, u: Unit) -> TraceEntry:
+        key = ("t", fact.hop, fact.jurisdiction, level, u.rule.id, u.kind)
+        if u.kind == "derive":
+            return self._part(key, lambda: TraceEntry(leg=fact.hop, jurisdiction=fact.jurisdiction, level=level,
+                                                      rule_id=u.rule.id, action="derive", flags=u.rule.derive))
+        return self._part(key, lambda: TraceEntry(leg=fact.hop, jurisdiction=fact.jurisdiction, level=level,
+                                                  rule_id=u.rule.id, action=u.kind))
 
     def _citation(self, rule: Rule) -> CitationOut:
         hit = self._citations.get(rule.id)
@@ -195,13 +211,18 @@ class Engine:
     def _met_by(self, fact: Fact, rule: Rule, flags: tuple[str, ...]) -> tuple[str, ...]:
         """Explain an exemption: the positive tests of `unless` that hold for this fact."""
         out = []
-        for leaf, positive in walk(rule.unless or {}):
-            if not positive or not holds(leaf, fact.env, frozenset(flags), self.ruleset, fact.jurisdiction, fact.as_of):
+        leaves = self._unless_leaves.get(rule.id)
+        if leaves is None:
+            leaves = self._unless_leaves[rule.id] = [
+                (leaf, *(leaf_op(leaf) if "field" in leaf else ("flag", leaf["flag"])))
+                for leaf, positive in walk(rule.unless or {}) if positive]
+        fl = frozenset(flags)
+        for leaf, op, val in leaves:
+            if not holds(leaf, fact.env, fl, self.ruleset, fact.jurisdiction, fact.as_of):
                 continue
-            if "flag" in leaf:
-                out.append(f"flag {leaf['flag']}")
+            if op == "flag":
+                out.append(f"flag {val}")
                 continue
-            op, val = leaf_op(leaf)
             if op in ("contains", "contains_any", "contains_all"):
                 vals = [val] if isinstance(val, str) else val
                 out += [f"{leaf['field']}: {v}" for v in vals if v in fact.env[leaf["field"]]]
@@ -224,8 +245,9 @@ class Engine:
                           leg=fact.hop, leg_path=f"{leg.src}->{leg.dst}", citation=cit,
                           confidence=rule.confidence, note=rule.note)
             if unit.kind == "exempt":
-                findings.append(Finding(**common, effect="allow", status="met",
-                                        met_by=self._met_by(fact, rule, flags)))
+                met_by = self._met_by(fact, rule, flags)
+                findings.append(self._part(("m", rule.id, fact.hop, common["leg_path"], met_by), lambda: Finding(
+                    **common, effect="allow", status="met", met_by=met_by)))
                 continue
             assert rule.effect is not None
             severity = max(severity, SEVERITY[rule.effect])
@@ -237,8 +259,8 @@ class Engine:
                 if rule.id not in entry["rules"]:
                     entry["rules"].append(rule.id)
                     entry["citations"].append(cit)
-            findings.append(Finding(**common, effect=rule.effect, status="applies",
-                                    obligations=tuple(o.id for o in rule.obligations)))
+            findings.append(self._part(("a", rule.id, fact.hop, common["leg_path"]), lambda: Finding(
+                **common, effect=rule.effect, status="applies", obligations=tuple(o.id for o in rule.obligations))))
         consulted = tuple(dict.fromkeys(f.jurisdiction for f in facts))
         if not findings:
             findings.append(Finding(
