@@ -1,0 +1,1 @@
+"""dfft's HTTP service (FastAPI)."""

@@ -1,0 +1,80 @@
+"""The Decision returned for every check: verdict, findings with citations, obligations, trace."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+from .request import TransferRequest
+
+Verdict = Literal["allowed", "conditional", "blocked"]
+VERDICT_OF_SEVERITY: tuple[Verdict, ...] = ("allowed", "conditional", "blocked")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class CitationOut(Out):
+    law: str
+    law_title: str
+    article: str
+    url: str
+
+
+class Finding(Out):
+    rule_id: str
+    jurisdiction: str
+    domain: Optional[str]
+    effect: Literal["allow", "condition", "block"]
+    status: Literal["applies", "met", "none"]   # met: the rule applied but its `unless` held
+    title: str
+    leg: Optional[int]
+    leg_path: Optional[str]                     # e.g. "JP->VN"
+    citation: Optional[CitationOut]
+    confidence: Optional[str]
+    note: Optional[str] = None
+    obligations: tuple[str, ...] = ()
+    met_by: tuple[str, ...] = ()
+
+
+class ObligationOut(Out):
+    id: str
+    text: str
+    kind: Literal["gating", "ongoing"]          # gating: must be met before the transfer; ongoing: a continuing duty
+    one_of: tuple[str, ...] = ()                # safeguards, any one of which meets it
+    deadline: Optional[str] = None
+    rules: tuple[str, ...]
+    citations: tuple[CitationOut, ...]
+
+
+class TraceEntry(Out):
+    leg: int
+    jurisdiction: str
+    level: int
+    rule_id: str
+    action: Literal["derive", "finding", "exempt"]
+    flags: tuple[str, ...] = ()
+
+
+class RuleSetRef(Out):
+    version: str
+    hash: str
+
+
+class Decision(Out):
+    verdict: Verdict
+    request: TransferRequest
+    as_of: date
+    findings: tuple[Finding, ...]
+    obligations: tuple[ObligationOut, ...]
+    consulted: tuple[str, ...]
+    ruleset: RuleSetRef
+    trace: tuple[TraceEntry, ...]
+    notes: tuple[str, ...] = ()
+    engine: str
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [f.rule_id for f in self.findings]

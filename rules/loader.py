@@ -1,0 +1,362 @@
+"""Load a rule bundle from YAML: schema-check every file, then check meaning, then build the models.
+
+The loader never half-loads: it collects every problem in every file and raises one RuleSetError listing them all,
+or returns a complete RuleSet.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import yaml
+
+from . import schema as S
+from .conditions import flags_in, leaf_op, leaf_values, stratify, walk
+from .model import (
+    DEFAULT_SCOPE,
+    Category,
+    Citation,
+    CodeList,
+    Jurisdiction,
+    Law,
+    Member,
+    Obligation,
+    Regulator,
+    Rule,
+    RuleSet,
+    Vocabulary,
+)
+
+DOMAIN_FILES = {f"{d}.yaml": d for d in S.DOMAINS}
+CODE_FIELDS = ("from", "to", "origin", "destination")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    rule_id: Optional[str]
+    field: Optional[str]
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.rule_id:
+            where += f" rule {self.rule_id}"
+        if self.field:
+            where += f" field {self.field}"
+        return f"{where}: {self.message}"
+
+
+class RuleSetError(Exception):
+    """A rule bundle that failed validation. `problems` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the rule files:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen[key] = loader.construct_object(value_node, deep=deep)
+    return seen
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path, problems: list[Problem]) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.load(fh, Loader=_UniqueKeyLoader)
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
+        problems.append(Problem(str(path), None, None, f"cannot be read as YAML: {e}"))
+        return None
+
+
+def default_rules_dir() -> Path:
+    return Path(str(resources.files("dfft.jurisdictions")))
+
+
+def default_vocabulary_path() -> Path:
+    return Path(str(resources.files("dfft.rules") / "vocabulary.yaml"))
+
+
+def _flatten_errors(errors: Any, path: str = "") -> Iterable[tuple[str, str]]:
+    """Cerberus nests errors as {field: [msg | {index: [...]}]}; yield (dotted path, message)."""
+    if isinstance(errors, dict):
+        for key, val in errors.items():
+            sub = f"{path}.{key}" if path and not isinstance(key, int) else (f"{path}[{key}]" if isinstance(key, int) else str(key))
+            yield from _flatten_errors(val, sub)
+    elif isinstance(errors, list):
+        for item in errors:
+            yield from _flatten_errors(item, path)
+    else:
+        yield path, str(errors)
+
+
+def _schema_check(doc: Any, schema: dict, path: Path, problems: list[Problem]) -> bool:
+    if not isinstance(doc, dict):
+        problems.append(Problem(str(path), None, None, f"expected a YAML mapping at the top, got {type(doc).__name__}"))
+        return False
+    v = S.RuleValidator(schema)
+    if v.validate(doc):
+        return True
+    rules = doc.get("rules") if isinstance(doc.get("rules"), list) else []
+    for field, msg in _flatten_errors(v.errors):
+        rule_id = None
+        m = re.match(r"rules\[(\d+)\]\.?(.*)", field)
+        if m:
+            idx = int(m.group(1))
+            if idx < len(rules) and isinstance(rules[idx], dict):
+                rule_id = str(rules[idx].get("id", f"#{idx}"))
+            field = m.group(2) or None
+        hint = ""
+        if "unallowed value" in msg:
+            hint = _allowed_hint(schema, field)
+        problems.append(Problem(str(path), rule_id, field, msg + hint))
+    return False
+
+
+def _allowed_hint(schema: dict, field: Optional[str]) -> str:
+    if not field:
+        return ""
+    leaf = field.split(".")[-1]
+    for candidate in (S.RULE["schema"], S.RULE["schema"]["then"]["schema"], S.RULE_FILE):
+        if leaf in candidate and "allowed" in candidate[leaf]:
+            return f"; expected one of {candidate[leaf]['allowed']}"
+    return ""
+
+
+def load_vocabulary(path: Optional[Path] = None) -> Vocabulary:
+    path = path or default_vocabulary_path()
+    problems: list[Problem] = []
+    doc = read_yaml(path, problems)
+    if doc is not None and _schema_check(doc, S.VOCABULARY_FILE, path, problems):
+        cats = doc["data_categories"]
+        for name, c in cats.items():
+            for p in c.get("parents", []):
+                if p not in cats:
+                    problems.append(Problem(str(path), None, f"data_categories.{name}.parents",
+                                            f"unknown parent {p!r}; expected one of {sorted(cats)}"))
+    if problems:
+        raise RuleSetError(problems)
+    return Vocabulary(
+        data_categories={n: Category(name=n, **{k: tuple(v) if isinstance(v, list) else v for k, v in c.items()})
+                         for n, c in doc["data_categories"].items()},
+        safeguards=doc["safeguards"],
+        purposes=doc["purposes"],
+        sectors=tuple(doc["sectors"]),
+        exporters=doc["exporters"],
+    )
+
+
+def _code_list(name: str, d: dict) -> CodeList:
+    return CodeList(
+        name=name,
+        title=d["title"],
+        citation=Citation(**d["citation"]) if d.get("citation") else None,
+        source=d.get("source"),
+        confidence=d.get("confidence"),
+        note=d.get("note"),
+        members=tuple(Member(**m) for m in d["members"]),
+    )
+
+
+def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None) -> RuleSet:
+    """Load and validate the bundle under `root` (default: the embedded `jurisdictions/`)."""
+    root = Path(root) if root else default_rules_dir()
+    problems: list[Problem] = []
+    if not root.is_dir():
+        raise RuleSetError([Problem(str(root), None, None, "rule directory does not exist")])
+    vocab = load_vocabulary(vocabulary)
+
+    bundle = read_yaml(root / "bundle.yaml", problems) if (root / "bundle.yaml").exists() else None
+    if bundle is None and not (root / "bundle.yaml").exists():
+        problems.append(Problem(str(root / "bundle.yaml"), None, None, "missing: the bundle needs a version"))
+    elif bundle is not None:
+        _schema_check(bundle, S.BUNDLE_FILE, root / "bundle.yaml", problems)
+
+    groups_doc: dict = {}
+    if (root / "groups.yaml").exists():
+        g = read_yaml(root / "groups.yaml", problems)
+        if g is not None and _schema_check(g, S.GROUPS_FILE, root / "groups.yaml", problems):
+            groups_doc = g
+
+    raw: dict[str, tuple[dict, list[tuple[Path, dict]]]] = {}
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith((".", "_")) or entry.name in ("bundle.yaml", "groups.yaml", "__init__.py"):
+            continue
+        if not entry.is_dir():
+            problems.append(Problem(str(entry), None, None, "unexpected file; expected bundle.yaml, groups.yaml or jurisdiction folders"))
+            continue
+        jpath = entry / "jurisdiction.yaml"
+        if not jpath.exists():
+            problems.append(Problem(str(entry), None, None, "jurisdiction folder without jurisdiction.yaml"))
+            continue
+        jdoc = read_yaml(jpath, problems)
+        if jdoc is None or not _schema_check(jdoc, S.JURISDICTION_FILE, jpath, problems):
+            continue
+        if jdoc["code"] != entry.name:
+            problems.append(Problem(str(jpath), None, "code", f"{jdoc['code']!r} does not match the folder name {entry.name!r}"))
+            continue
+        files = []
+        for f in sorted(entry.iterdir()):
+            if f.name == "jurisdiction.yaml" or f.name.startswith("."):
+                continue
+            if f.name not in DOMAIN_FILES:
+                problems.append(Problem(str(f), None, None, f"unexpected file; expected one of {sorted(DOMAIN_FILES)}"))
+                continue
+            doc = read_yaml(f, problems)
+            if doc is None or not _schema_check(doc, S.RULE_FILE, f, problems):
+                continue
+            if doc["jurisdiction"] != entry.name:
+                problems.append(Problem(str(f), None, "jurisdiction", f"{doc['jurisdiction']!r} does not match the folder {entry.name!r}"))
+            if doc["domain"] != DOMAIN_FILES[f.name]:
+                problems.append(Problem(str(f), None, "domain", f"{doc['domain']!r} does not match the file name {f.name!r}"))
+            files.append((f, doc))
+        raw[entry.name] = (jdoc, files)
+
+    if problems:
+        raise RuleSetError(problems)
+
+    groups = {n: _code_list(n, d) for n, d in (groups_doc.get("groups") or {}).items()}
+    aliases = {bloc: tuple(d.get("members", [])) for bloc, d in (groups_doc.get("aliases") or {}).items()}
+    jurisdictions: dict[str, Jurisdiction] = {}
+    seen_ids: dict[str, str] = {}
+    for code, (jdoc, files) in raw.items():
+        jpath = root / code / "jurisdiction.yaml"
+        lists = {n: _code_list(n, d) for n, d in (jdoc.get("lists") or {}).items()}
+        rules: list[Rule] = []
+        for f, doc in files:
+            for r in doc["rules"]:
+                if r["id"] in seen_ids:
+                    problems.append(Problem(str(f), r["id"], "id", f"duplicate rule id (also in {seen_ids[r['id']]})"))
+                    continue
+                seen_ids[r["id"]] = str(f)
+                then = r["then"]
+                law = jdoc["laws"].get(r["citation"]["law"]) or {}
+                rules.append(Rule(
+                    id=r["id"], jurisdiction=code, domain=doc["domain"], title=r["title"],
+                    scope=r.get("scope") or DEFAULT_SCOPE[doc["domain"]],
+                    citation=Citation(**r["citation"]),
+                    # a rule's window defaults to its law's: no rule is in force before the law it cites
+                    effective_from=r.get("effective_from") or law.get("effective_from"),
+                    effective_until=r.get("effective_until") or law.get("effective_until"),
+                    confidence=r["confidence"], note=r.get("note"),
+                    when=r["when"], unless=r.get("unless"),
+                    effect=then.get("effect"),
+                    obligations=tuple(Obligation(**o) for o in then.get("obligations", [])),
+                    derive=tuple(then.get("derive", [])),
+                ))
+        jurisdictions[code] = Jurisdiction(
+            code=code, name=jdoc["name"], note=jdoc.get("note"),
+            regulators=tuple(Regulator(**x) for x in jdoc.get("regulators", [])),
+            laws={k: Law(key=k, **v) for k, v in jdoc["laws"].items()},
+            lists=lists, rules=tuple(rules),
+        )
+
+    rs = RuleSet(
+        version=bundle["version"], title=bundle.get("title"), vocabulary=vocab,
+        aliases=aliases, groups=groups, jurisdictions=jurisdictions,
+    )
+    problems += check_meaning(rs, root)
+    if problems:
+        raise RuleSetError(problems)
+    return rs
+
+
+def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
+    """Checks the schema cannot express: references resolve, values are in the vocabulary, semantics hold."""
+    out: list[Problem] = []
+    vocab = rs.vocabulary
+    scalar_vocab = {"exporter": set(vocab.exporters), "sector": set(vocab.sectors), "purpose": set(vocab.purposes)}
+    set_vocab = {"data_categories": set(vocab.data_categories), "safeguards": set(vocab.safeguards)}
+    for code, j in rs.jurisdictions.items():
+        for name, lst in j.lists.items():
+            _check_list(lst, str(root / code / "jurisdiction.yaml"), f"lists.{name}", out)
+        for key, law in j.laws.items():
+            if law.effective_from and law.effective_until and law.effective_from >= law.effective_until:
+                out.append(Problem(str(root / code / "jurisdiction.yaml"), None, f"laws.{key}", "effective_from is not before effective_until"))
+        derived = {f for r in j.rules for f in r.derive}
+        for r in j.rules:
+            file = str(root / code / f"{r.domain}.yaml")
+
+            def bad(field: str, msg: str) -> None:
+                out.append(Problem(file, r.id, field, msg))
+
+            if not r.id.startswith(code + "-"):
+                bad("id", f"must start with the jurisdiction code '{code}-'")
+            if r.citation.law not in j.laws:
+                bad("citation.law", f"unknown law {r.citation.law!r}; expected one of {sorted(j.laws)}")
+            if r.effective_from and r.effective_until and r.effective_from >= r.effective_until:
+                bad("effective_until", "must be after effective_from")
+            law = j.laws.get(r.citation.law)
+            if law and law.effective_from and r.effective_from and r.effective_from < law.effective_from:
+                bad("effective_from", f"{r.effective_from} is before {law.key} took effect ({law.effective_from})")
+            if law and law.effective_until and r.effective_until and r.effective_until > law.effective_until:
+                bad("effective_until", f"{r.effective_until} is after {law.key} ended ({law.effective_until})")
+            if r.confidence != "high" and not r.note:
+                bad("note", f"confidence {r.confidence} needs a note saying what could not be verified")
+            for part, cond in (("when", r.when), ("unless", r.unless)):
+                if cond is None:
+                    continue
+                for leaf, positive in walk(cond):
+                    if "flag" in leaf:
+                        if leaf["flag"] not in derived:
+                            bad(part, f"flag {leaf['flag']!r} is not derived by any rule of {code}; derived flags: {sorted(derived)}")
+                        continue
+                    field = leaf["field"]
+                    op, _ = leaf_op(leaf)
+                    for v in leaf_values(leaf):
+                        if field in set_vocab and v not in set_vocab[field]:
+                            bad(part, f"unknown {field} value {v!r}; expected one of {sorted(set_vocab[field])}")
+                        elif field in scalar_vocab and v not in scalar_vocab[field]:
+                            bad(part, f"unknown {field} value {v!r}; expected one of {sorted(scalar_vocab[field])}")
+                        elif field in CODE_FIELDS and op != "in_list" and not re.match(S.CODE_RE, str(v)):
+                            bad(part, f"{field} value {v!r} is not a two-letter code")
+                        elif op == "in_list":
+                            try:
+                                rs.code_list(code, v)
+                            except KeyError:
+                                bad(part, f"unknown list {v!r}; own lists {sorted(j.lists)}, groups {sorted(rs.groups)}, "
+                                          "or another jurisdiction's as CODE.name")
+                    if field == "safeguards" and r.effect in ("condition", "block") and (positive == (part == "when")):
+                        bad(part, "a safeguard here would make the rule fire when it is added "
+                                  "(adding a safeguard must never make a verdict more severe)")
+            held_in_unless = {v for leaf, pos in walk(r.unless) if pos and leaf.get("field") == "safeguards"
+                              for v in leaf_values(leaf)} if r.unless else set()
+            for ob in r.obligations:
+                for s in ob.one_of:
+                    if s not in vocab.safeguards:
+                        bad("then.obligations", f"obligation {ob.id}: unknown safeguard {s!r}; expected one of {sorted(vocab.safeguards)}")
+                    elif r.effect == "condition" and s not in held_in_unless:
+                        bad("unless", f"obligation {ob.id} is met by {s!r}, but holding {s!r} does not make `unless` true")
+            if r.effect == "block" and any(ob.one_of for ob in r.obligations):
+                bad("then.obligations", "a block rule cannot list obligations that a safeguard meets; use effect: condition")
+        try:
+            stratify(list(j.rules))
+        except ValueError as e:
+            out.append(Problem(str(root / code), None, "derive", str(e)))
+    for name, lst in rs.groups.items():
+        _check_list(lst, str(root / "groups.yaml"), f"groups.{name}", out)
+    return out
+
+
+def _check_list(lst: CodeList, file: str, field: str, out: list[Problem]) -> None:
+    if lst.confidence in ("medium", "low") and not lst.note:
+        out.append(Problem(file, None, field, f"confidence {lst.confidence} needs a note"))
+    for m in lst.members:
+        if m.from_ and m.until and m.from_ >= m.until:
+            out.append(Problem(file, None, f"{field}.members.{m.code}", "from is not before until"))

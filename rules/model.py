@@ -1,0 +1,190 @@
+"""Pydantic models of a loaded rule bundle. Everything here is immutable and JSON-serialisable."""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Effect = Literal["allow", "condition", "block"]
+Domain = Literal["data_protection", "localisation", "ip"]
+Scope = Literal["exporter", "importer", "origin"]
+Confidence = Literal["high", "medium", "low"]
+
+DEFAULT_SCOPE: dict[str, str] = {"data_protection": "exporter", "localisation": "origin", "ip": "exporter"}
+SEVERITY: dict[str, int] = {"allow": 0, "condition": 1, "block": 2}
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Citation(Frozen):
+    law: str
+    article: str
+    url: Optional[str] = None
+    quote: Optional[str] = None
+
+
+class Obligation(Frozen):
+    id: str
+    text: str
+    one_of: tuple[str, ...] = ()
+    deadline: Optional[str] = None
+
+
+class Rule(Frozen):
+    id: str
+    jurisdiction: str
+    domain: Domain
+    title: str
+    scope: Scope
+    citation: Citation
+    effective_from: Optional[date] = None
+    effective_until: Optional[date] = None
+    confidence: Confidence
+    note: Optional[str] = None
+    when: dict[str, Any]
+    unless: Optional[dict[str, Any]] = None
+    effect: Optional[Effect] = None
+    obligations: tuple[Obligation, ...] = ()
+    derive: tuple[str, ...] = ()
+
+    def in_force(self, on: date) -> bool:
+        return (self.effective_from is None or self.effective_from <= on) and (
+            self.effective_until is None or on < self.effective_until
+        )
+
+
+class Member(Frozen):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    code: str
+    from_: Optional[date] = Field(None, alias="from")
+    until: Optional[date] = None
+    note: Optional[str] = None
+
+    def active(self, on: date) -> bool:
+        return (self.from_ is None or self.from_ <= on) and (self.until is None or on < self.until)
+
+
+class CodeList(Frozen):
+    name: str
+    title: str
+    citation: Optional[Citation] = None
+    source: Optional[str] = None
+    confidence: Optional[Confidence] = None
+    note: Optional[str] = None
+    members: tuple[Member, ...] = ()
+
+    def contains(self, code: str, on: date) -> bool:
+        return any(m.code == code and m.active(on) for m in self.members)
+
+
+class Law(Frozen):
+    key: str
+    title: str
+    url: str
+    effective_from: Optional[date] = None
+    effective_until: Optional[date] = None
+    source_date: Optional[date] = None
+    note: Optional[str] = None
+
+
+class Regulator(Frozen):
+    name: str
+    url: Optional[str] = None
+
+
+class Jurisdiction(Frozen):
+    code: str
+    name: str
+    note: Optional[str] = None
+    regulators: tuple[Regulator, ...] = ()
+    laws: dict[str, Law]
+    lists: dict[str, CodeList] = {}
+    rules: tuple[Rule, ...] = ()
+
+    def rules_in(self, domain: str) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.domain == domain)
+
+
+class Category(Frozen):
+    name: str
+    title: str
+    parents: tuple[str, ...] = ()
+    fideslang: tuple[str, ...] = ()
+    dpv: tuple[str, ...] = ()
+
+
+class Vocabulary(Frozen):
+    data_categories: dict[str, Category]
+    safeguards: dict[str, str]
+    purposes: dict[str, str]
+    sectors: tuple[str, ...]
+    exporters: dict[str, str]
+
+    def closure(self, categories: set[str] | frozenset[str]) -> frozenset[str]:
+        """Categories with all their ancestors: health data is also sensitive personal and personal data."""
+        out: set[str] = set()
+        todo = list(categories)
+        while todo:
+            c = todo.pop()
+            if c not in out:
+                out.add(c)
+                todo.extend(self.data_categories[c].parents)
+        return frozenset(out)
+
+    def values_for(self, field: str) -> list[str]:
+        return {
+            "data_categories": sorted(self.data_categories),
+            "safeguards": sorted(self.safeguards),
+            "purpose": sorted(self.purposes),
+            "sector": sorted(self.sectors),
+            "exporter": sorted(self.exporters),
+        }[field]
+
+
+class RuleSet(Frozen):
+    """A versioned bundle: vocabulary, groups, jurisdictions and their rules."""
+
+    version: str
+    title: Optional[str] = None
+    vocabulary: Vocabulary
+    aliases: dict[str, tuple[str, ...]] = {}
+    groups: dict[str, CodeList] = {}
+    jurisdictions: dict[str, Jurisdiction]
+
+    def canonical(self) -> dict[str, Any]:
+        """A canonical JSON form: keys and rules sorted, so file and rule order do not matter."""
+        data = self.model_dump(mode="json", by_alias=True)
+        for j in data["jurisdictions"].values():
+            j["rules"] = sorted(j["rules"], key=lambda r: r["id"])
+        return data
+
+    @property
+    def hash(self) -> str:
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def rule(self, rule_id: str) -> Rule:
+        for j in self.jurisdictions.values():
+            for r in j.rules:
+                if r.id == rule_id:
+                    return r
+        raise KeyError(rule_id)
+
+    def all_rules(self) -> list[Rule]:
+        return [r for code in sorted(self.jurisdictions) for r in self.jurisdictions[code].rules]
+
+    def code_list(self, owner: str, ref: str) -> CodeList:
+        """Resolve an `in_list` reference made by a rule of `owner`."""
+        if "." in ref:
+            code, name = ref.split(".", 1)
+            return self.jurisdictions[code].lists[name]
+        own = self.jurisdictions[owner].lists if owner in self.jurisdictions else {}
+        if ref in own:
+            return own[ref]
+        return self.groups[ref]

@@ -1,0 +1,241 @@
+"""Cerberus schemas for every YAML file of a rule bundle.
+
+The schema is the first gate: nothing is compiled or evaluated until every file passes it.
+Conditions are recursive, so they are checked by a custom ``check_with`` rule that walks the tree.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import cerberus
+
+CODE_RE = r"^[A-Z]{2}$"
+DATE = {"type": "date", "nullable": True}
+EFFECTS = ["allow", "condition", "block"]
+DOMAINS = ["data_protection", "localisation", "ip"]
+SCOPES = ["exporter", "importer", "origin"]
+CONFIDENCE = ["high", "medium", "low"]
+FLAG_RE = r"^[a-z][a-z0-9_]*$"
+
+# Fields a condition may test, with the operators each accepts.
+SCALAR_OPS = ("eq", "ne", "in", "not_in")
+CODE_OPS = SCALAR_OPS + ("in_list",)
+NUMBER_OPS = ("eq", "ne", "gte", "gt", "lte", "lt")
+SET_OPS = ("contains", "contains_any", "contains_all")
+FIELD_OPS: dict[str, tuple[str, ...]] = {
+    "from": CODE_OPS,
+    "to": CODE_OPS,
+    "origin": CODE_OPS,
+    "destination": CODE_OPS,
+    "hop": NUMBER_OPS,
+    "hops": NUMBER_OPS,
+    "subjects": NUMBER_OPS,
+    "exporter": SCALAR_OPS,
+    "sector": SCALAR_OPS,
+    "purpose": SCALAR_OPS,
+    "data_categories": SET_OPS,
+    "safeguards": SET_OPS,
+}
+LIST_VALUED_OPS = ("in", "not_in", "contains_any", "contains_all")
+ALL_OPS = sorted({op for ops in FIELD_OPS.values() for op in ops})
+
+
+def condition_problems(cond: Any, path: str = "") -> list[str]:
+    """Structural problems of a condition tree, as human-readable strings (empty when fine)."""
+    here = path or "condition"
+    if not isinstance(cond, dict):
+        return [f"{here}: expected a mapping with one of all/any/not/flag/field, got {type(cond).__name__}"]
+    keys = set(cond)
+    if keys & {"all", "any"}:
+        (key,) = keys & {"all", "any"} if len(keys) == 1 else (None,)
+        if key is None:
+            return [f"{here}: '{'/'.join(sorted(keys))}' together; expected exactly one of all/any/not/flag/field"]
+        items = cond[key]
+        if not isinstance(items, list) or not items:
+            return [f"{here}.{key}: expected a non-empty list of conditions"]
+        out: list[str] = []
+        for i, item in enumerate(items):
+            out += condition_problems(item, f"{here}.{key}[{i}]")
+        return out
+    if "not" in keys:
+        if keys != {"not"}:
+            return [f"{here}: 'not' takes no sibling keys, found {sorted(keys - {'not'})}"]
+        return condition_problems(cond["not"], f"{here}.not")
+    if "flag" in keys:
+        if keys != {"flag"}:
+            return [f"{here}: 'flag' takes no sibling keys, found {sorted(keys - {'flag'})}"]
+        if not isinstance(cond["flag"], str) or not re.match(FLAG_RE, cond["flag"]):
+            return [f"{here}.flag: expected a lower_snake_case flag name, got {cond['flag']!r}"]
+        return []
+    if "field" in keys:
+        field = cond["field"]
+        if field not in FIELD_OPS:
+            return [f"{here}.field: unknown field {field!r}; expected one of {sorted(FIELD_OPS)}"]
+        ops = keys - {"field"}
+        if len(ops) != 1:
+            return [f"{here}: expected exactly one operator beside 'field', one of {list(FIELD_OPS[field])}; got {sorted(ops)}"]
+        (op,) = ops
+        if op not in FIELD_OPS[field]:
+            return [f"{here}.{op}: operator not valid for field {field!r}; expected one of {list(FIELD_OPS[field])}"]
+        val = cond[op]
+        if op in LIST_VALUED_OPS:
+            if not isinstance(val, list) or not val or not all(isinstance(v, str) for v in val):
+                return [f"{here}.{op}: expected a non-empty list of strings"]
+        elif field in ("hop", "hops", "subjects"):
+            if not isinstance(val, int) or isinstance(val, bool) or val < 0:
+                return [f"{here}.{op}: expected a non-negative integer, got {val!r}"]
+        elif not isinstance(val, str):
+            return [f"{here}.{op}: expected a string, got {val!r}"]
+        return []
+    return [f"{here}: expected one of all/any/not/flag/field, got keys {sorted(keys)}"]
+
+
+class RuleValidator(cerberus.Validator):
+    def _check_with_condition(self, field: str, value: Any) -> None:
+        for problem in condition_problems(value, field):
+            self._error(field, problem)
+
+
+CITATION = {
+    "type": "dict",
+    "required": True,
+    "schema": {
+        "law": {"type": "string", "required": True, "empty": False},
+        "article": {"type": "string", "required": True, "empty": False},
+        "url": {"type": "string", "regex": r"^https?://\S+$"},
+        "quote": {"type": "string"},
+    },
+}
+
+OBLIGATION = {
+    "type": "dict",
+    "schema": {
+        "id": {"type": "string", "required": True, "regex": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"},
+        "text": {"type": "string", "required": True, "empty": False},
+        "one_of": {"type": "list", "schema": {"type": "string"}, "empty": False},
+        "deadline": {"type": "string", "empty": False},
+    },
+}
+
+RULE = {
+    "type": "dict",
+    "schema": {
+        "id": {"type": "string", "required": True, "regex": r"^[A-Z]{2}-[A-Za-z0-9][A-Za-z0-9_.\-]*$"},
+        "title": {"type": "string", "required": True, "empty": False},
+        "scope": {"type": "string", "allowed": SCOPES},
+        "citation": CITATION,
+        "effective_from": DATE,
+        "effective_until": DATE,
+        "confidence": {"type": "string", "required": True, "allowed": CONFIDENCE},
+        "note": {"type": "string", "empty": False},
+        "when": {"type": "dict", "required": True, "check_with": "condition"},
+        "unless": {"type": "dict", "check_with": "condition"},
+        "then": {
+            "type": "dict",
+            "required": True,
+            "schema": {
+                "effect": {"type": "string", "allowed": EFFECTS, "excludes": "derive", "required": True},
+                "obligations": {"type": "list", "schema": OBLIGATION, "excludes": "derive"},
+                "derive": {"type": "list", "schema": {"type": "string", "regex": FLAG_RE}, "empty": False,
+                           "excludes": ["effect", "obligations"], "required": True},
+            },
+        },
+    },
+}
+
+RULE_FILE = {
+    "jurisdiction": {"type": "string", "required": True, "regex": CODE_RE},
+    "domain": {"type": "string", "required": True, "allowed": DOMAINS},
+    "rules": {"type": "list", "required": True, "schema": RULE},
+}
+
+MEMBER = {
+    "type": "dict",
+    "schema": {
+        "code": {"type": "string", "required": True, "regex": CODE_RE},
+        "from": DATE,
+        "until": DATE,
+        "note": {"type": "string"},
+    },
+}
+
+LIST = {
+    "type": "dict",
+    "schema": {
+        "title": {"type": "string", "required": True, "empty": False},
+        "citation": {**CITATION, "required": False},
+        "source": {"type": "string"},
+        "confidence": {"type": "string", "allowed": CONFIDENCE},
+        "note": {"type": "string"},
+        "members": {"type": "list", "required": True, "schema": MEMBER},
+    },
+}
+
+JURISDICTION_FILE = {
+    "code": {"type": "string", "required": True, "regex": CODE_RE},
+    "name": {"type": "string", "required": True, "empty": False},
+    "note": {"type": "string"},
+    "regulators": {
+        "type": "list",
+        "schema": {"type": "dict", "schema": {"name": {"type": "string", "required": True}, "url": {"type": "string"}}},
+    },
+    "laws": {
+        "type": "dict",
+        "required": True,
+        "keysrules": {"type": "string", "regex": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"},
+        "valuesrules": {
+            "type": "dict",
+            "schema": {
+                "title": {"type": "string", "required": True, "empty": False},
+                "url": {"type": "string", "required": True, "regex": r"^https?://\S+$"},
+                "effective_from": DATE,
+                "effective_until": DATE,
+                "source_date": DATE,
+                "note": {"type": "string"},
+            },
+        },
+    },
+    "lists": {"type": "dict", "keysrules": {"type": "string", "regex": r"^[a-z][a-z0-9_]*$"}, "valuesrules": LIST},
+}
+
+GROUPS_FILE = {
+    "aliases": {
+        "type": "dict",
+        "keysrules": {"type": "string", "regex": CODE_RE},
+        "valuesrules": {
+            "type": "dict",
+            "schema": {"title": {"type": "string"}, "members": {"type": "list", "schema": {"type": "string", "regex": CODE_RE}}},
+        },
+    },
+    "groups": {"type": "dict", "keysrules": {"type": "string", "regex": r"^[A-Z][A-Z0-9_]*$"}, "valuesrules": LIST},
+}
+
+BUNDLE_FILE = {
+    "version": {"type": "string", "required": True, "regex": r"^\d+\.\d+\.\d+$"},
+    "title": {"type": "string"},
+}
+
+VOCABULARY_FILE = {
+    "data_categories": {
+        "type": "dict",
+        "required": True,
+        "keysrules": {"type": "string", "regex": FLAG_RE},
+        "valuesrules": {
+            "type": "dict",
+            "schema": {
+                "title": {"type": "string", "required": True},
+                "parents": {"type": "list", "schema": {"type": "string"}},
+                "fideslang": {"type": "list", "schema": {"type": "string"}},
+                "dpv": {"type": "list", "schema": {"type": "string"}},
+            },
+        },
+    },
+    "safeguards": {"type": "dict", "required": True, "keysrules": {"type": "string", "regex": FLAG_RE},
+                   "valuesrules": {"type": "string"}},
+    "purposes": {"type": "dict", "required": True, "keysrules": {"type": "string", "regex": FLAG_RE},
+                 "valuesrules": {"type": "string"}},
+    "sectors": {"type": "list", "required": True, "schema": {"type": "string", "regex": FLAG_RE}},
+    "exporters": {"type": "dict", "required": True, "keysrules": {"type": "string", "regex": FLAG_RE},
+                  "valuesrules": {"type": "string"}},
+}

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from dfft.engine import Engine
+from dfft.rules import load_ruleset
+
+HERE = Path(__file__).parent
+MINI = HERE / "fixtures" / "mini"
+GOLDEN = HERE / "golden"
+
+# CI runs a fixed, reproducible set of examples; set HYPOTHESIS_PROFILE=dev locally to explore new ones.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def mini_rs():
+    return load_ruleset(MINI)
+
+
+@pytest.fixture(scope="session")
+def mini_engine(mini_rs):
+    return Engine(mini_rs, cache_size=0)
+
+
+@pytest.fixture(scope="session")
+def corpus_rs():
+    return load_ruleset()
+
+
+@pytest.fixture(scope="session")
+def corpus_engine(corpus_rs):
+    return Engine(corpus_rs, cache_size=0)
+
+
+@pytest.fixture(scope="session")
+def corpus_reference(corpus_rs):
+    return Engine(corpus_rs, backend="reference", cache_size=0)

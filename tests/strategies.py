@@ -1,0 +1,67 @@
+"""Hypothesis strategies for transfer requests, built from a rule set so they hit its boundaries:
+dates around every effective date, volumes around every threshold, every code, category and safeguard."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from hypothesis import strategies as st
+
+from dfft.rules.conditions import walk
+from dfft.rules.model import RuleSet
+
+UNCOVERED = ["BR", "KP", "CH", "AE", "ZA"]
+
+
+_memo: dict[int, tuple] = {}
+
+
+def boundaries(rs: RuleSet) -> tuple[list[date], list[int]]:
+    if id(rs) in _memo:
+        return _memo[id(rs)][1]
+    days = {date(2018, 1, 1), date(2023, 6, 1), date(2025, 1, 1), date(2026, 6, 1), date(2028, 1, 1)}
+    counts = {0, 1, 50, 1000, 100_000, 10_000_000}
+    lists = [lst for j in rs.jurisdictions.values() for lst in j.lists.values()] + list(rs.groups.values())
+    for r in rs.all_rules():
+        for d in (r.effective_from, r.effective_until):
+            if d:
+                days |= {d - timedelta(days=1), d}
+        for cond in (r.when, r.unless):
+            for leaf, _ in walk(cond or {}):
+                if leaf.get("field") == "subjects":
+                    v = next(v for k, v in leaf.items() if k != "field")
+                    counts |= {max(v - 1, 0), v, v + 1}
+    for lst in lists:
+        for m in lst.members:
+            for d in (m.from_, m.until):
+                if d:
+                    days |= {d - timedelta(days=1), d}
+    _memo[id(rs)] = (rs, (sorted(days), sorted(counts)))  # keep rs alive so its id is not reused
+    return _memo[id(rs)][1]
+
+
+def requests(rs: RuleSet, max_via: int = 2) -> st.SearchStrategy[dict]:
+    covered = sorted(rs.jurisdictions)
+    days, counts = boundaries(rs)
+    vocab = rs.vocabulary
+
+    @st.composite
+    def build(draw):
+        origin = draw(st.sampled_from(covered))
+        via = draw(st.lists(st.sampled_from(covered), max_size=max_via))
+        dest = draw(st.sampled_from(covered + [c for c in UNCOVERED if c not in covered]))
+        path = [origin, *via, dest]
+        if any(a == b for a, b in zip(path, path[1:])):
+            via = []
+            if dest == origin:
+                dest = next(c for c in covered + UNCOVERED if c != origin)
+        return dict(
+            origin=origin, via=via, destination=dest,
+            data_categories=draw(st.lists(st.sampled_from(sorted(vocab.data_categories)), min_size=1, max_size=4, unique=True)),
+            subjects=draw(st.one_of(st.none(), st.sampled_from(counts))),
+            safeguards=draw(st.lists(st.sampled_from(sorted(vocab.safeguards)), max_size=4, unique=True)),
+            exporter=draw(st.sampled_from(sorted(vocab.exporters))),
+            sector=draw(st.sampled_from(sorted(vocab.sectors))),
+            purpose=draw(st.sampled_from(sorted(vocab.purposes))),
+            as_of=draw(st.sampled_from(days)).isoformat(),
+        )
+    return build()

@@ -1,0 +1,71 @@
+"""The `dfft` command as a user runs it: a real process, documented exit codes, JSON that matches the engine."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dfft.engine import Engine
+from dfft.rules import load_ruleset
+
+from .conftest import MINI
+
+DFFT = [sys.executable, "-m", "dfft.cli"]
+
+
+def run(*args, rules=MINI):
+    return subprocess.run([*DFFT, "--rules", str(rules), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, code", [
+    (["--from", "JP", "--to", "VN", "--data", "personal", "--safeguard", "consent", "--as-of", "2025-01-01"], 0),
+    (["--from", "JP", "--to", "VN", "--data", "personal", "--as-of", "2026-06-01"], 1),
+    (["--from", "VN", "--to", "SG", "--data", "core_data", "--as-of", "2026-06-01"], 2),
+    (["--from", "XX", "--to", "VN", "--data", "personal"], 3),
+    (["--from", "JP", "--to", "VN", "--data", "personnel"], 3),
+    (["--from", "JP", "--to", "VN", "--data", "personal", "--as-of", "soon"], 3),
+    (["--from", "JP", "--data", "personal"], 3),
+])
+def test_exit_codes(args, code):
+    p = run("check", *args)
+    assert p.returncode == code, p.stdout + p.stderr
+    if code == 3:
+        assert p.stderr.strip()
+
+
+def test_text_output_cites_and_lists_obligations():
+    p = run("check", "--from", "JP", "--via", "SG", "--to", "VN", "--data", "personal,health", "--subjects", "50000",
+            "--as-of", "2026-06-01")
+    assert "CONDITIONAL" in p.stdout and "L1 Art. 3" in p.stdout and "[gating] JP-ob-consent" in p.stdout
+
+
+def test_json_is_the_engine_decision():
+    p = run("check", "--from", "JP", "--to", "VN", "--data", "personal", "--subjects", "1000", "--as-of", "2026-06-01",
+            "--json")
+    assert p.returncode == 1
+    d = Engine(load_ruleset(MINI)).check(dict(origin="JP", destination="VN", data_categories=["personal"],
+                                              subjects=1000, as_of="2026-06-01"))
+    assert json.loads(p.stdout) == json.loads(d.model_dump_json())
+
+
+def test_lint_ok_and_bad_rules_exit_4(tmp_path):
+    p = run("lint")
+    assert p.returncode == 0 and "3 jurisdictions" in p.stdout
+    bad = tmp_path / "b"
+    shutil.copytree(MINI, bad)
+    (bad / "SG" / "data_protection.yaml").write_text("jurisdiction: SG\ndomain: data_protection\nrules:\n  - id: SG-x\n")
+    p = run("lint", rules=bad)
+    assert p.returncode == 4 and "SG-x" in p.stderr and "title" in p.stderr
+
+
+def test_rules_list_and_show():
+    p = run("rules", "list", "--json")
+    assert {r["code"] for r in json.loads(p.stdout)} == {"JP", "SG", "VN"}
+    p = run("rules", "show", "JP-consent")
+    assert json.loads(p.stdout)["citation"]["article"] == "Art. 3"
+    assert run("rules", "show", "JP").returncode == 0
+    assert run("rules", "show", "nope").returncode == 3
