@@ -163,6 +163,24 @@ def rules_list(as_json: bool = typer.Option(False, "--json")) -> None:
     out.print(t)
 
 
+@rules_app.command("coverage")
+def rules_coverage(as_markdown: bool = typer.Option(False, "--markdown", help="Print the Markdown of docs/coverage.md")) -> None:
+    """For every jurisdiction x domain: rule count, confidence (high/medium/low) and newest source date."""
+    from .rules.coverage import DOMAINS, coverage, markdown
+
+    rs = state.ruleset()
+    if as_markdown:
+        sys.stdout.write(markdown(rs))
+        return
+    t = Table(title=f"Rule coverage (bundle {rs.version}); cells: rules (high/medium/low) newest source")
+    t.add_column("code")
+    for d in DOMAINS:
+        t.add_column(d)
+    for code, row in coverage(rs).items():
+        t.add_row(code, *(row[d].text() for d in DOMAINS))
+    out.print(t)
+
+
 @rules_app.command("show")
 def rules_show(ident: str = typer.Argument(..., help="A jurisdiction code (JP) or a rule id (JP-APPI-28-consent)")) -> None:
     """Show a jurisdiction's rules, or one rule in full."""
