@@ -104,7 +104,7 @@ def compare(rid: str, base: Decision, new: Decision, sc: Scenario) -> RequestDif
     disappeared = []
     for k in bk:
         if k not in nk:
-            fc = _fc(bk[k], False, sc, base)
+            fc = _fc(bk[k], False, sc, new)
             if bk[k].status == "applies" and k[0] in met_now:
                 fc = fc.model_copy(update={"why": "now met by " + (", ".join(met_now[k[0]].met_by) or "the facts")})
             disappeared.append(fc)
