@@ -33,11 +33,17 @@ class Engines:
         self.today = today or date.today()
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._lock = threading.Lock()
+        self._hashes: dict[int, tuple[RuleSet, str]] = {}
 
     def engine(self, rs: Optional[RuleSet] = None) -> Engine:
         rs = rs or self.baseline
-        key = rs.hash
         with self._lock:
+            known = self._hashes.get(id(rs))
+            if known is None or known[0] is not rs:   # RuleSet.hash dumps the whole bundle: compute it once
+                known = self._hashes[id(rs)] = (rs, rs.hash)
+                if len(self._hashes) > 4 * self.limit:
+                    self._hashes.pop(next(iter(self._hashes)))
+            key = known[1]
             e = self._engines.get(key)
             if e is None:
                 e = Engine(rs, backend=self.backend, today=self.today)  # type: ignore[arg-type]
