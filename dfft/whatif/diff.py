@@ -101,6 +101,7 @@ def compare(rid: str, base: Decision, new: Decision, sc: Scenario) -> RequestDif
         return ObligationChange(id=o.id, text=o.text, kind=o.kind, one_of=o.one_of, rules=o.rules, citations=o.citations)
 
     met_now = {f.rule_id: f for f in new.findings if f.status == "met"}
+    applied_before = {(f.rule_id, f.leg_path) for f in base.findings if f.status == "applies"}
     disappeared = []
     for k in bk:
         if k not in nk:
@@ -115,7 +116,7 @@ def compare(rid: str, base: Decision, new: Decision, sc: Scenario) -> RequestDif
         baseline=base.verdict, scenario=new.verdict,
         direction="better" if sn < sb else "worse" if sn > sb else "same",
         appeared=tuple(_fc(nk[k], True, sc, new) for k in nk if k not in bk
-                       and not (k[1] == "met" and (k[0], "applies", k[2], k[3]) in bk)),
+                       and not (k[1] == "met" and (k[0], k[3]) in applied_before)),
         disappeared=tuple(disappeared),
         obligations_appeared=tuple(oc(no[k]) for k in no if k not in bo or no[k].kind != bo[k].kind),
         obligations_disappeared=tuple(oc(bo[k]) for k in bo if k not in no or no[k].kind != bo[k].kind),

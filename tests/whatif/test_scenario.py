@@ -132,3 +132,11 @@ def test_eu_adequacy_example_diff(mini_eu):
     assert (it.baseline, it.scenario, it.direction) == ("conditional", "allowed", "better")
     assert [f.rule_id for f in it.disappeared] == ["EU-46"] and it.disappeared[0].citation.article == "Art. 46"
     assert [o.id for o in it.obligations_disappeared] == ["EU-ob-46"]
+
+
+def test_a_finding_that_becomes_met_is_reported_once(engines):
+    sc = load_scenario(EXAMPLES / "asean-mcc.yaml", engines.baseline)
+    it = diff(engines, [{"id": "x", "origin": "SG", "destination": "VN", "data_categories": ["personal"],
+                         "as_of": "2026-06-01"}], sc).items[0]
+    assert [f.rule_id for f in it.appeared] == []
+    assert [(f.rule_id, f.why) for f in it.disappeared] == [("SG-26", "now met by safeguards: asean_mcc")]
