@@ -215,6 +215,10 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000))
     uvicorn.run(create_app(rules_dir=state.rules_dir), host=host, port=port)
 
 
+from .cli_whatif import register as _register_whatif  # noqa: E402  (whatif, matrix, timeline, remedy)
+_register_whatif(app, state)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: maps every failure to a documented exit code (never 0, 1 or 2 on an error)."""
     try:
