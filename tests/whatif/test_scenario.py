@@ -21,7 +21,7 @@ def problems(doc, rs):
     ({"facts": []}, "s.yaml field name: required field"),
     ({"name": "x", "law": {"disable_rules": ["VN-tiaa"]}}, "unknown rule 'VN-tiaa'; did you mean VN-tia"),
     ({"name": "x", "law": {"rule_dates": [{"rule": "nope", "effective_from": "2027-01-01"}]}}, "law.rule_dates[0].rule: unknown rule 'nope'"),
-    ({"name": "x", "law": {"lists": [{"list": "JP.adequacy", "add": ["ID"]}]}}, "unknown list 'JP.adequacy'; expected one of ['ASEAN', 'JP.equivalent']"),
+    ({"name": "x", "law": {"lists": [{"list": "JP.adequacy", "add": ["ID"]}]}}, "unknown list 'JP.adequacy'; expected one of ['ASEAN', 'JP.equivalent', 'JP.restricted']"),
     ({"name": "x", "facts": [{"where": {"destination": "APEC"}, "add_safeguards": ["consent"]}]}, "facts[0].where.destination: unknown list 'APEC'"),
     ({"name": "x", "facts": [{"add_safeguards": ["sccs"]}]}, "facts[0].add_safeguards: unknown value 'sccs'"),
     ({"name": "x", "facts": [{"sector": "banking"}]}, "facts[0].sector: unknown value 'banking'"),
