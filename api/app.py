@@ -14,9 +14,9 @@ import json
 import logging
 import signal
 import threading
-import uuid
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from collections import OrderedDict
+from datetime import date, datetime, timezone
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..engine import CompileError, Decision, Engine, EngineError, RequestError, TransferRequest
 from ..rules import RuleSetError, load_ruleset
 from ..rules.model import Jurisdiction
-from .audit import AuditLog, AuditUnavailable, new_id, row_for
+from .audit import AuditLog, AuditUnavailable, Judged, new_id, row_for
 from .db import open_database
 from .keys import ApiKey, KeyStore
 from .models import (BatchRequest, BatchResponse, DecisionPage, Health, JurisdictionSummary, Problem, ReloadResult,
@@ -38,6 +38,7 @@ from .settings import Settings
 
 log = logging.getLogger("dfft.api")
 PROBLEM = "application/problem+json"
+MEMO_SIZE = 65_536
 JSONL = "application/x-ndjson"
 
 
@@ -113,6 +114,34 @@ class BodyLimit:
         await resp(scope, receive, send)
 
 
+class CatchAll:
+    """Any exception that escapes the app becomes a 500 problem without a verdict or a stack trace; it is logged
+    here and not re-raised, so the server keeps the connection healthy."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(msg: dict) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:   # noqa: BLE001
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await problem(500, "Internal error: no verdict", "an internal error occurred; treat the transfer as "
+                          "not allowed", "urn:dfft:problem:internal-error")(scope, receive, send)
+
+
 # -- rule sets, hot-reloadable ---------------------------------------------------------------------------------
 class Rules:
     """The engine currently serving. A reload builds a complete new Engine (validated and compiled) and swaps it in
@@ -123,7 +152,25 @@ class Rules:
         self.engine = Engine(load_ruleset(rules_dir))
         self.loaded_at = datetime.now(timezone.utc)
         self._lock = threading.Lock()
+        self._memo: OrderedDict[tuple, Judged] = OrderedDict()
+        self._memo_lock = threading.Lock()
         self.reloads = 0
+
+    def judge(self, eng: Engine, request: TransferRequest) -> Judged:
+        """eng.check(request), serialised, memoised per engine on the request as sent (and today's date when the
+        request has no as_of): repeated requests skip normalisation and serialisation."""
+        key = (eng.hash, request, date.today() if request.as_of is None else None)
+        with self._memo_lock:
+            hit = self._memo.get(key)
+            if hit is not None:
+                self._memo.move_to_end(key)
+                return hit
+        j = Judged.of(eng.check(request))
+        with self._memo_lock:
+            self._memo[key] = j
+            while len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+        return j
 
     def info(self) -> RulesetInfo:
         eng, at = self.engine, self.loaded_at
@@ -145,6 +192,8 @@ class Rules:
             except Exception as e:   # noqa: BLE001 — any compilation failure refuses the bundle
                 raise CompileError(f"{type(e).__name__}: {e}") from e
             self.engine, self.loaded_at = eng, datetime.now(timezone.utc)
+            with self._memo_lock:
+                self._memo.clear()
             self.reloads += 1
             log.warning("rule bundle reloaded: %s (%s) replaces %s (%s)", rs.version, eng.hash[:12],
                         previous.version, previous.hash[:12])
@@ -198,6 +247,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                     "problem details. Every decision is recorded in the audit log before it is returned.",
         lifespan=lifespan)
     app.state.settings, app.state.rules, app.state.audit, app.state.keys, app.state.db = settings, rules, audit, keys, db
+    app.add_middleware(CatchAll)
     app.add_middleware(BodyLimit, default=settings.max_body, larger={"/v1/check/batch": settings.max_batch_body})
 
     # -- errors -------------------------------------------------------------------------------------------------
@@ -236,12 +286,6 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         log.error("audit log unavailable: %s", e)
         return problem(503, "Audit log unavailable: no verdict", "the decision could not be recorded, so it is not "
                        "returned; retry later", "urn:dfft:problem:audit-unavailable", headers={"Retry-After": "5"})
-
-    @app.exception_handler(Exception)
-    async def _internal(_: Request, e: Exception):
-        log.exception("unhandled error")
-        return problem(500, "Internal error: no verdict", "an internal error occurred; treat the transfer as not "
-                       "allowed", "urn:dfft:problem:internal-error")
 
     # -- auth ---------------------------------------------------------------------------------------------------
     bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer dfft_...`")
@@ -291,11 +335,11 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
               summary="Judge one transfer", response_description="The decision; its id is in the `Dfft-Decision-Id` "
               "header and in the audit log")
     async def check(request: TransferRequest, key: ApiKey = Depends(check_scope)):
-        decision = rules.engine.check(request)
-        row = row_for(decision, key.id)
+        j = rules.judge(rules.engine, request)
+        row = row_for(j, key.id)
         await asyncio.wrap_future(audit.submit([row]))
-        return Response(decision.model_dump_json(), media_type="application/json",
-                        headers={"Dfft-Decision-Id": row["id"], "Dfft-Ruleset-Hash": decision.ruleset.hash})
+        return Response(j.json, media_type="application/json",
+                        headers={"Dfft-Decision-Id": row["id"], "Dfft-Ruleset-Hash": j.decision.ruleset.hash})
 
     @app.post("/v1/check/batch", response_model=BatchResponse, tags=["checks"],
               responses={**auth_errors, **_problems(413, 422, 500, 503)},
@@ -313,17 +357,17 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         summary = {"allowed": 0, "conditional": 0, "blocked": 0, "invalid": 0}
         for i, req in enumerate(body.requests):
             try:
-                d = eng.check(req)
+                j = rules.judge(eng, req)
             except RequestError as e:
                 summary["invalid"] += 1
                 err = {"type": "urn:dfft:problem:invalid-request", "title": "Invalid transfer request", "status": 422,
                        "detail": str(e), "errors": e.errors}
                 parts.append(f'{{"index":{i},"error":{json.dumps(err)}}}')
                 continue
-            row = row_for(d, key.id, batch_id=batch_id, now=now)
+            row = row_for(j, key.id, batch_id=batch_id, now=now)
             rows.append(row)
-            summary[d.verdict] += 1
-            parts.append(f'{{"index":{i},"decision_id":"{row["id"]}","decision":{d.model_dump_json()}}}')
+            summary[j.decision.verdict] += 1
+            parts.append(f'{{"index":{i},"decision_id":"{row["id"]}","decision":{j.json}}}')
         if rows:
             audit.record(rows)
         head = json.dumps({"batch_id": batch_id, "ruleset": eng.ref.model_dump(), "count": len(parts),

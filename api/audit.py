@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import queue
 import threading
-import uuid
+import time
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator, Optional
 
@@ -29,20 +31,34 @@ class AuditUnavailable(RuntimeError):
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """32 hex digits: microseconds since the epoch, then 72 random bits (time-ordered, like a UUIDv7)."""
+    return f"{time.time_ns() // 1000:014x}{os.urandom(9).hex()}"
 
 
-def row_for(decision: Decision, caller: str, batch_id: Optional[str] = None, decision_id: Optional[str] = None,
-            now: Optional[datetime] = None) -> dict[str, Any]:
-    """The audit row of a decision. The request hash is the SHA-256 of the normalised request's canonical JSON (the
-    engine's memo key), so equal requests have equal hashes however they were spelt."""
-    req = decision.request
-    req_json = req.model_dump_json()
-    return dict(id=decision_id or new_id(), created_at=now or datetime.now(timezone.utc), caller=caller,
-                request_hash=hashlib.sha256(req_json.encode()).hexdigest(), request=req_json, origin=req.origin,
-                destination=req.destination, verdict=decision.verdict,
-                rule_ids=json.dumps([f.rule_id for f in decision.findings]),
-                ruleset_version=decision.ruleset.version, ruleset_hash=decision.ruleset.hash, batch_id=batch_id)
+@dataclass(frozen=True)
+class Judged:
+    """A decision with its serialised forms, computed once (and memoised by the service for repeated requests)."""
+
+    decision: Decision
+    json: str             # the response body
+    request_json: str     # the normalised request, canonical JSON
+    request_hash: str     # its SHA-256: equal requests have equal hashes however they were spelt
+    rule_ids: str         # JSON list of the findings' rule ids
+
+    @classmethod
+    def of(cls, decision: Decision) -> "Judged":
+        req_json = decision.request.model_dump_json()
+        return cls(decision, decision.model_dump_json(), req_json, hashlib.sha256(req_json.encode()).hexdigest(),
+                   json.dumps([f.rule_id for f in decision.findings]))
+
+
+def row_for(j: Judged, caller: str, batch_id: Optional[str] = None, now: Optional[datetime] = None) -> dict[str, Any]:
+    """The audit row of a decision."""
+    d = j.decision
+    return dict(id=new_id(), created_at=now or datetime.now(timezone.utc), caller=caller,
+                request_hash=j.request_hash, request=j.request_json, origin=d.request.origin,
+                destination=d.request.destination, verdict=d.verdict, rule_ids=j.rule_ids,
+                ruleset_version=d.ruleset.version, ruleset_hash=d.ruleset.hash, batch_id=batch_id)
 
 
 class AuditLog:

@@ -22,12 +22,12 @@ decisions = sa.Table(
     sa.Column("caller", sa.String(64), nullable=False, index=True),
     sa.Column("request_hash", sa.String(64), nullable=False, index=True),
     sa.Column("request", sa.Text, nullable=False),
-    sa.Column("origin", sa.String(8), nullable=False, index=True),
-    sa.Column("destination", sa.String(8), nullable=False, index=True),
-    sa.Column("verdict", sa.String(16), nullable=False, index=True),
+    sa.Column("origin", sa.String(8), nullable=False),
+    sa.Column("destination", sa.String(8), nullable=False),
+    sa.Column("verdict", sa.String(16), nullable=False),
     sa.Column("rule_ids", sa.Text, nullable=False),
     sa.Column("ruleset_version", sa.String(64), nullable=False),
-    sa.Column("ruleset_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("ruleset_hash", sa.String(64), nullable=False),
     sa.Column("batch_id", sa.String(32), nullable=True, index=True),
 )
 

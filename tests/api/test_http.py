@@ -191,8 +191,9 @@ def test_engine_failure_is_500_without_verdict(api, monkeypatch, exc):
     def broken(_):
         raise exc
     monkeypatch.setattr(api.app.state.rules.engine, "check", broken)
+    fresh = {**REQ, "subjects": 987_654 + len(str(exc))}   # not memoised by the service
     with api.client() as c:
-        for path, body in (("/v1/check", REQ), ("/v1/check/batch", {"requests": [REQ]})):
+        for path, body in (("/v1/check", fresh), ("/v1/check/batch", {"requests": [fresh]})):
             r = c.post(path, json=body)
             problem = assert_problem(r, 500)
             assert "allowed" not in json.dumps({k: v for k, v in problem.items() if k != "detail"})
