@@ -7,6 +7,7 @@ client has seen survives a killed process or a power cut. PostgreSQL (a URL sett
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -44,10 +45,17 @@ api_keys = sa.Table(
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+SYNCHRONOUS = ("FULL", "NORMAL")
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # FULL (default): a commit has been fsynced, so it survives a power cut as well as a killed process.
+    # NORMAL (DFFT_SQLITE_SYNCHRONOUS=NORMAL): in WAL mode a commit is in the OS page cache before it returns, so it
+    # survives a killed process (the durability the audit log promises) but not an OS crash or power cut.
+    sync = os.environ.get("DFFT_SQLITE_SYNCHRONOUS", "FULL").upper()
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute(f"PRAGMA synchronous={sync if sync in SYNCHRONOUS else 'FULL'}")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
