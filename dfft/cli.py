@@ -206,13 +206,9 @@ def rules_show(ident: str = typer.Argument(..., help="A jurisdiction code (JP) o
     out.print_json(rule.model_dump_json())
 
 
-@app.command()
-def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000)) -> None:
-    """Run the HTTP API (FastAPI on uvicorn) on the embedded defaults."""
-    import uvicorn
+from .cli_api import register as _register_api  # noqa: E402  (`dfft serve`, `dfft keys`)
 
-    from .api.app import create_app
-    uvicorn.run(create_app(rules_dir=state.rules_dir), host=host, port=port)
+_register_api(app, state)
 
 
 from .cli_whatif import register as _register_whatif  # noqa: E402  (whatif, matrix, timeline, remedy)

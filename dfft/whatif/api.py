@@ -5,8 +5,9 @@
 """
 from __future__ import annotations
 
+import threading
 from datetime import date
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence, Union
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -61,12 +62,25 @@ def _problem(status: int, title: str, detail: str, errors: Any = None) -> JSONRe
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
-def create_router(ruleset: RuleSet, backend: str = "durable", max_engines: int = 16) -> APIRouter:
-    engines = Engines(ruleset, backend=backend, limit=max_engines)
-    router = APIRouter(prefix="/v1/whatif", tags=["what-if"])
+def create_router(ruleset: Union[RuleSet, Callable[[], RuleSet]], backend: str = "durable", max_engines: int = 16,
+                  dependencies: Optional[Sequence[Any]] = None) -> APIRouter:
+    """`ruleset` is the baseline, or a function returning the current one (the service passes its live bundle,
+    so what-if analyses follow rule reloads). `dependencies` (e.g. the API-key check) apply to every endpoint."""
+    get_ruleset = ruleset if callable(ruleset) else (lambda: ruleset)
+    pool: dict[str, Any] = {"rs": None, "engines": None}
+    pool_lock = threading.Lock()
+
+    def current() -> tuple[RuleSet, Engines]:
+        rs = get_ruleset()
+        with pool_lock:
+            if pool["rs"] is not rs:
+                pool["rs"], pool["engines"] = rs, Engines(rs, backend=backend, limit=max_engines)
+            return rs, pool["engines"]
+
+    router = APIRouter(prefix="/v1/whatif", tags=["what-if"], dependencies=list(dependencies or []))
 
     def sc(doc: Optional[dict[str, Any]]) -> Optional[Scenario]:
-        return parse_scenario(doc, ruleset, source="request body: scenario") if doc is not None else None
+        return parse_scenario(doc, current()[0], source="request body: scenario") if doc is not None else None
 
     def guarded(fn: Any) -> Any:
         try:
@@ -81,6 +95,7 @@ def create_router(ruleset: RuleSet, backend: str = "durable", max_engines: int =
             return _problem(500, "Internal error: no verdict", "the engine failed; treat transfers as not allowed")
 
     def _engines(as_of: Optional[date]) -> Engines:
+        ruleset, engines = current()
         if as_of is None:
             return engines
         e = Engines(ruleset, backend=backend, limit=max_engines, today=as_of)
@@ -95,18 +110,18 @@ def create_router(ruleset: RuleSet, backend: str = "durable", max_engines: int =
     def post_matrix(body: MatrixRequest):
         def run() -> Matrix:
             profs = body.custom_profiles or load_profiles(None, body.profiles)
-            return matrix(engines, body.origins, profs, body.destinations, sc(body.scenario), body.as_of)
+            return matrix(current()[1], body.origins, profs, body.destinations, sc(body.scenario), body.as_of)
         return guarded(run)
 
     @router.post("/timeline", response_model=Timeline)
     def post_timeline(body: TimelineRequest):
         req = body.request.model_dump(mode="json", exclude={"as_of"})
-        return guarded(lambda: timeline(engines, req, body.start, body.end, sc(body.scenario)))
+        return guarded(lambda: timeline(current()[1], req, body.start, body.end, sc(body.scenario)))
 
     @router.post("/remedy", response_model=RemedyResult)
     def post_remedy(body: RemedyRequest):
         req = body.request.model_dump(mode="json")
-        return guarded(lambda: remedy(engines, req, sc(body.scenario), max_size=body.max_size))
+        return guarded(lambda: remedy(current()[1], req, sc(body.scenario), max_size=body.max_size))
 
     @router.post("/report", response_class=HTMLResponse)
     def post_report(body: WhatIfRequest):
@@ -115,7 +130,8 @@ def create_router(ruleset: RuleSet, backend: str = "durable", max_engines: int =
         def run() -> Any:
             s = sc(body.scenario)
             assert s is not None
-            d = diff(_engines(body.as_of), body.requests, s)
+            engines = _engines(body.as_of)
+            d = diff(engines, body.requests, s)
             return HTMLResponse(render_report(f"What-if: {s.name}", scenario=s, diff=d, ruleset=engines.engine().ref))
         return guarded(run)
 
