@@ -1,19 +1,13 @@
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from tests.conftest import MINI
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .servers import free_port, running_api
 
 
 @pytest.fixture
@@ -25,23 +19,8 @@ def closed_url() -> str:
 @pytest.fixture(scope="session")
 def api_url():
     """A real dfft API (uvicorn + create_app on the fixture bundle) on a free loopback port."""
-    import uvicorn
-
-    from dfft.api.app import create_app
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(rules_dir=MINI), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the dfft API did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running_api(MINI) as url:
+        yield url
 
 
 def _stub_server(status: int, body: bytes, content_type: str):
