@@ -239,7 +239,8 @@ class Guard:
     def __init__(self, request: Union[TransferRequest, dict[str, Any], None] = None, *,
                  engine: Optional[Engine] = None, rules_dir: Union[str, Path, None] = None,
                  api_url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 10.0,
-                 on_conditional: Optional[OnConditional] = None, on_unavailable: Optional[OnUnavailable] = None,
+                 api_key_header: str = "Authorization", on_conditional: Optional[OnConditional] = None,
+                 on_unavailable: Optional[OnUnavailable] = None,
                  audit: Union[AuditSink, str, None] = None, context: Optional[dict[str, Any]] = None,
                  checker: Any = None, logger: Optional[logging.Logger] = None, **fields: Any):
         if isinstance(request, TransferRequest):
@@ -261,7 +262,7 @@ class Guard:
             api_url = api_url if api_url is not None else (None if engine or rules_dir else os.environ.get(ENV_API_URL))
             if api_url and (engine is not None or rules_dir is not None):
                 raise ValueError("give either api_url or engine/rules_dir, not both")
-            checker = (ApiChecker(api_url, api_key or os.environ.get(ENV_API_KEY), timeout) if api_url
+            checker = (ApiChecker(api_url, api_key or os.environ.get(ENV_API_KEY), timeout, api_key_header) if api_url
                        else InProcessChecker(engine, rules_dir))
         self.checker = checker
         self.audit = resolve_audit(audit)

@@ -244,3 +244,39 @@ _collected: list = []
 
 def _collect(record):
     _collected.append(record)
+
+
+def test_api_key_is_sent(api_url):
+    """The key goes in `Authorization: Bearer` (or a header of your choice) -- checked against a recording proxy."""
+    import threading
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    seen = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append(self.headers)   # case-insensitive (urllib sends "X-api-key")
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            req = urllib.request.Request(api_url + self.path, data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req) as r:
+                payload = r.read()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+        assert dfft.guard(**BLOCKED, api_url=url, api_key="k1").evaluate().verdict == "blocked"
+        assert dfft.guard(**ALLOWED, api_url=url, api_key="k2", api_key_header="X-API-Key").evaluate().proceed
+    finally:
+        srv.shutdown()
+    assert seen[0]["Authorization"] == "Bearer k1" and seen[1]["X-API-Key"] == "k2"
