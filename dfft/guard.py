@@ -75,6 +75,18 @@ class TransferBlocked(Exception):
         self.decision = decision
         self.error = error
 
+    def __reduce__(self) -> Any:
+        # Picklable (Prefect stores exceptions in task states; multiprocessing sends them across processes). The
+        # original error may hold a socket or a response: carry its text only.
+        error = self.error if self.error is None or isinstance(self.error, CheckUnavailable) \
+            else CheckUnavailable(f"{type(self.error).__name__}: {self.error}")
+        return (_rebuild_blocked, (str(self), self.reason, self.request, self.decision, error))
+
+
+def _rebuild_blocked(message: str, reason: str, request: dict[str, Any], decision: Optional[Decision],
+                     error: Optional[BaseException]) -> TransferBlocked:
+    return TransferBlocked(message, reason=reason, request=request, decision=decision, error=error)
+
 
 @dataclass(frozen=True)
 class GuardResult:

@@ -280,3 +280,15 @@ def test_api_key_is_sent(api_url):
     finally:
         srv.shutdown()
     assert seen[0]["Authorization"] == "Bearer k1" and seen[1]["X-API-Key"] == "k2"
+
+
+def test_transfer_blocked_pickles_with_its_decision(mini_engine, closed_url):
+    import pickle
+
+    for kwargs in (dict(**BLOCKED, engine=mini_engine), dict(**ALLOWED, api_url=closed_url, timeout=5)):
+        with pytest.raises(TransferBlocked) as ei:
+            dfft.guard(**kwargs).check()
+        e = pickle.loads(pickle.dumps(ei.value))
+        assert (str(e), e.reason, e.request) == (str(ei.value), ei.value.reason, ei.value.request)
+        assert e.decision == ei.value.decision
+        assert (e.error is None) == (ei.value.error is None)
