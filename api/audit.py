@@ -166,3 +166,40 @@ class AuditLog:
                     request_hash=r["request_hash"], request=json.loads(r["request"]), verdict=r["verdict"],
                     rule_ids=json.loads(r["rule_ids"]), ruleset_version=r["ruleset_version"],
                     ruleset_hash=r["ruleset_hash"], batch_id=r["batch_id"])
+
+
+class DatabaseSink:
+    """An audit sink for `dfft.guard` and the Airflow provider in in-process mode: every decision they take is written
+    to the API's audit database (same table and rows as the API's own checks), committed before the guard returns.
+
+    Configure it as `audit=DatabaseSink()` or, by name, `audit="dfft.api.audit:database_sink"` (settings from
+    DFFT_DATABASE_URL / DFFT_DATA_DIR, like `dfft serve`). A guard outcome without a decision (engine or API
+    unreachable) has nothing to record and is skipped; the guard itself fails closed."""
+
+    def __init__(self, url: Optional[str] = None, caller: str = "dfft.guard"):
+        from .db import open_database
+        from .settings import Settings
+
+        self.log = AuditLog(open_database(url or Settings().url))
+        self.caller = caller
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if record.get("decision") is None:
+            return
+        decision = Decision.model_validate(record["decision"])
+        ctx = record.get("context") or {}
+        where = "/".join(str(ctx[k]) for k in ("dag_id", "task_id") if ctx.get(k))
+        self.log.record([row_for(Judged.of(decision), f"{self.caller}:{where}" if where else self.caller)])
+
+
+_default_sink: Optional[DatabaseSink] = None
+_default_lock = threading.Lock()
+
+
+def database_sink(record: dict[str, Any]) -> None:
+    """The process-wide DatabaseSink, created on first use (for `audit="dfft.api.audit:database_sink"`)."""
+    global _default_sink
+    with _default_lock:
+        if _default_sink is None:
+            _default_sink = DatabaseSink()
+    _default_sink(record)
