@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ def run(airflow_env, api_url, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dag")
     env = {**airflow_env, "DFFT_TEST_SHIPPED_FILE": str(tmp / "shipped.txt"),
            "DFFT_TEST_AUDIT_FILE": str(tmp / "audit.jsonl"), "DFFT_TEST_API_URL": api_url,
+           "DFFT_API_KEY": os.environ["DFFT_API_KEY"],
            "DFFT_TEST_DOWN_URL": f"http://127.0.0.1:{free_port()}"}
     proc = subprocess.run([sys.executable, str(HERE / "run_dag.py")], env=env, capture_output=True, text=True,
                           timeout=900, cwd=HERE.parents[1])

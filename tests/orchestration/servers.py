@@ -17,14 +17,25 @@ def free_port() -> int:
 
 @contextmanager
 def running_api(rules_dir: Path) -> Iterator[str]:
-    """Start `dfft.api.app.create_app(rules_dir=...)` under uvicorn on a free 127.0.0.1 port; yield its URL."""
+    """Start the dfft API (`create_app`, audit database in a temporary data directory) under uvicorn on a free
+    127.0.0.1 port; yield its URL. A check-scope API key is created and exported as DFFT_API_KEY meanwhile, which
+    is where `dfft.guard` reads its key from."""
+    import os
+    import tempfile
+
     import uvicorn
 
     from dfft.api.app import create_app
+    from dfft.api.settings import Settings
+    from dfft.guard import ENV_API_KEY
 
+    data_dir = tempfile.mkdtemp(prefix="dfft-api-")
+    app = create_app(Settings(data_dir=Path(data_dir), rules_dir=rules_dir))
+    key, _ = app.state.keys.create("check", "orchestration tests")
+    previous_key = os.environ.get(ENV_API_KEY)
+    os.environ[ENV_API_KEY] = key
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(rules_dir=rules_dir), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -37,3 +48,7 @@ def running_api(rules_dir: Path) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        if previous_key is None:
+            os.environ.pop(ENV_API_KEY, None)
+        else:
+            os.environ[ENV_API_KEY] = previous_key

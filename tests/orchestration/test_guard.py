@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 
 import pytest
 
@@ -258,8 +259,10 @@ def test_api_key_is_sent(api_url):
         def do_POST(self):
             seen.append(self.headers)   # case-insensitive (urllib sends "X-api-key")
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            # the proxy records the key the guard sent, then forwards with the server's real key
             req = urllib.request.Request(api_url + self.path, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json",
+                                                  "X-API-Key": os.environ["DFFT_API_KEY"]})
             with urllib.request.urlopen(req) as r:
                 payload = r.read()
             self.send_response(200)
@@ -292,3 +295,8 @@ def test_transfer_blocked_pickles_with_its_decision(mini_engine, closed_url):
         assert (str(e), e.reason, e.request) == (str(ei.value), ei.value.reason, ei.value.request)
         assert e.decision == ei.value.decision
         assert (e.error is None) == (ei.value.error is None)
+
+
+def test_api_with_a_wrong_key_fails_closed(api_url):
+    r = dfft.guard(**ALLOWED, api_url=api_url, api_key="dfft_nope_nope").evaluate()
+    assert not r.proceed and r.reason == "unavailable" and r.decision is None and "401" in r.message
