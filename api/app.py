@@ -1,35 +1,464 @@
-"""A minimal FastAPI service: POST /v1/check and GET /healthz. The production service grows from here."""
+"""The pre-transfer check service (FastAPI), versioned under /v1.
+
+    create_app(Settings(...))  ->  FastAPI app; `dfft serve` runs it on uvicorn.
+
+Everything a client can get wrong is answered with RFC 9457 problem details; anything that goes wrong inside is a
+500 problem without a verdict and without a stack trace (fail closed). Every decision is committed to the audit
+log before it is returned, and names the hash of the rule bundle that produced it.
+"""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
+import asyncio
+import hashlib
+import json
+import logging
+import signal
+import threading
+from contextlib import asynccontextmanager
+from collections import OrderedDict
+from datetime import date, datetime, timezone
+from typing import Any, Optional
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..engine import Decision, Engine, EngineError, RequestError, TransferRequest
-from ..rules import load_ruleset
+from ..engine import CompileError, Decision, Engine, EngineError, RequestError, TransferRequest
+from ..rules import RuleSetError, load_ruleset
+from ..rules.model import Jurisdiction
+from .audit import AuditLog, AuditUnavailable, Judged, new_id, row_for
+from .db import open_database
+from .keys import ApiKey, KeyStore
+from .models import (BatchRequest, BatchResponse, DecisionPage, Health, JurisdictionSummary, Problem, ReloadResult,
+                     RulesetInfo)
+from .settings import Settings
+
+log = logging.getLogger("dfft.api")
+PROBLEM = "application/problem+json"
+MEMO_SIZE = 65_536
+JSONL = "application/x-ndjson"
 
 
-def create_app(rules_dir: Optional[Path] = None) -> FastAPI:
-    engine = Engine(load_ruleset(rules_dir))
-    app = FastAPI(title="dfft", version="1", description="Pre-transfer checks for cross-border data flows")
+# -- problems -------------------------------------------------------------------------------------------------------
+class ProblemError(Exception):
+    def __init__(self, status: int, title: str, detail: Optional[str] = None, type_: str = "about:blank",
+                 headers: Optional[dict[str, str]] = None, **extra: Any):
+        self.status, self.title, self.detail, self.type, self.headers, self.extra = status, title, detail, type_, headers, extra
+        super().__init__(detail or title)
 
-    @app.get("/healthz")
-    def healthz() -> dict:
-        return {"status": "ok", "ruleset": engine.ref.model_dump()}
 
-    @app.post("/v1/check", response_model=Decision)
-    def check(request: TransferRequest):
+def problem(status: int, title: str, detail: Optional[str] = None, type_: str = "about:blank",
+            headers: Optional[dict[str, str]] = None, **extra: Any) -> JSONResponse:
+    body = {"type": type_, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {401: "Missing or invalid API key", 403: "The API key's scope does not allow this",
+            404: "Not found", 413: "Request body too large", 422: "Invalid request",
+            500: "Internal error: no verdict (treat the transfer as not allowed)",
+            503: "Not ready, or the audit log is unavailable: no verdict"}
+    return {c: {"model": Problem, "description": text[c], "content": {PROBLEM: {}}} for c in codes}
+
+
+# -- body size limit (pure ASGI, so it sees every byte before FastAPI parses anything) ---------------------------
+class BodyLimit:
+    def __init__(self, app: Any, default: int, larger: dict[str, int]):
+        self.app, self.default, self.larger = app, default, larger
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            return await self.app(scope, receive, send)
+        limit = self.larger.get(scope["path"], self.default)
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    return await self._refuse(scope, receive, send, limit)
+        chunks, size = [], 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return await self._refuse(scope, receive, send, limit)
+            chunks.append(chunk)
+            if not msg.get("more_body"):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: dict, receive: Any, send: Any, limit: int) -> None:
+        resp = problem(413, "Request body too large", f"the body of {scope['path']} may not exceed {limit:,} bytes",
+                       "urn:dfft:problem:body-too-large", headers={"Connection": "close"})
+        await resp(scope, receive, send)
+
+
+class CatchAll:
+    """Any exception that escapes the app becomes a 500 problem without a verdict or a stack trace; it is logged
+    here and not re-raised, so the server keeps the connection healthy."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(msg: dict) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
         try:
-            return engine.check(request)
-        except RequestError as e:
-            return JSONResponse({"type": "about:blank", "title": "Invalid transfer request", "status": 422,
-                                 "detail": str(e), "errors": e.errors}, status_code=422,
-                                media_type="application/problem+json")
-        except EngineError as e:
-            return JSONResponse({"type": "about:blank", "title": "Internal error: no verdict", "status": 500,
-                                 "detail": "the engine failed; treat the transfer as not allowed"}, status_code=500,
-                                media_type="application/problem+json")
+            await self.app(scope, receive, tracking_send)
+        except Exception:   # noqa: BLE001
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await problem(500, "Internal error: no verdict", "an internal error occurred; treat the transfer as "
+                          "not allowed", "urn:dfft:problem:internal-error")(scope, receive, send)
+
+
+# -- rule sets, hot-reloadable ---------------------------------------------------------------------------------
+class Rules:
+    """The engine currently serving. A reload builds a complete new Engine (validated and compiled) and swaps it in
+    with one assignment; a bundle that fails is refused and the old engine keeps serving."""
+
+    def __init__(self, rules_dir: Any):
+        self.rules_dir = rules_dir
+        self.engine = Engine(load_ruleset(rules_dir))
+        self.loaded_at = datetime.now(timezone.utc)
+        self._lock = threading.Lock()
+        self._memo: OrderedDict[tuple, Judged] = OrderedDict()
+        self._memo_lock = threading.Lock()
+        self.reloads = 0
+
+    def judge(self, eng: Engine, request: TransferRequest) -> Judged:
+        """eng.check(request), serialised, memoised per engine on the request as sent (and today's date when the
+        request has no as_of): repeated requests skip normalisation and serialisation."""
+        key = (eng.hash, request, date.today() if request.as_of is None else None)
+        with self._memo_lock:
+            hit = self._memo.get(key)
+            if hit is not None:
+                self._memo.move_to_end(key)
+                return hit
+        j = Judged.of(eng.check(request))
+        with self._memo_lock:
+            self._memo[key] = j
+            while len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+        return j
+
+    def info(self) -> RulesetInfo:
+        eng, at = self.engine, self.loaded_at
+        rs = eng.ruleset
+        return RulesetInfo(version=rs.version, hash=eng.hash, title=rs.title, loaded_at=at,
+                           jurisdictions=sorted(rs.jurisdictions), rules=len(rs.all_rules()))
+
+    def reload(self) -> ReloadResult:
+        """Raises RuleSetError / CompileError (or RuntimeError) when the bundle is refused."""
+        with self._lock:
+            previous = self.engine.ref
+            rs = load_ruleset(self.rules_dir)
+            if rs.hash == self.engine.hash:
+                return ReloadResult(status="unchanged", previous=previous, current=self.info())
+            try:
+                eng = Engine(rs)
+            except CompileError:
+                raise
+            except Exception as e:   # noqa: BLE001 — any compilation failure refuses the bundle
+                raise CompileError(f"{type(e).__name__}: {e}") from e
+            self.engine, self.loaded_at = eng, datetime.now(timezone.utc)
+            with self._memo_lock:
+                self._memo.clear()
+            self.reloads += 1
+            log.warning("rule bundle reloaded: %s (%s) replaces %s (%s)", rs.version, eng.hash[:12],
+                        previous.version, previous.hash[:12])
+            return ReloadResult(status="reloaded", previous=previous, current=self.info())
+
+    def reload_quietly(self) -> None:
+        """For SIGHUP: reload, logging the outcome."""
+        try:
+            self.reload()
+        except Exception as e:   # noqa: BLE001
+            log.error("rule bundle refused, still serving %s: %s", self.engine.hash[:12], e)
+
+
+def refused(e: Exception, current: Any) -> ProblemError:
+    errors = [{"file": p.file, "rule_id": p.rule_id, "field": p.field, "message": p.message}
+              for p in getattr(e, "problems", [])] or [{"message": str(e)}]
+    kind = "does not validate" if isinstance(e, RuleSetError) else "does not compile"
+    return ProblemError(422, "Rule bundle refused", f"the new rule bundle {kind}; still serving {current.hash}",
+                        "urn:dfft:problem:ruleset-refused", errors=errors, serving=current.model_dump())
+
+
+# -- the app ---------------------------------------------------------------------------------------------------
+def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> FastAPI:
+    settings = settings or Settings()
+    if rules_dir is not None:
+        settings.rules_dir = rules_dir
+    rules = Rules(settings.rules_dir)
+    db = open_database(settings.url)
+    audit = AuditLog(db)
+    keys = KeyStore(db)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        previous = None
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
+            previous = signal.signal(signal.SIGHUP, lambda *_: threading.Thread(
+                target=rules.reload_quietly, name="dfft-reload", daemon=True).start())
+        try:
+            yield
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGHUP, previous)
+            audit.close()
+            db.dispose()
+
+    app = FastAPI(
+        title="dfft", version="1",
+        description="Pre-transfer checks for cross-border data flows: allowed / conditional / blocked, with the "
+                    "article of law behind every finding. Authenticate with `Authorization: Bearer <key>` or "
+                    "`X-API-Key: <key>` (keys: `dfft keys create --scope check|admin`). Errors are RFC 9457 "
+                    "problem details. Every decision is recorded in the audit log before it is returned.",
+        lifespan=lifespan)
+    app.state.settings, app.state.rules, app.state.audit, app.state.keys, app.state.db = settings, rules, audit, keys, db
+    app.add_middleware(CatchAll)
+    app.add_middleware(BodyLimit, default=settings.max_body, larger={"/v1/check/batch": settings.max_batch_body})
+
+    # -- errors -------------------------------------------------------------------------------------------------
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, e: ProblemError):
+        return problem(e.status, e.title, e.detail, e.type, e.headers, **e.extra)
+
+    @app.exception_handler(RequestError)
+    async def _request_error(_: Request, e: RequestError):
+        return problem(422, "Invalid transfer request", str(e), "urn:dfft:problem:invalid-request", errors=e.errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(req: Request, e: RequestValidationError):
+        ctype = req.headers.get("content-type", "")
+        if req.method == "POST" and ctype and "json" not in ctype.split(";")[0]:
+            return problem(415, "Unsupported media type", f"send a JSON body with `Content-Type: application/json`; "
+                           f"got {ctype[:100]!r}", "urn:dfft:problem:unsupported-media-type")
+        errors = [{"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
+                   "message": err.get("msg", "invalid"), "type": err.get("type")} for err in e.errors()]
+        detail = "; ".join(f"{x['field']}: {x['message']}" for x in errors[:10])
+        return problem(422, "Invalid request", detail, "urn:dfft:problem:invalid-request", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, e: StarletteHTTPException):
+        return problem(e.status_code, {404: "Not found", 405: "Method not allowed"}.get(e.status_code, "Error"),
+                       str(e.detail) if e.detail else None, headers=getattr(e, "headers", None))
+
+    @app.exception_handler(EngineError)
+    async def _engine(_: Request, e: EngineError):
+        log.error("engine error: %s", e)
+        return problem(500, "Internal error: no verdict", "the engine failed on this request; treat the transfer as "
+                       "not allowed", "urn:dfft:problem:engine-error")
+
+    @app.exception_handler(AuditUnavailable)
+    async def _audit(_: Request, e: AuditUnavailable):
+        log.error("audit log unavailable: %s", e)
+        return problem(503, "Audit log unavailable: no verdict", "the decision could not be recorded, so it is not "
+                       "returned; retry later", "urn:dfft:problem:audit-unavailable", headers={"Retry-After": "5"})
+
+    # -- auth ---------------------------------------------------------------------------------------------------
+    bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer dfft_...`")
+    header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: dfft_...`")
+
+    def require(scope: str):
+        async def dep(cred: Optional[HTTPAuthorizationCredentials] = Depends(bearer),
+                      token: Optional[str] = Depends(header)) -> ApiKey:
+            presented = cred.credentials if cred else token
+            challenge = {"WWW-Authenticate": 'Bearer realm="dfft"'}
+            if not presented:
+                raise ProblemError(401, "Missing API key", "send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+                                   "urn:dfft:problem:unauthenticated", headers=challenge)
+            key = keys.verify(presented)
+            if key is None:
+                raise ProblemError(401, "Invalid API key", "the key is unknown, malformed or revoked",
+                                   "urn:dfft:problem:unauthenticated", headers=challenge)
+            if not key.allows(scope):
+                raise ProblemError(403, "Insufficient scope", f"this endpoint needs a key with scope {scope!r}; "
+                                   f"this key has scope {key.scope!r}", "urn:dfft:problem:forbidden")
+            return key
+        return dep
+
+    check_scope, admin_scope = require("check"), require("admin")
+    auth_errors = _problems(401, 403)
+
+    # -- probes -------------------------------------------------------------------------------------------------
+    @app.get("/healthz", response_model=Health, tags=["probes"], summary="Liveness: the process answers")
+    async def healthz():
+        return Health(status="ok", ruleset=rules.engine.ref)
+
+    @app.get("/readyz", response_model=Health, tags=["probes"], responses=_problems(503),
+             summary="Readiness: rule set loaded, audit database reachable, audit writer running")
+    def readyz():
+        try:
+            with db.connect() as c:
+                c.execute(sa.text("SELECT 1"))
+        except Exception:   # noqa: BLE001
+            raise ProblemError(503, "Not ready", "the audit database is unreachable", "urn:dfft:problem:not-ready")
+        if not audit.alive:
+            raise ProblemError(503, "Not ready", "the audit writer is stopped", "urn:dfft:problem:not-ready")
+        return Health(status="ready", ruleset=rules.engine.ref)
+
+    # -- checks -------------------------------------------------------------------------------------------------
+    @app.post("/v1/check", response_model=Decision, tags=["checks"],
+              responses={**auth_errors, **_problems(413, 422, 500, 503)},
+              summary="Judge one transfer", response_description="The decision; its id is in the `Dfft-Decision-Id` "
+              "header and in the audit log")
+    async def check(request: TransferRequest, key: ApiKey = Depends(check_scope)):
+        j = rules.judge(rules.engine, request)
+        row = row_for(j, key.id)
+        await asyncio.wrap_future(audit.submit([row]))
+        return Response(j.json, media_type="application/json",
+                        headers={"Dfft-Decision-Id": row["id"], "Dfft-Ruleset-Hash": j.decision.ruleset.hash})
+
+    @app.post("/v1/check/batch", response_model=BatchResponse, tags=["checks"],
+              responses={**auth_errors, **_problems(413, 422, 500, 503)},
+              summary=f"Judge up to {settings.max_batch:,} transfers; results in order, one audit transaction",
+              description="Requests that cannot be judged (unknown country code, category, ...) get a problem in "
+                          "their result; the others a decision. All are judged by the same rule bundle.")
+    def check_batch(body: BatchRequest, key: ApiKey = Depends(check_scope)):
+        if len(body.requests) > settings.max_batch:
+            raise ProblemError(422, "Batch too large", f"at most {settings.max_batch:,} requests per batch; got "
+                               f"{len(body.requests):,}", "urn:dfft:problem:batch-too-large")
+        eng = rules.engine
+        batch_id, now = new_id(), datetime.now(timezone.utc)
+        rows: list[dict[str, Any]] = []
+        parts: list[str] = []
+        summary = {"allowed": 0, "conditional": 0, "blocked": 0, "invalid": 0}
+        for i, req in enumerate(body.requests):
+            try:
+                j = rules.judge(eng, req)
+            except RequestError as e:
+                summary["invalid"] += 1
+                err = {"type": "urn:dfft:problem:invalid-request", "title": "Invalid transfer request", "status": 422,
+                       "detail": str(e), "errors": e.errors}
+                parts.append(f'{{"index":{i},"error":{json.dumps(err)}}}')
+                continue
+            row = row_for(j, key.id, batch_id=batch_id, now=now)
+            rows.append(row)
+            summary[j.decision.verdict] += 1
+            parts.append(f'{{"index":{i},"decision_id":"{row["id"]}","decision":{j.json}}}')
+        if rows:
+            audit.record(rows)
+        head = json.dumps({"batch_id": batch_id, "ruleset": eng.ref.model_dump(), "count": len(parts),
+                           "summary": summary})
+        return Response(head[:-1] + ',"results":[' + ",".join(parts) + "]}", media_type="application/json",
+                        headers={"Dfft-Batch-Id": batch_id, "Dfft-Ruleset-Hash": eng.hash})
+
+    # -- rule sets ----------------------------------------------------------------------------------------------
+    def jurisdiction(code: str) -> Jurisdiction:
+        rs = rules.engine.ruleset
+        j = rs.jurisdictions.get(code.upper())
+        if j is None:
+            covered = sorted(rs.jurisdictions)
+            raise ProblemError(404, "Unknown jurisdiction", f"no rule set for {code!r}; covered jurisdictions: "
+                               f"{', '.join(covered)}", "urn:dfft:problem:unknown-jurisdiction", valid=covered)
+        return j
+
+    @app.get("/v1/jurisdictions", response_model=list[JurisdictionSummary], tags=["rule sets"],
+             responses=auth_errors, summary="Covered jurisdictions with rule counts per domain")
+    async def jurisdictions(key: ApiKey = Depends(check_scope)):
+        rs = rules.engine.ruleset
+        return [JurisdictionSummary(code=c, name=j.name, laws=sorted(j.laws),
+                                    rules={d: len(j.rules_in(d)) for d in ("data_protection", "localisation", "ip")},
+                                    low_confidence=sum(1 for r in j.rules if r.confidence == "low"))
+                for c, j in sorted(rs.jurisdictions.items())]
+
+    @app.get("/v1/jurisdictions/{code}/rules", response_model=Jurisdiction, tags=["rule sets"],
+             responses={**auth_errors, **_problems(404)}, summary="A jurisdiction's laws, lists and rules")
+    async def jurisdiction_rules(code: str = PathParam(max_length=8, examples=["JP"]),
+                                 key: ApiKey = Depends(check_scope)):
+        j = jurisdiction(code)
+        return Response(j.model_dump_json(by_alias=True), media_type="application/json")
+
+    @app.get("/v1/rulesets/current", response_model=RulesetInfo, tags=["rule sets"], responses=auth_errors,
+             summary="The rule bundle serving now: version, content hash, time loaded")
+    async def ruleset_current(key: ApiKey = Depends(check_scope)):
+        return rules.info()
+
+    @app.post("/v1/rulesets/reload", response_model=ReloadResult, tags=["rule sets"],
+              responses={**auth_errors, **_problems(422)},
+              summary="Reload the rule bundle from its directory (admin); a bundle that fails is refused")
+    def ruleset_reload(key: ApiKey = Depends(admin_scope)):
+        try:
+            return rules.reload()
+        except (RuleSetError, CompileError) as e:
+            raise refused(e, rules.engine.ref)
+
+    # -- audit log ----------------------------------------------------------------------------------------------
+    def filters(verdict: Optional[str] = Query(None, pattern="^(allowed|conditional|blocked)$"),
+                origin: Optional[str] = Query(None, max_length=8), destination: Optional[str] = Query(None, max_length=8),
+                caller: Optional[str] = Query(None, max_length=64), request_hash: Optional[str] = Query(None, max_length=64),
+                ruleset_hash: Optional[str] = Query(None, max_length=64), batch_id: Optional[str] = Query(None, max_length=32),
+                since: Optional[datetime] = Query(None, description="inclusive, ISO 8601 (UTC if no offset)"),
+                until: Optional[datetime] = Query(None, description="exclusive, ISO 8601 (UTC if no offset)"),
+                after: Optional[int] = Query(None, ge=0, le=2**62, description="seq cursor: entries after this one"),
+                ) -> dict[str, Any]:
+        f: dict[str, Any] = dict(verdict=verdict, origin=origin.upper() if origin else None,
+                                 destination=destination.upper() if destination else None, caller=caller,
+                                 request_hash=request_hash, ruleset_hash=ruleset_hash, batch_id=batch_id, after=after)
+        for name, t in (("since", since), ("until", until)):
+            if t is not None:
+                t = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+                f[name] = t.replace(tzinfo=None) if db.dialect.name == "sqlite" else t
+        return f
+
+    @app.get("/v1/decisions", response_model=DecisionPage, tags=["audit"], responses=auth_errors,
+             summary="Query the audit log (admin), oldest first, keyset-paginated")
+    def decisions(f: dict = Depends(filters), limit: int = Query(100, ge=1, le=1000),
+                  key: ApiKey = Depends(admin_scope)):
+        items = audit.query(f, limit)
+        return Response(json.dumps({"items": items, "next_after": items[-1]["seq"] if len(items) == limit else None}),
+                        media_type="application/json")
+
+    @app.get("/v1/decisions/export", tags=["audit"], summary="Export the audit log as JSON Lines (admin)",
+             responses={**auth_errors, 200: {"description": "one DecisionRecord per line",
+                                             "content": {JSONL: {"schema": {"type": "string"}}}}})
+    def decisions_export(f: dict = Depends(filters), key: ApiKey = Depends(admin_scope)):
+        def lines():
+            for r in audit.export(f):
+                yield json.dumps(r) + "\n"
+        return StreamingResponse(lines(), media_type=JSONL,
+                                 headers={"Content-Disposition": 'attachment; filename="dfft-decisions.jsonl"'})
+
+    # -- what-if analyses (hypothetical: not written to the audit log) --------------------------------------------
+    from ..whatif.api import create_router
+    app.include_router(create_router(lambda: rules.engine.ruleset, dependencies=[Depends(check_scope)]),
+                       responses={**auth_errors, **_problems(413, 422, 500)})
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory dfft.api.app:app_from_env` (settings from DFFT_* environment variables)."""
+    return create_app(Settings())

@@ -11,9 +11,10 @@ from typing import Any, Optional
 
 from .engine import Decision, Engine, EngineError, RequestError, TransferRequest
 from .rules import RuleSet, RuleSetError, load_ruleset
+from .guard import Guard, GuardResult, TransferBlocked, guard  # noqa: E402  (after .engine: guard builds on it)
 
-__all__ = ["Decision", "Engine", "EngineError", "RequestError", "RuleSet", "RuleSetError", "TransferRequest",
-           "check", "default_engine", "load_ruleset"]
+__all__ = ["Decision", "Engine", "EngineError", "Guard", "GuardResult", "RequestError", "RuleSet", "RuleSetError",
+           "TransferBlocked", "TransferRequest", "check", "default_engine", "guard", "load_ruleset"]
 
 _default: Optional[Engine] = None
 _lock = threading.Lock()

@@ -163,6 +163,24 @@ def rules_list(as_json: bool = typer.Option(False, "--json")) -> None:
     out.print(t)
 
 
+@rules_app.command("coverage")
+def rules_coverage(as_markdown: bool = typer.Option(False, "--markdown", help="Print the Markdown of docs/coverage.md")) -> None:
+    """For every jurisdiction x domain: rule count, confidence (high/medium/low) and newest source date."""
+    from .rules.coverage import DOMAINS, coverage, markdown
+
+    rs = state.ruleset()
+    if as_markdown:
+        sys.stdout.write(markdown(rs))
+        return
+    t = Table(title=f"Rule coverage (bundle {rs.version}); cells: rules (high/medium/low) newest source")
+    t.add_column("code")
+    for d in DOMAINS:
+        t.add_column(d)
+    for code, row in coverage(rs).items():
+        t.add_row(code, *(row[d].text() for d in DOMAINS))
+    out.print(t)
+
+
 @rules_app.command("show")
 def rules_show(ident: str = typer.Argument(..., help="A jurisdiction code (JP) or a rule id (JP-APPI-28-consent)")) -> None:
     """Show a jurisdiction's rules, or one rule in full."""
@@ -188,13 +206,13 @@ def rules_show(ident: str = typer.Argument(..., help="A jurisdiction code (JP) o
     out.print_json(rule.model_dump_json())
 
 
-@app.command()
-def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000)) -> None:
-    """Run the HTTP API (FastAPI on uvicorn) on the embedded defaults."""
-    import uvicorn
+from .cli_api import register as _register_api  # noqa: E402  (`dfft serve`, `dfft keys`)
 
-    from .api.app import create_app
-    uvicorn.run(create_app(rules_dir=state.rules_dir), host=host, port=port)
+_register_api(app, state)
+
+
+from .cli_whatif import register as _register_whatif  # noqa: E402  (whatif, matrix, timeline, remedy)
+_register_whatif(app, state)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

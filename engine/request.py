@@ -117,12 +117,19 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
         out = set()
         for v in values:
             if v not in valid:
-                errors.append({"field": field, "message": f"unknown value {v!r}; expected one of {', '.join(valid)}",
+                hint = " (or a fideslang / W3C DPV label mapped in rules/vocabulary.yaml)" if field == "data_categories" else ""
+                errors.append({"field": field, "message": f"unknown value {v!r}; expected one of {', '.join(valid)}{hint}",
                                "valid": valid})
             out.add(v)
         return frozenset(out)
 
-    cats = members("data_categories", req.data_categories, vocab.values_for("data_categories"))
+    resolved = []
+    for label in req.data_categories:
+        cat = vocab.resolve(label)
+        if cat is not None and cat != label:
+            notes.append(f"data category {label!r} read as {cat!r}")
+        resolved.append(cat or label)
+    cats = members("data_categories", tuple(resolved), vocab.values_for("data_categories"))
     sgs = members("safeguards", req.safeguards, vocab.values_for("safeguards"))
     for field in ("exporter", "sector", "purpose"):
         valid = vocab.values_for(field)

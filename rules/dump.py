@@ -15,10 +15,10 @@ def _clean(d: dict[str, Any]) -> dict[str, Any]:
 
 def _list_doc(lst: CodeList) -> dict[str, Any]:
     d = lst.model_dump(mode="python", by_alias=True, exclude={"name"})
-    d["members"] = [_clean(m) for m in d["members"]]
+    members = [_clean(m) for m in d["members"]]
     if d.get("citation"):
         d["citation"] = _clean(d["citation"])
-    return _clean(d)
+    return {**_clean(d), "members": members}  # an empty list (e.g. no country restricted yet) is still a list
 
 
 def rule_doc(r: Rule) -> dict[str, Any]:

@@ -145,7 +145,13 @@ def load_vocabulary(path: Optional[Path] = None) -> Vocabulary:
     doc = read_yaml(path, problems)
     if doc is not None and _schema_check(doc, S.VOCABULARY_FILE, path, problems):
         cats = doc["data_categories"]
+        owner: dict[str, str] = {}
         for name, c in cats.items():
+            for label in c.get("fideslang", []) + c.get("dpv", []):
+                if label in owner:
+                    problems.append(Problem(str(path), None, f"data_categories.{name}",
+                                            f"label {label!r} is also mapped to {owner[label]!r}; a label maps to one category"))
+                owner[label] = name
             for p in c.get("parents", []):
                 if p not in cats:
                     problems.append(Problem(str(path), None, f"data_categories.{name}.parents",

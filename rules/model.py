@@ -137,6 +137,25 @@ class Vocabulary(Frozen):
                 todo.extend(self.data_categories[c].parents)
         return frozenset(out)
 
+    def label_map(self) -> dict[str, str]:
+        """External label (fideslang key or DPV term) -> our category."""
+        return {label: name for name, c in self.data_categories.items() for label in (*c.fideslang, *c.dpv)}
+
+    def resolve(self, label: str) -> Optional[str]:
+        """Our category for a label: ours, a mapped DPV term, or a fideslang key via its nearest mapped ancestor."""
+        if label in self.data_categories:
+            return label
+        labels = self.label_map()
+        if label in labels:
+            return labels[label]
+        if ":" not in label:
+            parts = label.split(".")
+            while len(parts) > 1:
+                parts.pop()
+                if ".".join(parts) in labels:
+                    return labels[".".join(parts)]
+        return None
+
     def values_for(self, field: str) -> list[str]:
         return {
             "data_categories": sorted(self.data_categories),

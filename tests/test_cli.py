@@ -69,3 +69,16 @@ def test_rules_list_and_show():
     assert json.loads(p.stdout)["citation"]["article"] == "Art. 3"
     assert run("rules", "show", "JP").returncode == 0
     assert run("rules", "show", "nope").returncode == 3
+
+
+def test_rules_coverage():
+    p = run("rules", "coverage", "--markdown")
+    assert p.returncode == 0 and "| JP | Japan (fixture) | 4 (3/1/0)" in p.stdout
+
+
+def test_docs_coverage_is_current():
+    """docs/coverage.md is generated from the embedded corpus; regenerate it with
+    `dfft rules coverage --markdown > docs/coverage.md` when the rules change."""
+    from dfft.rules.coverage import markdown
+    doc = Path(__file__).parent.parent / "docs" / "coverage.md"
+    assert doc.read_text(encoding="utf-8") == markdown(load_ruleset()), "docs/coverage.md is stale"

@@ -207,3 +207,22 @@ def test_compiler_refuses_rulesets_that_would_hang_durable_rules(mini_rs):
                                                        "JP": jp.model_copy(update={"rules": jp.rules + many})}})
     with pytest.raises(CompileError, match="v_sector"):
         DurableBackend(big)
+
+
+@pytest.mark.parametrize("label, category", [
+    ("user.health_and_medical", "health"),
+    ("user.health_and_medical.genetic", "genomic"),
+    ("user.contact.email", "personal"),          # nearest mapped fideslang ancestor: user
+    ("user.biometric.fingerprint", "biometric"),
+    ("dpv:PseudonymisedData", "pseudonymised"),
+    ("pd:Financial", "financial"),
+])
+def test_fideslang_and_dpv_labels(mini_engine, label, category):
+    d = mini_engine.check(req(data_categories=[label]))
+    assert d.request.data_categories == (category,)
+    assert any(label in n for n in d.notes)
+
+
+def test_unknown_label_is_refused(mini_engine):
+    with pytest.raises(RequestError, match="fideslang"):
+        mini_engine.check(req(data_categories=["system.operations"]))

@@ -1,0 +1,19 @@
+"""Alembic environment: run with a connection passed in `config.attributes['connection']` (see api/db.py), or
+stand-alone with `alembic -x url=... upgrade head` from this folder's parent config."""
+from alembic import context
+import sqlalchemy as sa
+
+from dfft.api.db import metadata
+
+config = context.config
+conn = config.attributes.get("connection")
+
+if conn is None:
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        context.configure(connection=c, target_metadata=metadata, render_as_batch=True)
+        context.run_migrations()
+else:
+    context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
+    context.run_migrations()

@@ -1,0 +1,28 @@
+"""Service settings: command-line options override environment variables, which override the embedded defaults."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+MAX_BATCH = 10_000                 # requests per POST /v1/check/batch
+MAX_BODY = 64 * 1024               # bytes, every endpoint but the batch
+MAX_BATCH_BODY = 16 * 1024 * 1024  # bytes, POST /v1/check/batch (10,000 requests of ~1.5 KB)
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("DFFT_DATA_DIR", "./data")))
+    database_url: Optional[str] = field(default_factory=lambda: os.environ.get("DFFT_DATABASE_URL") or None)
+    rules_dir: Optional[Path] = field(default_factory=lambda: Path(os.environ["DFFT_RULES"]) if os.environ.get("DFFT_RULES") else None)
+    max_batch: int = field(default_factory=lambda: int(os.environ.get("DFFT_MAX_BATCH", MAX_BATCH)))
+    max_body: int = field(default_factory=lambda: int(os.environ.get("DFFT_MAX_BODY", MAX_BODY)))
+    max_batch_body: int = field(default_factory=lambda: int(os.environ.get("DFFT_MAX_BATCH_BODY", MAX_BATCH_BODY)))
+
+    @property
+    def url(self) -> str:
+        """The audit database: DFFT_DATABASE_URL (e.g. postgresql+psycopg://...) or SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(Path(self.data_dir) / 'dfft.db').resolve()}"

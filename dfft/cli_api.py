@@ -1,0 +1,84 @@
+"""`dfft serve` (the HTTP API on uvicorn) and `dfft keys` (API keys), registered on the main CLI by `register`."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+keys_app = typer.Typer(help="API keys for the HTTP service (stored hashed in the service database).",
+                       no_args_is_help=True)
+
+DATA_DIR = typer.Option(None, "--data-dir", envvar="DFFT_DATA_DIR",
+                        help="Directory of the SQLite audit database [default: ./data]")
+DB_URL = typer.Option(None, "--database-url", envvar="DFFT_DATABASE_URL",
+                      help="SQLAlchemy URL of the database, e.g. postgresql+psycopg://... (overrides --data-dir)")
+
+
+def _settings(data_dir: Optional[Path], database_url: Optional[str], rules_dir: Optional[Path] = None) -> Any:
+    from .api.settings import Settings
+    s = Settings()
+    if data_dir is not None:
+        s.data_dir = data_dir
+    if database_url:
+        s.database_url = database_url
+    if rules_dir is not None:
+        s.rules_dir = rules_dir
+    return s
+
+
+def _keystore(data_dir: Optional[Path], database_url: Optional[str]) -> Any:
+    from .api.db import open_database
+    from .api.keys import KeyStore
+    return KeyStore(open_database(_settings(data_dir, database_url).url))
+
+
+@keys_app.command("create")
+def keys_create(scope: str = typer.Option(..., "--scope", help="check (judge transfers) or admin (also reload rules, "
+                                          "read the audit log)"),
+                name: str = typer.Option("", "--name", help="A label, e.g. the calling team or job"),
+                data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DB_URL) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from .api.keys import SCOPES
+    if scope not in SCOPES:
+        raise typer.BadParameter(f"expected one of {', '.join(SCOPES)}", param_hint="--scope")
+    token, key = _keystore(data_dir, database_url).create(scope, name)
+    typer.echo(token)
+    typer.echo(f"key id {key.id}, scope {key.scope}: store it now, it cannot be shown again", err=True)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DB_URL) -> None:
+    """List keys (ids, names, scopes; never secrets)."""
+    for k in _keystore(data_dir, database_url).list():
+        typer.echo(json.dumps({"id": k.id, "name": k.name, "scope": k.scope, "created_at": k.created_at.isoformat(),
+                               "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the 12 hex digits after dfft_)"),
+                data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DB_URL) -> None:
+    """Revoke a key (every instance refuses it within seconds)."""
+    if not _keystore(data_dir, database_url).revoke(key_id):
+        raise typer.BadParameter(f"no active key {key_id!r}")
+    typer.echo(f"revoked {key_id}")
+
+
+def register(app: typer.Typer, state: Any) -> None:
+    app.add_typer(keys_app, name="keys")
+
+    @app.command()
+    def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)"),
+              port: int = typer.Option(8000),
+              data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DB_URL,
+              log_level: str = typer.Option("info")) -> None:
+        """Run the HTTP API (FastAPI on uvicorn): checks, audit log, API keys, hot rule reloads (SIGHUP)."""
+        import uvicorn
+
+        from .api.app import create_app
+        # The C engine holds the GIL, so one process serves; for more throughput run several instances on one
+        # PostgreSQL database (--database-url).
+        app_ = create_app(_settings(data_dir, database_url, state.rules_dir))
+        uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False, server_header=False)

@@ -1,0 +1,92 @@
+"""The API under test runs for real: uvicorn on a loopback port (in a thread, or as a `dfft serve` subprocess)."""
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from dfft.api.app import create_app
+from dfft.api.settings import Settings
+
+from ..conftest import MINI
+
+REQ = {"origin": "JP", "destination": "VN", "data_categories": ["personal"], "subjects": 1000, "as_of": "2026-06-01"}
+
+
+@dataclass
+class Running:
+    app: Any
+    url: str
+    check_key: str
+    admin_key: str
+    rules_dir: Path
+    data_dir: Path
+    server: Any = None
+    thread: Any = None
+
+    def client(self, key: str | None = "check", **kw: Any) -> httpx.Client:
+        headers = {}
+        if key:
+            headers["Authorization"] = "Bearer " + (self.check_key if key == "check" else
+                                                    self.admin_key if key == "admin" else key)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kw)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+
+
+def loopback_socket() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+def free_port() -> int:
+    with loopback_socket() as s:
+        return s.getsockname()[1]
+
+
+def start(tmp: Path, **settings: Any) -> Running:
+    rules_dir = tmp / "rules"
+    if not rules_dir.exists():
+        shutil.copytree(MINI, rules_dir)
+    data_dir = tmp / "data"
+    app = create_app(Settings(data_dir=data_dir, rules_dir=rules_dir, **settings))
+    check_key, _ = app.state.keys.create("check", "tests")
+    admin_key, _ = app.state.keys.create("admin", "tests")
+    sock = loopback_socket()
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    return Running(app, f"http://127.0.0.1:{port}", check_key, admin_key, rules_dir, data_dir, server, thread)
+
+
+@pytest.fixture(scope="session")
+def api(tmp_path_factory):
+    r = start(tmp_path_factory.mktemp("api"))
+    yield r
+    r.stop()
+
+
+@pytest.fixture()
+def fresh_api(tmp_path):
+    """A server of its own (tests that reload or break things)."""
+    r = start(tmp_path)
+    yield r
+    r.stop()
