@@ -144,8 +144,8 @@ class CatchAll:
 
 # -- rule sets, hot-reloadable ---------------------------------------------------------------------------------
 class Rules:
-    """The engine currently serving. A reload builds a complete new Engine (validated and compiled) and swaps it in
-    with one assignment; a bundle that fails is refused and the old engine keeps serving."""
+    """The engine currently serving. A reload validates the new bundle and compiles it before the engine swaps to it
+    (Engine.reload); a bundle that fails is refused and the old rules keep serving."""
 
     def __init__(self, rules_dir: Any):
         self.rules_dir = rules_dir
@@ -185,13 +185,16 @@ class Rules:
             rs = load_ruleset(self.rules_dir)
             if rs.hash == self.engine.hash:
                 return ReloadResult(status="unchanged", previous=previous, current=self.info())
+            eng = self.engine
             try:
-                eng = Engine(rs)
+                # compiles first (a failure leaves the engine serving the old rules), then swaps under the engine's
+                # lock and frees the old durable-rules rulesets (a new Engine per reload would leak them)
+                eng.reload(rs)
             except CompileError:
                 raise
             except Exception as e:   # noqa: BLE001 — any compilation failure refuses the bundle
                 raise CompileError(f"{type(e).__name__}: {e}") from e
-            self.engine, self.loaded_at = eng, datetime.now(timezone.utc)
+            self.loaded_at = datetime.now(timezone.utc)
             with self._memo_lock:
                 self._memo.clear()
             self.reloads += 1

@@ -43,11 +43,11 @@ def test_invalid_bundle_is_refused_and_old_one_keeps_serving(fresh_api):
 
 
 def test_bundle_that_does_not_compile_is_refused(fresh_api, monkeypatch):
-    import dfft.api.app as appmod
+    import dfft.engine.core as coremod
 
     def failing(*a, **k):
         raise CompileError("JP: 512 tests on field 'to'")
-    monkeypatch.setattr(appmod, "Engine", failing)
+    monkeypatch.setattr(coremod, "_backend", failing)  # the compiler of the new bundle fails
     bump_version(fresh_api.rules_dir)
     with fresh_api.client("admin") as c:
         before = c.get("/v1/rulesets/current").json()
