@@ -119,7 +119,7 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
             if v not in valid:
                 hint = " (or a fideslang / W3C DPV label mapped in rules/vocabulary.yaml)" if field == "data_categories" else ""
                 errors.append({"field": field, "message": f"unknown value {v!r}; expected one of {', '.join(valid)}{hint}",
-                               "valid": valid})
+                               "valid": list(valid)})
             out.add(v)
         return frozenset(out)
 
@@ -135,7 +135,7 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
         valid = vocab.values_for(field)
         if getattr(req, field) not in valid:
             errors.append({"field": field, "message": f"unknown value {getattr(req, field)!r}; expected one of "
-                           f"{', '.join(valid)}", "valid": valid})
+                           f"{', '.join(valid)}", "valid": list(valid)})
     if errors:
         raise RequestError(errors)
 

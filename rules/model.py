@@ -6,7 +6,7 @@ import json
 from datetime import date
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 Effect = Literal["allow", "condition", "block"]
 Domain = Literal["data_protection", "localisation", "ip"]
@@ -125,6 +125,9 @@ class Vocabulary(Frozen):
     purposes: dict[str, str]
     sectors: tuple[str, ...]
     exporters: dict[str, str]
+    # derived lookups, computed once per vocabulary (the model is frozen, so they cannot go stale)
+    _labels: Optional[dict[str, str]] = PrivateAttr(default=None)
+    _values: dict[str, list[str]] = PrivateAttr(default_factory=dict)
 
     def closure(self, categories: set[str] | frozenset[str]) -> frozenset[str]:
         """Categories with all their ancestors: health data is also sensitive personal and personal data."""
@@ -139,7 +142,9 @@ class Vocabulary(Frozen):
 
     def label_map(self) -> dict[str, str]:
         """External label (fideslang key or DPV term) -> our category."""
-        return {label: name for name, c in self.data_categories.items() for label in (*c.fideslang, *c.dpv)}
+        if self._labels is None:
+            self._labels = {label: name for name, c in self.data_categories.items() for label in (*c.fideslang, *c.dpv)}
+        return self._labels
 
     def resolve(self, label: str) -> Optional[str]:
         """Our category for a label: ours, a mapped DPV term, or a fideslang key via its nearest mapped ancestor."""
@@ -157,13 +162,16 @@ class Vocabulary(Frozen):
         return None
 
     def values_for(self, field: str) -> list[str]:
-        return {
-            "data_categories": sorted(self.data_categories),
-            "safeguards": sorted(self.safeguards),
-            "purpose": sorted(self.purposes),
-            "sector": sorted(self.sectors),
-            "exporter": sorted(self.exporters),
-        }[field]
+        """The valid values of a request field, sorted (a shared list: do not modify it)."""
+        if not self._values:
+            self._values.update({
+                "data_categories": sorted(self.data_categories),
+                "safeguards": sorted(self.safeguards),
+                "purpose": sorted(self.purposes),
+                "sector": sorted(self.sectors),
+                "exporter": sorted(self.exporters),
+            })
+        return self._values[field]
 
 
 class RuleSet(Frozen):
