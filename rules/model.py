@@ -6,7 +6,7 @@ import json
 from datetime import date
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 Effect = Literal["allow", "condition", "block"]
 Domain = Literal["data_protection", "localisation", "ip"]
@@ -125,9 +125,6 @@ class Vocabulary(Frozen):
     purposes: dict[str, str]
     sectors: tuple[str, ...]
     exporters: dict[str, str]
-    # derived lookups, computed once per vocabulary (the model is frozen, so they cannot go stale)
-    _labels: Optional[dict[str, str]] = PrivateAttr(default=None)
-    _values: dict[str, list[str]] = PrivateAttr(default_factory=dict)
 
     def closure(self, categories: set[str] | frozenset[str]) -> frozenset[str]:
         """Categories with all their ancestors: health data is also sensitive personal and personal data."""
@@ -142,9 +139,10 @@ class Vocabulary(Frozen):
 
     def label_map(self) -> dict[str, str]:
         """External label (fideslang key or DPV term) -> our category."""
-        if self._labels is None:
-            self._labels = {label: name for name, c in self.data_categories.items() for label in (*c.fideslang, *c.dpv)}
-        return self._labels
+        derived = _derived(self)
+        if "labels" not in derived:
+            derived["labels"] = {label: name for name, c in self.data_categories.items() for label in (*c.fideslang, *c.dpv)}
+        return derived["labels"]
 
     def resolve(self, label: str) -> Optional[str]:
         """Our category for a label: ours, a mapped DPV term, or a fideslang key via its nearest mapped ancestor."""
@@ -163,15 +161,28 @@ class Vocabulary(Frozen):
 
     def values_for(self, field: str) -> list[str]:
         """The valid values of a request field, sorted (a shared list: do not modify it)."""
-        if not self._values:
-            self._values.update({
+        derived = _derived(self)
+        if "values" not in derived:
+            derived["values"] = {
                 "data_categories": sorted(self.data_categories),
                 "safeguards": sorted(self.safeguards),
                 "purpose": sorted(self.purposes),
                 "sector": sorted(self.sectors),
                 "exporter": sorted(self.exporters),
-            })
-        return self._values[field]
+            }
+        return derived["values"][field]
+
+
+# Lookups derived from a Vocabulary, computed once per object (the models are frozen, so they cannot go stale). Kept
+# outside the model because pydantic compares private attributes too; the entry holds the object so its id stays its own.
+_DERIVED: dict[int, tuple[Vocabulary, dict[str, Any]]] = {}
+
+
+def _derived(v: Vocabulary) -> dict[str, Any]:
+    entry = _DERIVED.get(id(v))
+    if entry is None or entry[0] is not v:
+        entry = _DERIVED[id(v)] = (v, {})
+    return entry[1]
 
 
 class RuleSet(Frozen):
