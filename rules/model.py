@@ -17,6 +17,11 @@ DEFAULT_SCOPE: dict[str, str] = {"data_protection": "exporter", "localisation": 
 SEVERITY: dict[str, int] = {"allow": 0, "condition": 1, "block": 2}
 
 
+def within(on: date, start: Optional[date], until: Optional[date]) -> bool:
+    """A dated window: `start` inclusive, `until` exclusive, either open when None."""
+    return (start is None or start <= on) and (until is None or on < until)
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -53,9 +58,7 @@ class Rule(Frozen):
     derive: tuple[str, ...] = ()
 
     def in_force(self, on: date) -> bool:
-        return (self.effective_from is None or self.effective_from <= on) and (
-            self.effective_until is None or on < self.effective_until
-        )
+        return within(on, self.effective_from, self.effective_until)
 
 
 class Member(Frozen):
@@ -67,7 +70,7 @@ class Member(Frozen):
     note: Optional[str] = None
 
     def active(self, on: date) -> bool:
-        return (self.from_ is None or self.from_ <= on) and (self.until is None or on < self.until)
+        return within(on, self.from_, self.until)
 
 
 class CodeList(Frozen):
