@@ -64,8 +64,23 @@ def _root(rules: Optional[Path] = typer.Option(
     state.rules_dir = rules
 
 
-def _split(values: Optional[list[str]]) -> list[str]:
+def split_values(values: Optional[list[str]]) -> list[str]:
+    """Values of a repeatable option that also takes comma-separated lists."""
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def parse_day(value: Optional[str], option: str) -> Optional[date]:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form", param_hint=option)
+
+
+def transfer_request(origin: str, destination: str, via: Optional[list[str]], data: list[str], subjects: Optional[int],
+                     safeguard: Optional[list[str]], exporter: str, sector: str, purpose: str) -> dict[str, Any]:
+    """A TransferRequest dict from the transfer options every command shares (--from, --to, --via, --data, ...)."""
+    return dict(origin=origin, destination=destination, via=split_values(via), data_categories=split_values(data),
+                subjects=subjects, safeguards=split_values(safeguard), exporter=exporter, sector=sector, purpose=purpose)
 
 
 @app.command()
@@ -84,13 +99,8 @@ def check(
     backend: str = typer.Option("durable", "--engine", help="durable (default) or reference"),
 ) -> None:
     """Judge one transfer and print the verdict, each finding with its citation, and the obligations."""
-    try:
-        day = date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        raise typer.BadParameter(f"{as_of!r} is not a date in YYYY-MM-DD form", param_hint="--as-of")
-    request: dict[str, Any] = dict(origin=origin, destination=destination, via=_split(via), data_categories=_split(data),
-                                   subjects=subjects, safeguards=_split(safeguard), exporter=exporter, sector=sector,
-                                   purpose=purpose, as_of=day)
+    request = transfer_request(origin, destination, via, data, subjects, safeguard, exporter, sector, purpose)
+    request["as_of"] = parse_day(as_of, "--as-of")
     decision = Engine(state.ruleset(), backend=backend, cache_size=0).check(request)
     if as_json:
         out.print_json(decision.model_dump_json())

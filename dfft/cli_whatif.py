@@ -25,17 +25,6 @@ STYLE = {"allowed": "green", "conditional": "yellow", "blocked": "red", "-": "di
 EXIT_BAD_INPUT = 3
 
 
-def _day(v: Optional[str], opt: str) -> Optional[date]:
-    try:
-        return date.fromisoformat(v) if v else None
-    except ValueError:
-        raise typer.BadParameter(f"{v!r} is not a date in YYYY-MM-DD form", param_hint=opt)
-
-
-def _split(values: Optional[list[str]]) -> list[str]:
-    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
-
-
 def _friendly(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Any:
@@ -62,6 +51,8 @@ def _write_report(path: Optional[Path], title: str, **parts: Any) -> None:
 
 def register(app: typer.Typer, state: Any) -> None:
     """Add the what-if commands to the `dfft` app (`state.ruleset()` gives the baseline)."""
+    # imported here, not at module level: dfft.cli imports this module to register it
+    from .cli import parse_day as _day, split_values as _split, transfer_request as _request
 
     def engines(backend: str, today: Optional[date] = None) -> Engines:
         return Engines(state.ruleset(), backend=backend, today=today)
@@ -165,11 +156,6 @@ def register(app: typer.Typer, state: Any) -> None:
         err.print(f"{m.checks} checks for {len(m.cells)} cells in {m.seconds:.2f} s")
         _write_report(report, "Destination matrix" + (f": {sc.name}" if sc else ""), scenario=sc, matrix=m,
                       ruleset=e.engine().ref)
-
-    def _request(origin: str, destination: str, via: Optional[list[str]], data: list[str], subjects: Optional[int],
-                 safeguard: Optional[list[str]], exporter: str, sector: str, purpose: str) -> dict[str, Any]:
-        return dict(origin=origin, destination=destination, via=_split(via), data_categories=_split(data),
-                    subjects=subjects, safeguards=_split(safeguard), exporter=exporter, sector=sector, purpose=purpose)
 
     @app.command()
     @_friendly
