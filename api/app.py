@@ -32,12 +32,11 @@ from ..rules.model import Jurisdiction
 from .audit import AuditLog, AuditUnavailable, Judged, new_id, row_for
 from .db import open_database
 from .keys import ApiKey, KeyStore
-from .models import (BatchRequest, BatchResponse, DecisionPage, Health, JurisdictionSummary, Problem, ReloadResult,
-                     RulesetInfo)
+from .models import (PROBLEM, BatchRequest, BatchResponse, DecisionPage, Health, JurisdictionSummary, Problem,
+                     ReloadResult, RulesetInfo, problem)
 from .settings import Settings
 
 log = logging.getLogger("dfft.api")
-PROBLEM = "application/problem+json"
 MEMO_SIZE = 65_536
 JSONL = "application/x-ndjson"
 
@@ -48,15 +47,6 @@ class ProblemError(Exception):
                  headers: Optional[dict[str, str]] = None, **extra: Any):
         self.status, self.title, self.detail, self.type, self.headers, self.extra = status, title, detail, type_, headers, extra
         super().__init__(detail or title)
-
-
-def problem(status: int, title: str, detail: Optional[str] = None, type_: str = "about:blank",
-            headers: Optional[dict[str, str]] = None, **extra: Any) -> JSONResponse:
-    body = {"type": type_, "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    body.update({k: v for k, v in extra.items() if v is not None})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:

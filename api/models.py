@@ -5,11 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, Optional
 
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..engine.decision import Decision, RuleSetRef, Verdict
 from ..engine.request import TransferRequest
 from .settings import MAX_BATCH
+
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: Optional[str] = None, type_: str = "about:blank",
+            headers: Optional[dict[str, str]] = None, **extra: Any) -> JSONResponse:
+    """An RFC 9457 problem-details response; extra members with value None are left out."""
+    body = {"type": type_, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 EXAMPLE = {"origin": "JP", "destination": "VN", "data_categories": ["personal"], "subjects": 1000,
            "safeguards": ["consent"], "as_of": "2026-06-01"}

@@ -10,9 +10,10 @@ from datetime import date
 from typing import Any, Callable, Optional, Sequence, Union
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..api.models import problem
 from ..engine import EngineError, RequestError, TransferRequest
 from ..rules.model import RuleSet
 from .context import Engines
@@ -55,13 +56,6 @@ class RemedyRequest(In):
     max_size: int = Field(4, ge=1, le=6)
 
 
-def _problem(status: int, title: str, detail: str, errors: Any = None) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    if errors is not None:
-        body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-
 def create_router(ruleset: Union[RuleSet, Callable[[], RuleSet]], backend: str = "durable", max_engines: int = 16,
                   dependencies: Optional[Sequence[Any]] = None) -> APIRouter:
     """`ruleset` is the baseline, or a function returning the current one (the service passes its live bundle,
@@ -86,13 +80,13 @@ def create_router(ruleset: Union[RuleSet, Callable[[], RuleSet]], backend: str =
         try:
             return fn()
         except ScenarioError as e:
-            return _problem(422, "Invalid scenario", str(e), [str(p) for p in e.problems])
+            return problem(422, "Invalid scenario", str(e), errors=[str(p) for p in e.problems])
         except RequestError as e:
-            return _problem(422, "Invalid transfer request", str(e), e.errors)
+            return problem(422, "Invalid transfer request", str(e), errors=e.errors)
         except ValueError as e:
-            return _problem(422, "Invalid input", str(e))
+            return problem(422, "Invalid input", str(e))
         except EngineError:
-            return _problem(500, "Internal error: no verdict", "the engine failed; treat transfers as not allowed")
+            return problem(500, "Internal error: no verdict", "the engine failed; treat transfers as not allowed")
 
     def _engines(as_of: Optional[date]) -> Engines:
         ruleset, engines = current()
