@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from ..rules.conditions import flags_in, leaf_op, stratify
+from ..rules.conditions import leaf_op, stratify
 from ..rules.model import Jurisdiction, Rule, RuleSet
 from .request import Normalised
 
@@ -146,7 +146,3 @@ def holds(cond: dict[str, Any], env: dict[str, Any], flags: set[str] | frozenset
     if "not" in cond:
         return not holds(cond["not"], env, flags, rs, owner, on)
     return leaf_holds(cond, env, flags, rs, owner, on)
-
-
-def referenced_flags(units: list[Unit]) -> set[str]:
-    return set().union(*(flags_in(u.cond) for u in units)) if units else set()
