@@ -20,6 +20,18 @@ settings.register_profile("dev", deadline=None, suppress_health_check=[HealthChe
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def overcrowded(rs, code: str = "JP", n: int = 500):
+    """`rs` with `n` extra rules of `code` all testing one field: more than durable-rules can take on one node, so
+    the compiler must refuse it."""
+    from dfft.rules.model import Rule
+
+    j = rs.jurisdictions[code]
+    many = tuple(Rule(id=f"{code}-x{i}", jurisdiction=code, domain="ip", title="x", scope="exporter",
+                      citation=j.rules[0].citation, confidence="high", when={"field": "sector", "eq": "finance"},
+                      effect="condition") for i in range(n))
+    return rs.model_copy(update={"jurisdictions": {**rs.jurisdictions, code: j.model_copy(update={"rules": j.rules + many})}})
+
+
 @pytest.fixture(scope="session")
 def mini_rs():
     return load_ruleset(MINI)

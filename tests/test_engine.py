@@ -8,7 +8,8 @@ import pytest
 
 from dfft.engine import Engine, EngineError, RequestError
 from dfft.engine.compile import CompileError, DurableBackend
-from dfft.rules.model import Rule
+
+from .conftest import overcrowded
 
 
 def req(**kw):
@@ -199,14 +200,8 @@ def test_many_checks_do_not_exhaust_durable_states(mini_rs):
 
 
 def test_compiler_refuses_rulesets_that_would_hang_durable_rules(mini_rs):
-    jp = mini_rs.jurisdictions["JP"]
-    many = tuple(Rule(id=f"JP-x{i}", jurisdiction="JP", domain="ip", title="x", scope="exporter",
-                      citation=jp.rules[0].citation, confidence="high", when={"field": "sector", "eq": "finance"},
-                      effect="condition") for i in range(500))
-    big = mini_rs.model_copy(update={"jurisdictions": {**mini_rs.jurisdictions,
-                                                       "JP": jp.model_copy(update={"rules": jp.rules + many})}})
     with pytest.raises(CompileError, match="v_sector"):
-        DurableBackend(big)
+        DurableBackend(overcrowded(mini_rs))
 
 
 @pytest.mark.parametrize("label, category", [

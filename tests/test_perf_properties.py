@@ -19,7 +19,7 @@ from dfft.engine import Engine, RequestError
 from dfft.rules import load_ruleset
 from dfft.rules.model import RuleSet
 
-from .conftest import MINI
+from .conftest import MINI, overcrowded
 from .strategies import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -129,18 +129,11 @@ def test_reload_invalidates_every_memo(tmp_path):
 
 def test_reload_with_a_broken_rule_set_keeps_the_old_one(mini_rs):
     from dfft.engine import CompileError
-    from dfft.rules.model import Rule
     eng = Engine(mini_rs)
     r = dict(origin="JP", destination="VN", data_categories=["personal"], subjects=5, as_of="2026-06-01")
     d = eng.check(r)
-    jp = mini_rs.jurisdictions["JP"]
-    many = tuple(Rule(id=f"JP-x{i}", jurisdiction="JP", domain="ip", title="x", scope="exporter",
-                      citation=jp.rules[0].citation, confidence="high", when={"field": "sector", "eq": "finance"},
-                      effect="condition") for i in range(500))
-    bad = mini_rs.model_copy(update={"jurisdictions": {**mini_rs.jurisdictions,
-                                                       "JP": jp.model_copy(update={"rules": jp.rules + many})}})
     with pytest.raises(CompileError):
-        eng.reload(bad)
+        eng.reload(overcrowded(mini_rs))
     assert js(eng.check(r)) == js(d) and eng.ruleset is mini_rs
 
 
