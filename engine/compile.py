@@ -27,8 +27,8 @@ What we learnt about durable-rules 2.0.28 (see ../shared/DESIGN.md) shapes this 
   three of 200 (600) hang, whether the 200 values test one field or three different fields; one rule
   `to in [30] and origin in [30]` (900 alternatives, at most 30 siblings) works; 500 rules with the same condition
   make create_ruleset fail with error 108. So the limit is on siblings, not on alternatives or on one field; 256 is
-  half of it. Headroom (max siblings / alternatives per ruleset / units): embedded corpus 19 / 60 / 21, the
-  benchmark's 16x synthetic corpus (bench/synth.py, 224 rules per jurisdiction) 35 / 1,593 / 336.
+  half of it. Headroom (max siblings / alternatives per ruleset / units): embedded corpus 12 / 60 / 18, the
+  benchmark's 16x synthetic corpus (bench/synth.py, 224 rules per jurisdiction) 36 / 1,593 / 337.
   As a second line of defence, every new ruleset definition is compiled and first-asserted in a child process with a
   timeout (engine/probe.py) before it is created in this process.
   Table lookups (lists, groups) are done in Python and arrive as boolean fields of the fact;
