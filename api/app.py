@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..engine import CompileError, Decision, Engine, EngineError, RequestError, TransferRequest
 from ..rules import RuleSetError, load_ruleset
+from ..rules.loader import check_successor
 from ..rules.model import Jurisdiction
 from .audit import AuditLog, AuditUnavailable, Judged, new_id, row_for
 from .db import open_database
@@ -173,6 +174,9 @@ class Rules:
         with self._lock:
             previous = self.engine.ref
             rs = load_ruleset(self.rules_dir)
+            dropped = check_successor(self.engine.ruleset, rs)   # a jurisdiction dropped under the same version
+            if dropped:
+                raise RuleSetError(dropped)
             if rs.hash == self.engine.hash:
                 return ReloadResult(status="unchanged", previous=previous, current=self.info())
             eng = self.engine

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from dfft.rules import load_ruleset
+from dfft.rules.loader import write_manifest
 from dfft.rules.model import RuleSet
 
 CODES = ["JP", "SG", "VN", "CN", "KR", "IN", "ID", "MY", "TH", "PH", "AU", "NZ", "US", "GB", "EU", "BR", "CA",
@@ -197,6 +198,7 @@ def write_bundle(root: Path, jurisdictions: int = 19, rules: int = 14, seed: int
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    write_manifest(root)
     return root
 
 

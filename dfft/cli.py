@@ -173,6 +173,20 @@ def rules_list(as_json: bool = typer.Option(False, "--json")) -> None:
     out.print(t)
 
 
+@rules_app.command("manifest")
+def rules_manifest(directory: Optional[Path] = typer.Argument(
+        None, help="Bundle directory (default: --rules, else the embedded jurisdictions/)")) -> None:
+    """(Re)write bundle.yaml's manifest: the jurisdictions and the SHA-256 of every file, which the loader verifies.
+    Run it after changing a bundle (and bump the bundle's version)."""
+    from .rules.loader import default_rules_dir, write_manifest
+
+    root = directory or state.rules_dir or default_rules_dir()
+    man = write_manifest(root)
+    load_ruleset(root)  # the bundle as stamped must load
+    out.print(f"[green]ok[/]: {root / 'bundle.yaml'}: {len(man['jurisdictions'])} jurisdictions, "
+              f"{len(man['files'])} files")
+
+
 @rules_app.command("coverage")
 def rules_coverage(as_markdown: bool = typer.Option(False, "--markdown", help="Print the Markdown of docs/coverage.md")) -> None:
     """For every jurisdiction x domain: rule count, confidence (high/medium/low) and newest source date."""

@@ -12,8 +12,26 @@ What we learnt about durable-rules 2.0.28 (see ../shared/DESIGN.md) shapes this 
   state with start_action_for_state / complete_and_start_action, reading only the rule name of each action. No
   Python code runs inside durable-rules, so nothing can be swallowed into state['exception']; instead every
   assertion must report the catch-all rule exactly once and only known rule names, or the check fails closed;
-- one node with ~512 tests hangs the process: the compiler refuses rulesets with more than MAX_TESTS_PER_FIELD tests
-  on one field. Table lookups (lists, groups) are done in Python and arrive as boolean fields of the fact;
+- one node with ~512 tests under it hangs the process (the C engine loops forever, holding the GIL: no thread, no
+  signal handler runs). `$or` (and every `in`, `not_in`, `contains_any` value, and every `any`) is expanded by
+  durable-rules into alternatives, each a separate path of tests from the root; equal tests at the same place are
+  shared, so the children of a node are the distinct next tests of the paths through it. `check_budget` builds that
+  tree for each jurisdiction's ruleset before anything reaches durable-rules and refuses (CompileError naming the
+  jurisdiction, the rules contributing most, the fields and the counts) a ruleset where
+    * one node would have more than MAX_NODE_TESTS (256) distinct tests or rules under it,
+    * one rule (unit) expands into more than MAX_RULE_ALTERNATIVES (256) alternatives,
+    * the whole ruleset has more than MAX_RULESET_ALTERNATIVES (8192) alternatives or MAX_RULESET_UNITS (400) units.
+  Measured (durable-rules 2.0.28, Python 3.11, subprocess with a timeout, one JP rule set of the mini fixture plus
+  the rules below): one `to in [N codes]` rule compiles and checks at N = 505, never returns from the first check at
+  N = 511 and never returns from compiling at N = 512; three rules of 170 distinct codes each (510 siblings) work,
+  three of 200 (600) hang, whether the 200 values test one field or three different fields; one rule
+  `to in [30] and origin in [30]` (900 alternatives, at most 30 siblings) works; 500 rules with the same condition
+  make create_ruleset fail with error 108. So the limit is on siblings, not on alternatives or on one field; 256 is
+  half of it. Headroom (max siblings / alternatives per ruleset / units): embedded corpus 12 / 60 / 18, the
+  benchmark's 16x synthetic corpus (bench/synth.py, 224 rules per jurisdiction) 36 / 1,593 / 337.
+  As a second line of defence, every new ruleset definition is compiled and first-asserted in a child process with a
+  timeout (engine/probe.py) before it is created in this process.
+  Table lookups (lists, groups) are done in Python and arrive as boolean fields of the fact;
 - `$or` is expanded into alternatives, each firing the action: matches are de-duplicated per fact;
 - a fact's field that a condition tests must be present ($neq on a missing field does not match), so every fact
   carries every field its jurisdiction's rules test.
@@ -32,9 +50,15 @@ import durable_rules_engine as _dre
 
 from ..rules.conditions import leaf_op
 from ..rules.model import RuleSet
+from . import probe as _probe
 from .plan import Fact, Prepared, Unit, list_member, prepare
 
-MAX_TESTS_PER_FIELD = 480
+# limits of what one durable-rules ruleset may hold (see the module doc for the measured thresholds)
+MAX_NODE_TESTS = 256
+MAX_RULE_ALTERNATIVES = 256
+MAX_RULESET_ALTERNATIVES = 8192
+MAX_RULESET_UNITS = 400
+MAX_TESTS_PER_FIELD = MAX_NODE_TESTS  # the former name
 _names = itertools.count()
 
 
@@ -143,6 +167,112 @@ class _Compiler:
             self._point("as_of", _as_int(u.rule.effective_until))
         parts.append(self.expr(u.cond))
         return {"$and": parts}
+
+
+def _leaf_test(e: dict) -> tuple:
+    """A hashable identity of one durable-rules test: (operator, field, value)."""
+    ((k, v),) = e.items()
+    if k.startswith("$"):
+        ((f, x),) = v.items()
+        return (k, f, json.dumps(x))
+    return ("$eq", k, json.dumps(v))
+
+
+def _shape(e: dict) -> int:
+    """How many alternatives durable-rules expands expression `e` into (and: product, or: sum, test: 1)."""
+    if "$and" in e:
+        n = 1
+        for c in e["$and"]:
+            n *= _shape(c)
+        return n
+    if "$or" in e:
+        return sum(_shape(c) for c in e["$or"])
+    return 1
+
+
+def _paths(e: dict) -> list[tuple[tuple, ...]]:
+    """The alternatives of `e`, each the sequence of tests along its path (only call after _shape bounded it)."""
+    if "$and" in e:
+        out: list[tuple[tuple, ...]] = [()]
+        for c in e["$and"]:
+            out = [a + b for a in out for b in _paths(c)]
+        return out
+    if "$or" in e:
+        return [p for c in e["$or"] for p in _paths(c)]
+    return [(_leaf_test(e),)]
+
+
+def _field(test: tuple) -> str:
+    return test[1] if test[0] != "rule" else "(rule)"
+
+
+def check_budget(code: str, units: list[tuple[str, dict]]) -> dict[str, int]:
+    """Refuse (CompileError) a ruleset that durable-rules could hang on; `units` are (rule id, expression) in the
+    order they are defined. Returns the measured counts: siblings (most tests under one node), alternatives, units.
+
+    The model: each alternative is the path of its tests from the root, then its rule; a node's children are the
+    distinct next tests (and rules) of the paths through it. See the module doc for the measured limits."""
+    if len(units) > MAX_RULESET_UNITS:
+        raise CompileError(f"{code}: {len(units)} rule variants in one rule set exceed the limit of {MAX_RULESET_UNITS} "
+                           "(durable-rules fails near 500); split the jurisdiction's rules")
+    total = 0
+    counts: list[int] = []
+    for rid, e in units:
+        n = _shape(e)
+        if n > MAX_RULE_ALTERNATIVES:
+            raise CompileError(f"{code}: rule {rid} expands into {n} alternatives (every `in`/`not_in`/`contains_any` "
+                               f"value and every `any` branch multiplies them), over the limit of "
+                               f"{MAX_RULE_ALTERNATIVES} per rule; use a list (in_list) or split the rule")
+        counts.append(n)
+        total += n
+        if total > MAX_RULESET_ALTERNATIVES:
+            raise CompileError(f"{code}: the rules expand into more than {MAX_RULESET_ALTERNATIVES} alternatives in "
+                               "one rule set; use lists (in_list) or fewer alternatives")
+    root: dict = {}
+    through: dict[int, Counter] = {}  # id(node) -> rule ids of the paths through it
+    for i, (rid, e) in enumerate(units):
+        for path in _paths(e):
+            node = root
+            for t in (*path, ("rule", str(i), "")):
+                through.setdefault(id(node), Counter())[rid] += 1
+                node = node.setdefault(t, {})
+    worst, worst_node, worst_path = 0, root, ()
+    stack: list[tuple[dict, tuple]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if len(node) > worst:
+            worst, worst_node, worst_path = len(node), node, path
+        stack += [(child, path + (t,)) for t, child in node.items()]
+    if worst > MAX_NODE_TESTS:
+        fields = Counter(_field(t) for t in worst_node)
+        by_rule: Counter = Counter()
+        for t, child in worst_node.items():
+            for rid in (through.get(id(child)) or Counter({units[int(t[1])][0]: 1})):
+                by_rule[rid] += 1
+        top = ", ".join(f"{r} ({n})" for r, n in by_rule.most_common(3))
+        ops = {"$eq": "=", "$neq": "!=", "$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
+        after = " and ".join(f"{f} {ops.get(op, op)} {v}" for op, f, v in worst_path) or "the root"
+        raise CompileError(
+            f"{code}: {worst} tests under one durable-rules node (after {after}) exceed the limit of {MAX_NODE_TESTS} "
+            f"(durable-rules hangs at about 512): {', '.join(f'{n} on {f}' for f, n in fields.most_common())}; "
+            f"rules contributing most: {top}. Every `in`/`not_in`/`contains_any` value and `any` branch is one "
+            "alternative: move the values into a list (in_list) or split the rules")
+    return {"siblings": worst, "alternatives": total, "units": len(units)}
+
+
+def _probe_values(key: str, spec: tuple[str, ...]) -> tuple[Any, Any]:
+    """(a value no rule tests for, another) for one fact field, with the type real facts give it."""
+    if key.startswith("v_"):
+        return (1_000_000_007, 0) if spec[0] in ("hop", "hops", "subjects") else ("~probe~", "ZZ")
+    return (False, True)
+
+
+def check_jurisdiction(rs: RuleSet, code: str) -> dict[str, int]:
+    """check_budget for one jurisdiction of `rs`, without touching durable-rules (scenario validation, lint)."""
+    prep = prepare(rs.jurisdictions[code])
+    comp = _Compiler(rs, prep)
+    return check_budget(code, [(u.rule.id, comp.unit_expr(u)) for u in prep.units]
+                        + [("catch_all", {"$gte": {"lvl": 0}})])
 
 
 class _Level:
@@ -263,22 +393,24 @@ class DurableBackend:
                 definition[f"u{u.index}"] = {"all": [{"m": comp.unit_expr(u)}]}
                 keys_of[u.index] = comp.used
             definition["catch_all"] = {"all": [{"m": {"$gte": {"lvl": 0}}}]}
-            comp.tests["lvl"] = len(prep.units) + 1
-            crowded = {k: n for k, n in comp.tests.items() if n > MAX_TESTS_PER_FIELD}
-            if crowded:
-                raise CompileError(
-                    f"{code}: {', '.join(f'{n} tests on {k}' for k, n in crowded.items())} exceed the limit of "
-                    f"{MAX_TESTS_PER_FIELD} tests on one field (durable-rules hangs near 512); split the rules or "
-                    "move the lookup into a list (in_list)")
+            check_budget(code, [(u.rule.id, definition[f"u{u.index}"]["all"][0]["m"]) for u in prep.units]
+                         + [("catch_all", definition["catch_all"]["all"][0]["m"])])
             name = f"{code}_{rs.hash[:12]}_{next(_names)}"
             definitions[code] = (name, definition)
             self.ruleset_names[code] = name
             self.getters[code] = comp.getters
             self._level_src[code] = (comp, keys_of)
             self._rule_of[code] = {**{f"u{u.index}": u.index for u in prep.units}, "catch_all": -1}
+        texts = {code: json.dumps(definition, ensure_ascii=False) for code, (_, definition) in definitions.items()}
+        # a definition this process has not seen pass is first tried in a child process with a timeout, so that a
+        # durable-rules failure mode that check_budget does not know can never hang this process
+        _probe.probe({code: (texts[code], _probe.probe_facts(
+            sorted({u.level for u in self.prepared[code].units}),
+            {k: _probe_values(k, comp.specs[k]) for k in comp.getters}))
+            for code, (comp, _) in self._level_src.items()})
         for code, (name, definition) in definitions.items():
             try:
-                self._handles[code] = _dre.create_ruleset(name, json.dumps(definition, ensure_ascii=False))
+                self._handles[code] = _dre.create_ruleset(name, texts[code])
             except Exception as e:  # the C engine rejects the definition
                 self.close()
                 raise CompileError(f"durable-rules refused the compiled rule set of {code}: {e}") from e

@@ -57,6 +57,8 @@ def dump_ruleset(rs: RuleSet, root: Path, vocabulary: Optional[Path] = None) -> 
             if rules:
                 write(root / code / f"{domain}.yaml",
                       {"jurisdiction": code, "domain": domain, "rules": [rule_doc(r) for r in rules]})
+    from .loader import write_manifest
+    write_manifest(root)
     if vocabulary is not None:
         vocabulary.write_text(yaml.safe_dump(_vocab_doc(rs), sort_keys=False, allow_unicode=True), encoding="utf-8")
     return root

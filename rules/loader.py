@@ -5,7 +5,10 @@ or returns a complete RuleSet.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -74,6 +77,93 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+MAX_FILE_BYTES = 2 * 1024 * 1024   # one rule file (the largest embedded one is ~40 KB)
+MAX_FILES = 2000                    # entries read or listed in one bundle
+
+
+class _Reader:
+    """Reads the files of one bundle: only regular files (never a FIFO, device or socket: opened non-blocking and
+    checked with fstat before reading), only inside the bundle (a symlink that resolves outside is refused), at most
+    MAX_FILE_BYTES each and MAX_FILES entries in all. Remembers the SHA-256 of every file read, relative path ->
+    hash, for the manifest check: the bytes hashed are the bytes parsed."""
+
+    def __init__(self, root: Path, problems: list[Problem]):
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.problems = problems
+        self.hashes: dict[str, str] = {}
+        self.entries = 0
+
+    def inside(self, path: Path) -> bool:
+        real = os.path.realpath(path)
+        if real != self.real_root and not real.startswith(self.real_root.rstrip(os.sep) + os.sep):
+            self.problems.append(Problem(str(path), None, None, f"leads outside the bundle directory (to {real}); "
+                                        "links out of the bundle are not followed"))
+            return False
+        return True
+
+    def listdir(self, path: Path) -> list[Path]:
+        out = []
+        with os.scandir(path) as it:
+            for e in it:
+                self.entries += 1
+                if self.entries > MAX_FILES:
+                    raise RuleSetError([Problem(str(self.root), None, None,
+                                                f"more than {MAX_FILES} files and folders; refused")])
+                out.append(Path(path) / e.name)
+        return sorted(out)
+
+    def read(self, path: Path) -> Optional[bytes]:
+        if not self.inside(path):
+            return None
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(os.path.realpath(path), flags)
+        except OSError as e:
+            self.problems.append(Problem(str(path), None, None, f"cannot be read: {e.strerror or e}"))
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                self.problems.append(Problem(str(path), None, None, "not a regular file (a FIFO, device, socket or "
+                                            "folder); rule files must be regular files"))
+                return None
+            if st.st_size > MAX_FILE_BYTES:
+                self.problems.append(Problem(str(path), None, None,
+                                             f"{st.st_size} bytes; a rule file may have at most {MAX_FILE_BYTES}"))
+                return None
+            chunks, size = [], 0
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_FILE_BYTES:
+                    self.problems.append(Problem(str(path), None, None, f"more than {MAX_FILE_BYTES} bytes"))
+                    return None
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
+        rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+        self.hashes[rel] = hashlib.sha256(data).hexdigest()
+        return data
+
+    def yaml(self, path: Path) -> Any:
+        data = self.read(path)
+        if data is None:
+            return None
+        return parse_yaml(data, path, self.problems)
+
+
+def parse_yaml(data: bytes, path: Path, problems: list[Problem]) -> Any:
+    try:
+        return yaml.load(data.decode("utf-8"), Loader=_UniqueKeyLoader)
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        problems.append(Problem(str(path), None, None, f"cannot be read as YAML: {e}"))
+        return None
 
 
 def read_yaml(path: Path, problems: list[Problem]) -> Any:
@@ -180,51 +270,63 @@ def _code_list(name: str, d: dict) -> CodeList:
     )
 
 
-def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None) -> RuleSet:
-    """Load and validate the bundle under `root` (default: the embedded `jurisdictions/`)."""
+def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None, *,
+                 require_manifest: bool = True) -> RuleSet:
+    """Load and validate the bundle under `root` (default: the embedded `jurisdictions/`).
+
+    bundle.yaml's `manifest` (the jurisdictions and the SHA-256 of every file; `dfft rules manifest DIR` writes it)
+    is always verified when present. A bundle without one is refused unless the caller passes
+    require_manifest=False (the service and the CLI never do)."""
     root = Path(root) if root else default_rules_dir()
     problems: list[Problem] = []
     if not root.is_dir():
         raise RuleSetError([Problem(str(root), None, None, "rule directory does not exist")])
     vocab = load_vocabulary(vocabulary)
+    reader = _Reader(root, problems)
 
-    bundle = read_yaml(root / "bundle.yaml", problems) if (root / "bundle.yaml").exists() else None
-    if bundle is None and not (root / "bundle.yaml").exists():
+    bundle = None
+    if not (root / "bundle.yaml").exists():
         problems.append(Problem(str(root / "bundle.yaml"), None, None, "missing: the bundle needs a version"))
-    elif bundle is not None:
-        _schema_check(bundle, S.BUNDLE_FILE, root / "bundle.yaml", problems)
+    else:
+        bundle = reader.yaml(root / "bundle.yaml")
+        if bundle is not None:
+            _schema_check(bundle, S.BUNDLE_FILE, root / "bundle.yaml", problems)
 
     groups_doc: dict = {}
     if (root / "groups.yaml").exists():
-        g = read_yaml(root / "groups.yaml", problems)
+        g = reader.yaml(root / "groups.yaml")
         if g is not None and _schema_check(g, S.GROUPS_FILE, root / "groups.yaml", problems):
             groups_doc = g
 
     raw: dict[str, tuple[dict, list[tuple[Path, dict]]]] = {}
-    for entry in sorted(root.iterdir()):
+    folders: list[str] = []
+    for entry in reader.listdir(root):
         if entry.name.startswith((".", "_")) or entry.name in ("bundle.yaml", "groups.yaml", "__init__.py"):
+            continue
+        if not reader.inside(entry):
             continue
         if not entry.is_dir():
             problems.append(Problem(str(entry), None, None, "unexpected file; expected bundle.yaml, groups.yaml or jurisdiction folders"))
             continue
+        folders.append(entry.name)
         jpath = entry / "jurisdiction.yaml"
         if not jpath.exists():
             problems.append(Problem(str(entry), None, None, "jurisdiction folder without jurisdiction.yaml"))
             continue
-        jdoc = read_yaml(jpath, problems)
+        jdoc = reader.yaml(jpath)
         if jdoc is None or not _schema_check(jdoc, S.JURISDICTION_FILE, jpath, problems):
             continue
         if jdoc["code"] != entry.name:
             problems.append(Problem(str(jpath), None, "code", f"{jdoc['code']!r} does not match the folder name {entry.name!r}"))
             continue
         files = []
-        for f in sorted(entry.iterdir()):
+        for f in reader.listdir(entry):
             if f.name == "jurisdiction.yaml" or f.name.startswith("."):
                 continue
             if f.name not in DOMAIN_FILES:
                 problems.append(Problem(str(f), None, None, f"unexpected file; expected one of {sorted(DOMAIN_FILES)}"))
                 continue
-            doc = read_yaml(f, problems)
+            doc = reader.yaml(f)
             if doc is None or not _schema_check(doc, S.RULE_FILE, f, problems):
                 continue
             if doc["jurisdiction"] != entry.name:
@@ -233,6 +335,12 @@ def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None)
                 problems.append(Problem(str(f), None, "domain", f"{doc['domain']!r} does not match the file name {f.name!r}"))
             files.append((f, doc))
         raw[entry.name] = (jdoc, files)
+
+    if not folders and not problems:
+        problems.append(Problem(str(root), None, None, "no jurisdiction folders: a bundle without rule sets would "
+                                "refuse every request; refused"))
+    if isinstance(bundle, dict):
+        problems += _check_manifest(root, bundle.get("manifest"), folders, reader, require_manifest)
 
     if problems:
         raise RuleSetError(problems)
@@ -281,6 +389,85 @@ def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None)
     if problems:
         raise RuleSetError(problems)
     return rs
+
+
+MANIFEST_HINT = "run `dfft rules manifest DIR` after changing the bundle (and bump its version)"
+
+
+def _check_manifest(root: Path, manifest: Any, folders: list[str], reader: _Reader,
+                    require: bool) -> list[Problem]:
+    """The bundle is exactly what bundle.yaml's manifest lists: the same jurisdictions, the same files, the same
+    bytes (SHA-256)."""
+    out: list[Problem] = []
+    if manifest is None:
+        if require:
+            out.append(Problem(str(root / "bundle.yaml"), None, "manifest",
+                               f"missing: a bundle lists its jurisdictions and file hashes; {MANIFEST_HINT}"))
+        return out
+    listed = set(manifest.get("jurisdictions") or [])
+    for code in sorted(listed - set(folders)):
+        out.append(Problem(str(root / code), None, None, f"jurisdiction {code} is listed in the manifest but missing"))
+    for code in sorted(set(folders) - listed):
+        out.append(Problem(str(root / code), None, None, f"jurisdiction {code} is not listed in the manifest; "
+                                                          + MANIFEST_HINT))
+    files: dict[str, str] = manifest.get("files") or {}
+    for rel, want in sorted(files.items()):
+        got = reader.hashes.get(rel)
+        if got is None:
+            if not (root / rel).exists():
+                out.append(Problem(str(root / rel), None, None, "listed in the manifest but missing"))
+        elif got != want:
+            out.append(Problem(str(root / rel), None, None, f"content changed: sha256 {got[:16]}..., the manifest "
+                                                            f"says {want[:16]}...; {MANIFEST_HINT}"))
+    for rel in sorted(set(reader.hashes) - set(files) - {"bundle.yaml"}):
+        out.append(Problem(str(root / rel), None, None, f"not listed in the manifest; {MANIFEST_HINT}"))
+    return out
+
+
+def manifest_of(root: Path) -> dict[str, Any]:
+    """The manifest of the bundle under `root` as it is now (the files the loader reads, read the way it reads)."""
+    root = Path(root)
+    problems: list[Problem] = []
+    reader = _Reader(root, problems)
+    if (root / "groups.yaml").exists():
+        reader.read(root / "groups.yaml")
+    codes = []
+    for entry in reader.listdir(root):
+        if entry.name.startswith((".", "_")) or not entry.is_dir() or not reader.inside(entry):
+            continue
+        codes.append(entry.name)
+        for f in reader.listdir(entry):
+            if f.name == "jurisdiction.yaml" or f.name in DOMAIN_FILES:
+                reader.read(f)
+    if problems:
+        raise RuleSetError(problems)
+    return {"jurisdictions": codes, "files": dict(sorted(reader.hashes.items()))}
+
+
+def write_manifest(root: Path) -> dict[str, Any]:
+    """(Re)write the `manifest:` of root/bundle.yaml (kept as the last key; comments and keys above it are kept)."""
+    root = Path(root)
+    path = root / "bundle.yaml"
+    text = path.read_text(encoding="utf-8")
+    m = re.search(r"^manifest:", text, flags=re.M)
+    head = (text[:m.start()] if m else text).rstrip("\n") + "\n"
+    man = manifest_of(root)
+    block = yaml.safe_dump({"manifest": man}, sort_keys=False, default_flow_style=False, width=200)
+    header = ("# written by `dfft rules manifest`: the jurisdictions and the SHA-256 of every file; the loader refuses\n"
+              "# a bundle that differs from it\n")
+    if header not in head:
+        head += header
+    path.write_text(head + block, encoding="utf-8")
+    return man
+
+
+def check_successor(old: RuleSet, new: RuleSet) -> list[Problem]:
+    """A bundle replacing a serving one (reload) may drop a jurisdiction only under a new version."""
+    dropped = sorted(set(old.jurisdictions) - set(new.jurisdictions))
+    if dropped and new.version == old.version:
+        return [Problem("bundle.yaml", None, "version", f"jurisdiction(s) {', '.join(dropped)} dropped under the same "
+                        f"version {old.version}; a bundle that removes a jurisdiction needs a new version")]
+    return []
 
 
 def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:

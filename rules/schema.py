@@ -214,6 +214,12 @@ GROUPS_FILE = {
 BUNDLE_FILE = {
     "version": {"type": "string", "required": True, "regex": r"^\d+\.\d+\.\d+$"},
     "title": {"type": "string"},
+    # written by `dfft rules manifest`; verified by the loader
+    "manifest": {"type": "dict", "schema": {
+        "jurisdictions": {"type": "list", "required": True, "schema": {"type": "string", "regex": CODE_RE}},
+        "files": {"type": "dict", "required": True, "keysrules": {"type": "string", "regex": r"^[A-Za-z0-9_./\-]+$"},
+                  "valuesrules": {"type": "string", "regex": r"^[0-9a-f]{64}$"}},
+    }},
 }
 
 VOCABULARY_FILE = {

@@ -9,6 +9,7 @@ import yaml
 
 from dfft.rules import RuleSetError, load_ruleset
 from dfft.rules.dump import dump_ruleset
+from dfft.rules.loader import write_manifest
 
 from .conftest import MINI
 
@@ -24,9 +25,11 @@ def edit(path: Path, fn) -> None:
     doc = yaml.safe_load(path.read_text())
     fn(doc)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    write_manifest(path.parents[1])   # these tests are about content: the manifest follows the edit
 
 
 def problems(root: Path) -> list:
+    write_manifest(root)
     with pytest.raises(RuleSetError) as exc:
         load_ruleset(root)
     return exc.value.problems

@@ -93,6 +93,112 @@ SCENARIO_FILE = {
 }
 
 
+# -- bounds: scenarios arrive over HTTP (check scope), so every size is bounded before anything is built ----------
+LIMITS = {
+    "add_rules": 32,            # rules added by one scenario
+    "disable_rules": 256,       # rules disabled
+    "lists": 64,                # list changes
+    "list_members": 256,        # codes added or removed by one list change
+    "facts": 64,                # fact changes
+    "fact_values": 64,          # values added or removed by one fact change (per field)
+    "law_dates": 64,
+    "rule_dates": 256,
+    "condition_values": 64,     # values of one in / not_in / contains_any / contains_all test
+    "condition_depth": 8,       # nesting of all / any / not
+    "condition_nodes": 128,     # tests and all / any / not nodes in one rule's when + unless
+    "obligations": 16,          # obligations of one added rule
+    "string": 2000,             # characters of any string
+    "keys": 64,                 # keys of any mapping
+}
+
+
+def _bound_problems(doc: Any, source: str) -> list[Problem]:
+    """Problems with the sizes of a scenario document (before schema checks), each naming the field."""
+    out: list[Problem] = []
+
+    def bad(fld: str, msg: str) -> None:
+        if len(out) < 20:
+            out.append(Problem(source, None, fld, msg))
+
+    def walk(x: Any, fld: str, depth: int = 0) -> None:
+        if depth > 40:
+            bad(fld, "nested too deeply")
+        elif isinstance(x, str):
+            if len(x) > LIMITS["string"]:
+                bad(fld, f"a string of {len(x)} characters; at most {LIMITS['string']}")
+        elif isinstance(x, dict):
+            if len(x) > LIMITS["keys"]:
+                bad(fld, f"{len(x)} keys; at most {LIMITS['keys']}")
+                return
+            for k, v in x.items():
+                walk(k, fld, depth + 1)
+                walk(v, f"{fld}.{k}" if fld else str(k), depth + 1)
+        elif isinstance(x, list):
+            if len(x) > 1024:
+                bad(fld, f"a list of {len(x)} items; at most 1024")
+                return
+            for i, v in enumerate(x):
+                walk(v, f"{fld}[{i}]", depth + 1)
+
+    def count(fld: str, items: Any, limit: str) -> bool:
+        if isinstance(items, list) and len(items) > LIMITS[limit]:
+            bad(fld, f"{len(items)} items; at most {LIMITS[limit]}")
+            return False
+        return isinstance(items, list)
+
+    def cond(c: Any, fld: str, depth: int, nodes: list[int]) -> None:
+        nodes[0] += 1
+        if not isinstance(c, dict):
+            return
+        if depth > LIMITS["condition_depth"]:
+            bad(fld, f"conditions nested {depth} deep; at most {LIMITS['condition_depth']}")
+            return
+        for key in ("all", "any"):
+            if isinstance(c.get(key), list):
+                for i, x in enumerate(c[key]):
+                    cond(x, f"{fld}.{key}[{i}]", depth + 1, nodes)
+        if "not" in c:
+            cond(c["not"], f"{fld}.not", depth + 1, nodes)
+        for op in S.LIST_VALUED_OPS:
+            if isinstance(c.get(op), list) and len(c[op]) > LIMITS["condition_values"]:
+                bad(f"{fld}.{op}", f"{len(c[op])} values; at most {LIMITS['condition_values']} (each value is one "
+                                   "alternative the engine must match; use a list reference with in_list)")
+
+    walk(doc, "")
+    if out:
+        return out
+    for i, fc in enumerate(doc.get("facts") or [] if count("facts", doc.get("facts"), "facts") else []):
+        if isinstance(fc, dict):
+            for k in ("add_safeguards", "remove_safeguards", "add_data_categories", "remove_data_categories"):
+                count(f"facts[{i}].{k}", fc.get(k), "fact_values")
+            for k in ("origin", "destination"):
+                where = fc.get("where")
+                if isinstance(where, dict):
+                    count(f"facts[{i}].where.{k}", where.get(k), "list_members")
+    law = doc.get("law")
+    if isinstance(law, dict):
+        for k in ("add_rules", "disable_rules", "lists", "law_dates", "rule_dates"):
+            count(f"law.{k}", law.get(k), k)
+        for i, lc in enumerate(law.get("lists") or [] if isinstance(law.get("lists"), list) else []):
+            if isinstance(lc, dict):
+                count(f"law.lists[{i}].add", lc.get("add"), "list_members")
+                count(f"law.lists[{i}].remove", lc.get("remove"), "list_members")
+        rules = law.get("add_rules")
+        for i, r in enumerate(rules if isinstance(rules, list) and len(rules) <= LIMITS["add_rules"] else []):
+            if not isinstance(r, dict):
+                continue
+            nodes = [0]
+            for part in ("when", "unless"):
+                if part in r:
+                    cond(r[part], f"law.add_rules[{i}].{part}", 1, nodes)
+            if nodes[0] > LIMITS["condition_nodes"]:
+                bad(f"law.add_rules[{i}].when", f"{nodes[0]} condition nodes; at most {LIMITS['condition_nodes']}")
+            then = r.get("then")
+            if isinstance(then, dict):
+                count(f"law.add_rules[{i}].then.obligations", then.get("obligations"), "obligations")
+    return out
+
+
 class ScenarioError(ValueError):
     """A scenario that failed validation; `problems` lists every problem (file, field, message)."""
 
@@ -389,6 +495,9 @@ def parse_scenario(doc: Any, rs: RuleSet, source: str = "<scenario>") -> Scenari
     problems: list[Problem] = []
     if not isinstance(doc, dict):
         raise ScenarioError([Problem(source, None, None, f"expected a mapping at the top, got {type(doc).__name__}")])
+    too_big = _bound_problems(doc, source)
+    if too_big:
+        raise ScenarioError(too_big)
     doc = _dates(doc)
     v = _Validator(SCENARIO_FILE)
     if not v.validate(doc):
@@ -497,6 +606,15 @@ def validate(sc: Scenario, rs: RuleSet, source: str = "<scenario>") -> list[Prob
             continue
         fld = f"law.add_rules[{added[p.rule_id]}].{p.field}" if p.rule_id in added else f"law ({p.file}: {p.field})"
         out.append(Problem(source, p.rule_id, fld, p.message))
+    if out:
+        return list(dict.fromkeys(out))
+    # what durable-rules would have to hold: refused here (a 422 over HTTP) rather than when an engine is built
+    from ..engine.compile import CompileError, check_jurisdiction
+    for code in sorted({d["jurisdiction"] for d in sc.law.add_rules}):
+        try:
+            check_jurisdiction(changed, code)
+        except CompileError as e:
+            out.append(Problem(source, None, "law.add_rules", str(e)))
     return list(dict.fromkeys(out))
 
 

@@ -60,3 +60,22 @@ def test_bundle_that_does_not_compile_is_refused(fresh_api, monkeypatch):
 def test_reload_needs_admin(fresh_api):
     with fresh_api.client("check") as c:
         assert_problem(c.post("/v1/rulesets/reload"), 403)
+
+
+def test_reload_that_drops_a_jurisdiction_needs_a_new_version(fresh_api):
+    """Issue 10 item 6: the old code reloaded a bundle missing a jurisdiction under the same version."""
+    import shutil
+
+    from dfft.rules.loader import write_manifest
+    with fresh_api.client("admin") as c:
+        before = c.get("/v1/rulesets/current").json()
+        shutil.rmtree(fresh_api.rules_dir / "VN")
+        body = assert_problem(c.post("/v1/rulesets/reload"), 422)       # the manifest lists VN
+        assert any("VN" in str(e) for e in body["errors"])
+        write_manifest(fresh_api.rules_dir)                               # even with a manifest rewritten to match
+        body = assert_problem(c.post("/v1/rulesets/reload"), 422)
+        assert any("dropped under the same version" in str(e) for e in body["errors"])
+        assert c.get("/v1/rulesets/current").json()["hash"] == before["hash"]
+        bump_version(fresh_api.rules_dir)                                 # a new version may drop it
+        r = c.post("/v1/rulesets/reload").json()
+        assert r["status"] == "reloaded" and "VN" not in r["current"]["jurisdictions"]

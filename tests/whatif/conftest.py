@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from dfft.rules import load_ruleset
+from dfft.rules.loader import write_manifest
 from dfft.whatif import Engines
 
 from ..conftest import MINI
@@ -42,4 +43,5 @@ def mini_eu(tmp_path_factory):
             "unless": {"field": "safeguards", "contains_any": ["eu_scc", "bcr"]},
             "then": {"effect": "condition", "obligations": [{"id": "EU-ob-46", "text": "SCCs or BCRs",
                                                              "one_of": ["eu_scc", "bcr"]}]}}]}))
+    write_manifest(root)
     return load_ruleset(root)
