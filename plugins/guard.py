@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional, Union
 
-from .engine import Decision, Engine, EngineError, RequestError, TransferRequest
+from ..engine import Decision, Engine, EngineError, RequestError, TransferRequest
 
 log = logging.getLogger("dfft.guard")
 
@@ -127,7 +127,7 @@ class InProcessChecker:
             if self._rules_dir is not None:
                 self._engine = _engine_for_dir(self._rules_dir)
             else:
-                from . import default_engine
+                from ..engine.default import default_engine
                 self._engine = default_engine()
         return self._engine
 
@@ -148,7 +148,7 @@ _engines_lock = threading.Lock()
 
 def _engine_for_dir(rules_dir: Path) -> Engine:
     """One Engine per rules folder per process (compiling registers durable-rules rulesets; do it once)."""
-    from .rules import load_ruleset
+    from ..rules import load_ruleset
     key = rules_dir.resolve()
     with _engines_lock:
         if key not in _engines:

@@ -8,7 +8,7 @@ from typing import Any, Optional, Union
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from ..engine import RequestError
+from ...engine import RequestError
 from ..guard import AuditSink, Guard, GuardResult
 from .regions import RegionMap, RegionMapError, Transfer, transfers_from_lineage
 

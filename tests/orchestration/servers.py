@@ -27,7 +27,7 @@ def running_api(rules_dir: Path) -> Iterator[str]:
 
     from dfft.api.app import create_app
     from dfft.api.settings import Settings
-    from dfft.guard import ENV_API_KEY
+    from dfft.plugins.guard import ENV_API_KEY
 
     data_dir = tempfile.mkdtemp(prefix="dfft-api-")
     app = create_app(Settings(data_dir=Path(data_dir), rules_dir=rules_dir))

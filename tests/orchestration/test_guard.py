@@ -11,7 +11,7 @@ import pytest
 import dfft
 from dfft import TransferBlocked
 from dfft.engine import EngineError, RequestError
-from dfft.guard import ENV_API_URL, Guard, JsonlAuditSink
+from dfft.plugins.guard import ENV_API_URL, Guard, JsonlAuditSink
 from tests.conftest import MINI
 
 ALLOWED = dict(origin="JP", destination="VN", data_categories=["personal"], safeguards=["consent"],
