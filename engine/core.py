@@ -247,7 +247,7 @@ class Engine:
             if unit.kind == "exempt":
                 met_by = self._met_by(fact, rule, flags)
                 findings.append(self._part(("m", rule.id, fact.hop, common["leg_path"], met_by), lambda: Finding(
-                    **common, effect="allow", status="met", met_by=met_by)))
+                    **common, effect="allow", status="met", met_by=met_by)))  # noqa: B023 - _part calls it at once
                 continue
             assert rule.effect is not None
             severity = max(severity, SEVERITY[rule.effect])
@@ -260,7 +260,7 @@ class Engine:
                     entry["rules"].append(rule.id)
                     entry["citations"].append(cit)
             findings.append(self._part(("a", rule.id, fact.hop, common["leg_path"]), lambda: Finding(
-                **common, effect=rule.effect, status="applies", obligations=tuple(o.id for o in rule.obligations))))
+                **common, effect=rule.effect, status="applies", obligations=tuple(o.id for o in rule.obligations))))  # noqa: B023
         consulted = tuple(dict.fromkeys(f.jurisdiction for f in facts))
         if not findings:
             findings.append(Finding(

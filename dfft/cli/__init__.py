@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, cast
 
 import click
 import typer
@@ -17,12 +17,20 @@ from rich.table import Table
 
 from ..engine import Decision, Engine, EngineError, RequestError
 from ..engine.compile import CompileError
+from ..engine.core import BackendName
 from ..rules import RuleSetError
-from . import rules as _rules
-from . import service as _service
-from . import whatif as _whatif
-from .options import (EXIT_BAD_REQUEST, EXIT_BAD_RULES, EXIT_INTERNAL, EXIT_OF_VERDICT, err, out, parse_day, state,
-                      transfer_request)
+from . import rules as _rules, service as _service, whatif as _whatif
+from .options import (
+    EXIT_BAD_REQUEST,
+    EXIT_BAD_RULES,
+    EXIT_INTERNAL,
+    EXIT_OF_VERDICT,
+    err,
+    out,
+    parse_day,
+    state,
+    transfer_request,
+)
 
 # Recent typer vendors its own click; catch the exceptions of both.
 try:
@@ -51,7 +59,8 @@ def check(
     destination: str = typer.Option(..., "--to", help="Final destination, e.g. VN"),
     via: Optional[list[str]] = typer.Option(None, "--via", help="Intermediate hop (repeat, in order)"),
     data: list[str] = typer.Option(..., "--data", help="Data categories, comma-separated or repeated"),
-    subjects: Optional[int] = typer.Option(None, "--subjects", min=0, help="Distinct individuals/devices (omit: unknown, judged above every threshold)"),
+    subjects: Optional[int] = typer.Option(None, "--subjects", min=0,
+                                            help="Distinct individuals/devices (omit: unknown, judged above every threshold)"),
     safeguard: Optional[list[str]] = typer.Option(None, "--safeguard", help="Safeguard in place (repeat or comma-separate)"),
     exporter: str = typer.Option("private", help="private | public_body | ciio"),
     sector: str = typer.Option("general"),
@@ -63,7 +72,8 @@ def check(
     """Judge one transfer and print the verdict, each finding with its citation, and the obligations."""
     request = transfer_request(origin, destination, via, data, subjects, safeguard, exporter, sector, purpose)
     request["as_of"] = parse_day(as_of, "--as-of")
-    decision = Engine(state.ruleset(), backend=backend, cache_size=0).check(request)
+    # Engine checks the name at run time (ValueError on an unknown one)
+    decision = Engine(state.ruleset(), backend=cast(BackendName, backend), cache_size=0).check(request)
     if as_json:
         out.print_json(decision.model_dump_json())
     else:

@@ -40,7 +40,7 @@ def parse_day(value: Optional[str], option: str) -> Optional[date]:
     try:
         return date.fromisoformat(value) if value else None
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form", param_hint=option)
+        raise typer.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form", param_hint=option) from None
 
 
 def transfer_request(origin: str, destination: str, via: Optional[list[str]], data: list[str], subjects: Optional[int],

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -33,7 +34,7 @@ def lint(compile_: bool = typer.Option(True, "--compile/--no-compile", help="Als
 def rules_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """Jurisdictions with their rule counts per domain."""
     rs = state.ruleset()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for code in sorted(rs.jurisdictions):
         j = rs.jurisdictions[code]
         counts = {d: len(j.rules_in(d)) for d in ("data_protection", "localisation", "ip")}
@@ -90,6 +91,6 @@ def rules_show(ident: str = typer.Argument(..., help="A jurisdiction code (JP) o
     try:
         rule = rs.rule(ident)
     except KeyError:
-        raise typer.BadParameter(f"no jurisdiction or rule {ident!r}; jurisdictions: {', '.join(sorted(rs.jurisdictions))}")
+        raise typer.BadParameter(f"no jurisdiction or rule {ident!r}; jurisdictions: {', '.join(sorted(rs.jurisdictions))}") from None
     out.print_json(rule.model_dump_json())
 

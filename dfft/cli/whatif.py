@@ -5,10 +5,10 @@ Exit codes: 0 done · 3 invalid scenario, request file or usage · 4 invalid rul
 from __future__ import annotations
 
 import functools
-import json
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -18,9 +18,7 @@ from rich.table import Table
 
 from ..whatif.context import Engines, InventoryError, load_requests
 from ..whatif.scenario import Scenario, ScenarioError, load_scenario
-from .options import parse_day as _day
-from .options import split_values as _split
-from .options import transfer_request as _request
+from .options import parse_day as _day, split_values as _split, transfer_request as _request
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -35,12 +33,12 @@ def _friendly(fn: Callable) -> Callable:
             return fn(*a, **kw)
         except (ScenarioError, InventoryError) as e:
             err.print(f"[red]invalid input[/]: {escape(str(e))}")
-            raise typer.Exit(EXIT_BAD_INPUT)
+            raise typer.Exit(EXIT_BAD_INPUT) from e
         except ValueError as e:
             if type(e).__name__ in ("RequestError",):
                 raise
             err.print(f"[red]invalid input[/]: {escape(str(e))}")
-            raise typer.Exit(EXIT_BAD_INPUT)
+            raise typer.Exit(EXIT_BAD_INPUT) from e
     return wrapper
 
 
@@ -66,7 +64,8 @@ def register(app: typer.Typer, state: Any) -> None:
     @_friendly
     def whatif(
         scenario_file: Path = typer.Argument(..., help="Scenario file (YAML or JSON), see examples/"),
-        requests: Path = typer.Option(..., "--requests", "-r", help="Transfers to judge: CSV, JSON or YAML (e.g. your data-flow inventory)"),
+        requests: Path = typer.Option(..., "--requests", "-r",
+                                help="Transfers to judge: CSV, JSON or YAML (e.g. your data-flow inventory)"),
         as_of: Optional[str] = typer.Option(None, "--as-of", help="Baseline date for requests without as_of (default today)"),
         report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here"),
         show_all: bool = typer.Option(False, "--all", help="List unchanged transfers too"),
@@ -117,8 +116,7 @@ def register(app: typer.Typer, state: Any) -> None:
         backend: str = engine_opt,
     ) -> None:
         """Verdict for every destination, per origin and data profile (and under a scenario)."""
-        from ..whatif.matrix import all_destinations, load_profiles
-        from ..whatif.matrix import matrix as run
+        from ..whatif.matrix import all_destinations, load_profiles, matrix as run
         sc = scenario(scenario_file)
         e = engines(backend, _day(as_of, "--as-of"))
         profs = load_profiles(profiles, _split(profile) or None)
