@@ -446,7 +446,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                                  headers={"Content-Disposition": 'attachment; filename="dfft-decisions.jsonl"'})
 
     # -- what-if analyses (hypothetical: not written to the audit log) --------------------------------------------
-    from ..whatif.api import create_router
+    from .whatif import create_router
     app.include_router(create_router(lambda: rules.engine.ruleset, dependencies=[Depends(check_scope)]),
                        responses={**auth_errors, **_problems(413, 422, 500)})
 

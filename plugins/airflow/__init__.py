@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TransferCheckOperator", "transfer_check", "get_provider_info", "RegionMap", "XCOM_KEY"]
+from .xcom import XCOM_KEY
 
-XCOM_KEY = "dfft_decision"
+__all__ = ["TransferCheckOperator", "transfer_check", "get_provider_info", "RegionMap", "XCOM_KEY"]
 
 
 def get_provider_info() -> dict[str, Any]:

@@ -10,8 +10,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from ...engine import RequestError
 from ..guard import AuditSink, Guard, GuardResult, OnConditional, OnUnavailable
-from . import XCOM_KEY  # noqa: E402
 from .regions import RegionMap, RegionMapError, Transfer, transfers_from_lineage
+from .xcom import XCOM_KEY
 
 _SPEC_FIELDS = ("origin", "destination", "via", "data_categories", "subjects", "safeguards", "exporter", "sector",
                 "purpose", "as_of")

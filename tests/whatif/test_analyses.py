@@ -171,7 +171,7 @@ def test_cli_errors_exit_3(args, msg):
 
 
 def test_api_router(mini_rs):
-    from dfft.whatif.api import create_router
+    from dfft.api.whatif import create_router
     app = FastAPI()
     app.include_router(create_router(mini_rs))
     c = TestClient(app)
