@@ -273,8 +273,9 @@ def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None)
             lists=lists, rules=tuple(rules),
         )
 
+    assert bundle is not None  # a missing or unreadable bundle.yaml is a problem, raised above
     rs = RuleSet(
-        version=bundle["version"], title=bundle.get("title"), vocabulary=vocab,  # type: ignore[index,union-attr]
+        version=bundle["version"], title=bundle.get("title"), vocabulary=vocab,
         aliases=aliases, groups=groups, jurisdictions=jurisdictions,
     )
     problems += check_meaning(rs, root)
