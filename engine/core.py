@@ -246,7 +246,8 @@ class Engine:
                           confidence=rule.confidence, note=rule.note)
             if unit.kind == "exempt":
                 met_by = self._met_by(fact, rule, flags)
-                findings.append(self._part(("m", rule.id, fact.hop, common["leg_path"], met_by), lambda common=common, met_by=met_by: Finding(
+                findings.append(self._part(("m", rule.id, fact.hop, common["leg_path"], met_by),
+                                           lambda common=common, met_by=met_by: Finding(
                     **common, effect="allow", status="met", met_by=met_by)))
                 continue
             assert rule.effect is not None

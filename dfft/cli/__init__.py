@@ -112,7 +112,18 @@ def render(d: Decision, console: Console = out) -> None:
     console.print(f"[dim]rule set {d.ruleset.version} ({d.ruleset.hash[:12]}); consulted: {', '.join(d.consulted)}[/]")
 
 
-_rules.register(app)  # `dfft lint`, `dfft rules ...`
+@app.command()
+def lint(compile_: bool = typer.Option(True, "--compile/--no-compile", help="Also compile to durable-rules")) -> None:
+    """Validate every rule file (schema, references, semantics) and compile the rule set."""
+    rs = state.ruleset()
+    if compile_:
+        Engine(rs)
+    n_rules = sum(len(j.rules) for j in rs.jurisdictions.values())
+    out.print(f"[green]ok[/]: {len(rs.jurisdictions)} jurisdictions, {n_rules} rules, "
+              f"bundle {rs.version} ({rs.hash[:12]})")
+
+
+_rules.register(app)  # `dfft rules ...`
 _service.register(app, state)  # `dfft serve`, `dfft keys`
 _whatif.register(app, state)  # whatif, matrix, timeline, remedy
 

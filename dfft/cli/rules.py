@@ -1,4 +1,4 @@
-"""`dfft lint` and `dfft rules list|coverage|show`: validate and browse the rule sets."""
+"""`dfft rules list|coverage|show`: browse the rule sets."""
 from __future__ import annotations
 
 import json
@@ -8,26 +8,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from ..engine import Engine
 from .options import out, state
 
 rules_app = typer.Typer(help="Browse the rule sets.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add `dfft lint` and the `dfft rules` group to the `dfft` app."""
-    app.command()(lint)
+    """Add the `dfft rules` group to the `dfft` app."""
     app.add_typer(rules_app, name="rules")
-
-
-def lint(compile_: bool = typer.Option(True, "--compile/--no-compile", help="Also compile to durable-rules")) -> None:
-    """Validate every rule file (schema, references, semantics) and compile the rule set."""
-    rs = state.ruleset()
-    if compile_:
-        Engine(rs)
-    n_rules = sum(len(j.rules) for j in rs.jurisdictions.values())
-    out.print(f"[green]ok[/]: {len(rs.jurisdictions)} jurisdictions, {n_rules} rules, "
-              f"bundle {rs.version} ({rs.hash[:12]})")
 
 
 @rules_app.command("list")
