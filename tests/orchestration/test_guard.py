@@ -5,6 +5,7 @@ import asyncio
 import json
 import logging
 import os
+from typing import Any
 
 import pytest
 
@@ -14,11 +15,11 @@ from dfft.engine import EngineError, RequestError
 from dfft.plugins.guard import ENV_API_URL, Guard, JsonlAuditSink
 from tests.conftest import MINI
 
-ALLOWED = dict(origin="JP", destination="VN", data_categories=["personal"], safeguards=["consent"],
+ALLOWED: dict[str, Any] = dict(origin="JP", destination="VN", data_categories=["personal"], safeguards=["consent"],
                as_of="2025-01-01")
-CONDITIONAL = dict(origin="JP", destination="VN", data_categories=["personal"], as_of="2026-06-01")
-BLOCKED = dict(origin="VN", destination="SG", data_categories=["core_data"], as_of="2026-06-01")
-EMBARGO = dict(origin="JP", destination="KP", data_categories=["controlled_technology"], as_of="2026-06-01")
+CONDITIONAL: dict[str, Any] = dict(origin="JP", destination="VN", data_categories=["personal"], as_of="2026-06-01")
+BLOCKED: dict[str, Any] = dict(origin="VN", destination="SG", data_categories=["core_data"], as_of="2026-06-01")
+EMBARGO: dict[str, Any] = dict(origin="JP", destination="KP", data_categories=["controlled_technology"], as_of="2026-06-01")
 
 
 # -- in-process ---------------------------------------------------------------------------------------------------
