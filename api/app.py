@@ -321,7 +321,8 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             with db.connect() as c:
                 c.execute(sa.text("SELECT 1"))
         except Exception:   # noqa: BLE001
-            raise ProblemError(503, "Not ready", "the audit database is unreachable", "urn:dfft:problem:not-ready")
+            raise ProblemError(503, "Not ready", "the audit database is unreachable",
+                               "urn:dfft:problem:not-ready") from None
         if not audit.alive:
             raise ProblemError(503, "Not ready", "the audit writer is stopped", "urn:dfft:problem:not-ready")
         return Health(status="ready", ruleset=rules.engine.ref)
@@ -410,7 +411,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         try:
             return rules.reload()
         except (RuleSetError, CompileError) as e:
-            raise refused(e, rules.engine.ref)
+            raise refused(e, rules.engine.ref) from e
 
     # -- audit log ----------------------------------------------------------------------------------------------
     def filters(verdict: Optional[str] = Query(None, pattern="^(allowed|conditional|blocked)$"),
@@ -449,7 +450,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                                  headers={"Content-Disposition": 'attachment; filename="dfft-decisions.jsonl"'})
 
     # -- what-if analyses (hypothetical: not written to the audit log) --------------------------------------------
-    from ..whatif.api import create_router
+    from .whatif import create_router
     app.include_router(create_router(lambda: rules.engine.ruleset, dependencies=[Depends(check_scope)]),
                        responses={**auth_errors, **_problems(413, 422, 500)})
 

@@ -24,7 +24,7 @@ def problem(status: int, title: str, detail: Optional[str] = None, type_: str = 
     body.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
-EXAMPLE = {"origin": "JP", "destination": "VN", "data_categories": ["personal"], "subjects": 1000,
+EXAMPLE: dict[str, Any] = {"origin": "JP", "destination": "VN", "data_categories": ["personal"], "subjects": 1000,
            "safeguards": ["consent"], "as_of": "2026-06-01"}
 
 

@@ -77,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     if table:
         widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(head)]
         print()
-        print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
+        print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
         print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
         for t in table:
-            print("| " + " | ".join(c.ljust(w) for c, w in zip(t, widths)) + " |")
+            print("| " + " | ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)) + " |")
         print("latency: wall (CPU) per single cold check; never-seen: unique requests, cache misses; repeated: a pool "
               "of 256 shapes, cache hits; batch: check_many over requests drawn from 500 shapes, cache emptied first; "
               "findings: per decision; peak MB: max RSS of the measuring process")

@@ -145,7 +145,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-URL, HEADERS = "", {}
+URL, HEADERS = "", dict[str, str]()
 
 if __name__ == "__main__":
     main()

@@ -23,7 +23,8 @@ def subset_requests(rs, n: int, seed: int = 11) -> list[dict[str, Any]]:
            "tia_filed", "encryption", "nda"]
     dests = ["VN", "US", "EU", "DE", "GB", "SG", "JP", "CN", "IN", "BR", "AU", "KR", "FR", "TH"]
     purposes = sorted(rs.vocabulary.purposes)
-    out, seen = [], set()
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
     while len(out) < n:
         o = rnd.choice(["JP", "SG"])
         d = rnd.choice([x for x in dests if x != o])
@@ -74,8 +75,8 @@ def run(n: int = 2000) -> dict[str, Any]:
         dfft_answers.append((d.verdict, tuple(sorted(f.rule_id for f in d.findings
                                                       if f.status == "applies" and f.effect != "allow"))))
     cedar_answers = [cedar_answer(cedarpy.is_authorized(cedar_request(r), policies, entities)) for r in reqs]
-    floor = {_floor_key(r): a for r, a in zip(reqs, dfft_answers)}
-    disagree = [(r, a, b) for r, a, b in zip(reqs, dfft_answers, cedar_answers) if a != b]
+    floor = {_floor_key(r): a for r, a in zip(reqs, dfft_answers, strict=True)}
+    disagree = [(r, a, b) for r, a, b in zip(reqs, dfft_answers, cedar_answers, strict=True) if a != b]
     verdicts = {v: sum(1 for a in dfft_answers if a[0] == v) for v in ("allowed", "conditional", "blocked")}
 
     def timed(fn) -> tuple[float, float]:

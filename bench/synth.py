@@ -15,8 +15,8 @@ the real corpus.
 from __future__ import annotations
 
 import random
-from datetime import date
 import tempfile
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,8 @@ def bundle_docs(jurisdictions: int = 19, rules: int = 14, seed: int = 0) -> dict
     rnd = random.Random(seed)
     codes = (CODES + [f"X{chr(65 + i // 26)}{chr(65 + i % 26)}"[:2] for i in range(100)])[:jurisdictions]
     docs: dict[str, Any] = {
-        "bundle.yaml": {"version": f"0.{jurisdictions * 1000 + rules}.{seed}", "title": f"synthetic benchmark corpus {jurisdictions}x{rules} seed {seed}"},
+        "bundle.yaml": {"version": f"0.{jurisdictions * 1000 + rules}.{seed}",
+                        "title": f"synthetic benchmark corpus {jurisdictions}x{rules} seed {seed}"},
         "groups.yaml": {"aliases": {}, "groups": {"ASEAN": {"title": "ASEAN", "members": [
             {"code": c} for c in ["SG", "VN", "ID", "MY", "TH", "PH"]]}}},
     }

@@ -6,27 +6,15 @@
 """
 from __future__ import annotations
 
-import threading
-from typing import Any, Optional
+from typing import Any
 
 from .engine import Decision, Engine, EngineError, RequestError, TransferRequest
+from .engine.default import default_engine
+from .plugins.guard import Guard, GuardResult, TransferBlocked, guard
 from .rules import RuleSet, RuleSetError, load_ruleset
-from .guard import Guard, GuardResult, TransferBlocked, guard  # noqa: E402  (after .engine: guard builds on it)
 
 __all__ = ["Decision", "Engine", "EngineError", "Guard", "GuardResult", "RequestError", "RuleSet", "RuleSetError",
            "TransferBlocked", "TransferRequest", "check", "default_engine", "guard", "load_ruleset"]
-
-_default: Optional[Engine] = None
-_lock = threading.Lock()
-
-
-def default_engine() -> Engine:
-    """The process-wide engine on the embedded rule bundle (loaded and compiled on first use)."""
-    global _default
-    with _lock:
-        if _default is None:
-            _default = Engine(load_ruleset())
-        return _default
 
 
 def check(request: Any = None, **fields: Any) -> Decision:

@@ -12,13 +12,22 @@ means no verdict: treat the transfer as not allowed. `ApiError.retryable` says w
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Optional
 
 import httpx
 
-from .api.models import (BatchResponse, DecisionPage, DecisionRecord, Health, JurisdictionSummary, Problem,
-                         ReloadResult, RulesetInfo)
+from .api.models import (
+    BatchResponse,
+    DecisionPage,
+    DecisionRecord,
+    Health,
+    JurisdictionSummary,
+    Problem,
+    ReloadResult,
+    RulesetInfo,
+)
 from .engine.decision import Decision
 from .engine.request import TransferRequest
 from .rules.model import Jurisdiction
@@ -60,7 +69,7 @@ class Client:
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
         self.last_decision_id: Optional[str] = None
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -92,7 +92,7 @@ class _Compiler:
     def __init__(self, rs: RuleSet, prep: Prepared):
         self.rs = rs
         self.code = prep.jurisdiction.code
-        self.getters: dict[str, Callable[[dict, frozenset, date], Any]] = {}
+        self.getters: dict[str, Callable[..., Any]] = {}  # (env, flags, on) -> value
         self.specs: dict[str, tuple[str, ...]] = {}
         self.tests: Counter[str] = Counter()
         self.used: set[str] = set()
@@ -121,7 +121,7 @@ class _Compiler:
 
     def expr(self, cond: dict[str, Any], neg: bool = False) -> dict:
         if "all" in cond or "any" in cond:
-            items = [self.expr(c, neg) for c in (cond.get("all") or cond.get("any"))]
+            items = [self.expr(c, neg) for c in (cond.get("all") or cond["any"])]
             conj = ("all" in cond) != neg
             return _join("$and" if conj else "$or", items)
         if "not" in cond:
@@ -432,7 +432,7 @@ class DurableBackend:
             return
         self._closed = True
         for h in self._handles.values():
-            try:
+            try:  # noqa: SIM105 - best effort on teardown, as below
                 _dre.delete_ruleset(h)
             except Exception:  # pragma: no cover - best effort on teardown
                 pass
@@ -456,7 +456,7 @@ class DurableBackend:
             # leave the state behind rather than risk stale facts in the next check: move to a fresh sid
             old, self._sid = self._sid, f"p{next(_names)}"
             for h in {h for h, _ in asserted}:
-                try:
+                try:  # noqa: SIM105
                     _dre.delete_state(h, old)
                 except Exception:  # pragma: no cover
                     pass

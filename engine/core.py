@@ -246,7 +246,8 @@ class Engine:
                           confidence=rule.confidence, note=rule.note)
             if unit.kind == "exempt":
                 met_by = self._met_by(fact, rule, flags)
-                findings.append(self._part(("m", rule.id, fact.hop, common["leg_path"], met_by), lambda: Finding(
+                findings.append(self._part(("m", rule.id, fact.hop, common["leg_path"], met_by),
+                                           lambda common=common, met_by=met_by: Finding(
                     **common, effect="allow", status="met", met_by=met_by)))
                 continue
             assert rule.effect is not None
@@ -259,7 +260,7 @@ class Engine:
                 if rule.id not in entry["rules"]:
                     entry["rules"].append(rule.id)
                     entry["citations"].append(cit)
-            findings.append(self._part(("a", rule.id, fact.hop, common["leg_path"]), lambda: Finding(
+            findings.append(self._part(("a", rule.id, fact.hop, common["leg_path"]), lambda common=common, rule=rule: Finding(
                 **common, effect=rule.effect, status="applies", obligations=tuple(o.id for o in rule.obligations))))
         consulted = tuple(dict.fromkeys(f.jurisdiction for f in facts))
         if not findings:

@@ -88,6 +88,7 @@ def facts_for(n: Normalised, rs: RuleSet) -> list[Fact]:
         "data_categories": n.categories,
         "safeguards": n.safeguards,
     }
+    assert req.as_of is not None  # normalise fills it
     out: list[Fact] = []
     for leg in n.legs:
         env = {**base, "from": leg.src, "to": leg.dst, "hop": leg.hop}

@@ -106,7 +106,7 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
     via = tuple(code(f"via[{i}]", v, True) for i, v in enumerate(req.via))
     dest = code("destination", req.destination, False)
     path = (origin, *via, dest)
-    for i, (a, b) in enumerate(zip(path, path[1:])):
+    for i, (a, b) in enumerate(zip(path, path[1:], strict=False)):
         if a == b:
             errors.append({"field": "via" if via else "destination",
                            "message": f"leg {i} goes from {a} to {b}: a transfer must cross a border on every leg"})
@@ -151,6 +151,6 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
         categories=vocab.closure(cats),
         safeguards=sgs,
         subjects=UNKNOWN_SUBJECTS if req.subjects is None else req.subjects,
-        legs=tuple(Leg(i, a, b) for i, (a, b) in enumerate(zip(path, path[1:]))),
+        legs=tuple(Leg(i, a, b) for i, (a, b) in enumerate(zip(path, path[1:], strict=False))),
         notes=tuple(notes),
     )

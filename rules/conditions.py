@@ -1,7 +1,8 @@
 """Helpers over condition trees (the `when` / `unless` of a rule): walking, flags, stratification."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .schema import LIST_VALUED_OPS
 
@@ -9,7 +10,7 @@ from .schema import LIST_VALUED_OPS
 def walk(cond: dict[str, Any], positive: bool = True) -> Iterator[tuple[dict[str, Any], bool]]:
     """Yield every leaf test (`field` or `flag` node) with its polarity (False under an odd number of `not`)."""
     if "all" in cond or "any" in cond:
-        for item in cond.get("all") or cond.get("any"):
+        for item in cond.get("all") or cond["any"]:
             yield from walk(item, positive)
     elif "not" in cond:
         yield from walk(cond["not"], not positive)

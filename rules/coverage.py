@@ -34,8 +34,8 @@ def coverage(rs: RuleSet) -> dict[str, dict[str, Cell]]:
             rules = j.rules_in(domain)
             dates = [d for r in rules for d in (j.laws[r.citation.law].source_date,
                                                   j.laws[r.citation.law].effective_from, r.effective_from) if d]
-            row[domain] = Cell(len(rules), *(sum(r.confidence == c for r in rules) for c in ("high", "medium", "low")),
-                               max(dates) if dates else None)
+            high, medium, low = (sum(r.confidence == c for r in rules) for c in ("high", "medium", "low"))
+            row[domain] = Cell(len(rules), high, medium, low, max(dates) if dates else None)
         out[code] = row
     return out
 

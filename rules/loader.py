@@ -203,7 +203,7 @@ def _schema_check(doc: Any, schema: dict, path: Path, problems: list[Problem]) -
     v = S.RuleValidator(schema)
     if v.validate(doc):
         return True
-    rules = doc.get("rules") if isinstance(doc.get("rules"), list) else []
+    rules: list[Any] = doc["rules"] if isinstance(doc.get("rules"), list) else []
     for field, msg in _flatten_errors(v.errors):
         rule_id = None
         m = re.match(r"rules\[(\d+)\]\.?(.*)", field)
@@ -211,7 +211,7 @@ def _schema_check(doc: Any, schema: dict, path: Path, problems: list[Problem]) -
             idx = int(m.group(1))
             if idx < len(rules) and isinstance(rules[idx], dict):
                 rule_id = str(rules[idx].get("id", f"#{idx}"))
-            field = m.group(2) or None
+            field = m.group(2) or None  # type: ignore[assignment]  # a Problem field may be None
         hint = ""
         if "unallowed value" in msg:
             hint = _allowed_hint(schema, field)
@@ -381,6 +381,7 @@ def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None,
             lists=lists, rules=tuple(rules),
         )
 
+    assert bundle is not None  # a missing or unreadable bundle.yaml is a problem, raised above
     rs = RuleSet(
         version=bundle["version"], title=bundle.get("title"), vocabulary=vocab,
         aliases=aliases, groups=groups, jurisdictions=jurisdictions,
@@ -479,15 +480,17 @@ def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
     for code, j in rs.jurisdictions.items():
         for name, lst in j.lists.items():
             _check_list(lst, str(root / code / "jurisdiction.yaml"), f"lists.{name}", out)
+        law: Optional[Law]
         for key, law in j.laws.items():
             if law.effective_from and law.effective_until and law.effective_from >= law.effective_until:
-                out.append(Problem(str(root / code / "jurisdiction.yaml"), None, f"laws.{key}", "effective_from is not before effective_until"))
+                out.append(Problem(str(root / code / "jurisdiction.yaml"), None, f"laws.{key}",
+                                   "effective_from is not before effective_until"))
         derived = {f for r in j.rules for f in r.derive}
         for r in j.rules:
             file = str(root / code / f"{r.domain}.yaml")
 
             def bad(field: str, msg: str) -> None:
-                out.append(Problem(file, r.id, field, msg))
+                out.append(Problem(file, r.id, field, msg))  # noqa: B023 - used only within this iteration
 
             if not r.id.startswith(code + "-"):
                 bad("id", f"must start with the jurisdiction code '{code}-'")

@@ -11,7 +11,7 @@ from typing import Any
 import cerberus
 
 CODE_RE = r"^[A-Z]{2}$"
-DATE = {"type": "date", "nullable": True}
+DATE: dict[str, Any] = {"type": "date", "nullable": True}
 EFFECTS = ["allow", "condition", "block"]
 DOMAINS = ["data_protection", "localisation", "ip"]
 SCOPES = ["exporter", "importer", "origin"]
@@ -118,7 +118,7 @@ OBLIGATION = {
     },
 }
 
-RULE = {
+RULE: dict[str, Any] = {
     "type": "dict",
     "schema": {
         "id": {"type": "string", "required": True, "regex": r"^[A-Z]{2}-[A-Za-z0-9][A-Za-z0-9_.\-]*$"},
@@ -144,7 +144,7 @@ RULE = {
     },
 }
 
-RULE_FILE = {
+RULE_FILE: dict[str, Any] = {
     "jurisdiction": {"type": "string", "required": True, "regex": CODE_RE},
     "domain": {"type": "string", "required": True, "allowed": DOMAINS},
     "rules": {"type": "list", "required": True, "schema": RULE},

@@ -3,6 +3,7 @@ dates around every effective date, volumes around every threshold, every code, c
 from __future__ import annotations
 
 from datetime import date, timedelta
+from itertools import pairwise
 
 from hypothesis import strategies as st
 
@@ -50,7 +51,7 @@ def requests(rs: RuleSet, max_via: int = 2) -> st.SearchStrategy[dict]:
         via = draw(st.lists(st.sampled_from(covered), max_size=max_via))
         dest = draw(st.sampled_from(covered + [c for c in UNCOVERED if c not in covered]))
         path = [origin, *via, dest]
-        if any(a == b for a, b in zip(path, path[1:])):
+        if any(a == b for a, b in pairwise(path)):
             via = []
             if dest == origin:
                 dest = next(c for c in covered + UNCOVERED if c != origin)

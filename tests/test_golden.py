@@ -3,8 +3,6 @@
 Cases live in tests/golden/<CODE>.yaml (format: docs/rule-language.md)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 

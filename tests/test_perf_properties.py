@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 import random
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from dfft.engine import Engine, RequestError
+from dfft.engine.core import BackendName
 from dfft.rules import load_ruleset
 from dfft.rules.model import RuleSet
 
@@ -26,18 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.synth import synthetic_ruleset  # noqa: E402
 
 
-@lru_cache(maxsize=None)
+@cache
 def synth(rules: int = 28, jurisdictions: int = 6, seed: int = 3) -> RuleSet:
     return synthetic_ruleset(jurisdictions, rules, seed)
 
 
-@lru_cache(maxsize=None)
+@cache
 def mini() -> RuleSet:
     return load_ruleset(MINI)
 
 
-@lru_cache(maxsize=None)
-def uncached(which: str, backend: str = "durable") -> Engine:
+@cache
+def uncached(which: str, backend: BackendName = "durable") -> Engine:
     return Engine(synth() if which == "synth" else mini(), backend=backend, cache_size=0)
 
 
@@ -56,7 +56,7 @@ def test_optimised_durable_path_agrees_with_reference_on_synthetic_corpus(data):
     assert without_engine(uncached("synth").check(r)) == without_engine(uncached("synth", "reference").check(r))
 
 
-@lru_cache(maxsize=None)
+@cache
 def shared_cached(which: str) -> Engine:
     # one engine across all examples, so its fact memo fills up and later examples are answered partly from it
     return Engine(synth() if which == "synth" else mini(), cache_size=64)
@@ -111,7 +111,7 @@ def test_reload_invalidates_every_memo(tmp_path):
     rnd = random.Random(5)
     codes = sorted(set(a.jurisdictions) & set(b.jurisdictions))
     reqs = []
-    for i in range(60):
+    for _ in range(60):
         o, d = rnd.sample(codes, 2)
         reqs.append({"origin": o, "destination": d, "data_categories": ["personal", "health"],
                      "subjects": rnd.choice([None, 10, 2_000_000]), "as_of": "2026-06-01"})

@@ -7,13 +7,14 @@ import json
 import random
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
+from itertools import pairwise
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from dfft.engine import Engine
+from dfft.engine.core import BackendName
 from dfft.rules import load_ruleset
 from dfft.rules.dump import dump_ruleset
 from dfft.rules.model import RuleSet
@@ -26,7 +27,7 @@ BUNDLES = ["mini", "corpus"]
 N = {"mini": 150, "corpus": 300}
 
 
-@lru_cache(maxsize=None)
+@cache
 def ruleset(name: str) -> RuleSet:
     rs = load_ruleset(MINI if name == "mini" else None)
     if not rs.jurisdictions:
@@ -34,8 +35,8 @@ def ruleset(name: str) -> RuleSet:
     return rs
 
 
-@lru_cache(maxsize=None)
-def engine(name: str, backend: str = "durable") -> Engine:
+@cache
+def engine(name: str, backend: BackendName = "durable") -> Engine:
     return Engine(ruleset(name), backend=backend, cache_size=0)
 
 
@@ -102,7 +103,7 @@ def test_a_chain_is_at_least_as_severe_as_its_legs(name, data):
     if len(path) < 3:
         return
     chain = engine(name).check(r)
-    for i, (a, b) in enumerate(zip(path, path[1:])):
+    for i, (a, b) in enumerate(pairwise(path)):
         alone = engine(name).check({**r, "origin": a, "destination": b, "via": []})
         # judged alone, a later leg's exporter would also count as the data's origin (localisation);
         # in the chain it is not, so its origin-scoped findings are left out of the comparison
@@ -138,7 +139,8 @@ def test_before_a_law_takes_effect_it_is_as_if_absent(name, data):
     code, key = data.draw(st.sampled_from(laws))
     law = rs.jurisdictions[code].laws[key]
     r = draw(data, name)
-    before = data.draw(st.dates(max_value=law.effective_from, min_value=law.effective_from.replace(year=min(1990, law.effective_from.year - 1))))
+    before = data.draw(st.dates(max_value=law.effective_from,
+                                min_value=law.effective_from.replace(year=min(1990, law.effective_from.year - 1))))
     if before >= law.effective_from:
         return
     r["as_of"] = before.isoformat()
@@ -181,7 +183,7 @@ def test_same_decision_in_another_process(name):
     reqs: list[dict] = []
     covered = sorted(rs.jurisdictions)
     cats = sorted(rs.vocabulary.data_categories)
-    for i in range(40):
+    for _ in range(40):
         o, d = rnd.sample(covered, 2)
         reqs.append({"origin": o, "destination": d, "data_categories": rnd.sample(cats, 2),
                      "subjects": rnd.choice([None, 10, 200_000]), "as_of": "2026-06-01"})

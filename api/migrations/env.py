@@ -10,6 +10,8 @@ conn = config.attributes.get("connection")
 
 if conn is None:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL: pass -x url=... or set sqlalchemy.url")
     engine = sa.create_engine(url)
     with engine.begin() as c:
         context.configure(connection=c, target_metadata=metadata, render_as_batch=True)

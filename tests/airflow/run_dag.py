@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 spec = importlib.util.spec_from_file_location("dfft_guarded", Path(__file__).parent / "dags" / "dfft_guarded.py")
+assert spec is not None and spec.loader is not None
 mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod)
 

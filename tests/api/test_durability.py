@@ -1,7 +1,6 @@
 """A real `dfft serve` process: SIGHUP reloads; SIGKILL under load loses no acknowledged decision."""
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import sqlite3
@@ -31,7 +30,7 @@ def served(tmp_path_factory):
     key, _ = KeyStore(db).create("admin", "durability test")
     db.dispose()
     port = free_port()
-    log = open(tmp / "server.log", "wb")
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - the server writes to it until it is closed below
     proc = subprocess.Popen([sys.executable, "-m", "dfft.cli", "--rules", str(rules), "serve", "--port", str(port),
                              "--data-dir", str(data), "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

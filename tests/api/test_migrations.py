@@ -1,7 +1,7 @@
 """The Alembic migrations build exactly the schema the code uses, and upgrading is idempotent."""
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-import sqlalchemy as sa
 
 from dfft.api.db import metadata, open_database
 

@@ -1,8 +1,6 @@
 """Hot rule reloads: a good bundle replaces the old one; a bad one is refused and the old one keeps serving."""
 from __future__ import annotations
 
-import pytest
-
 from dfft.engine import CompileError
 
 from .conftest import REQ

@@ -2,7 +2,6 @@
 generated request, valid or not, may produce a 5xx; responses must match the documented schemas and types."""
 from __future__ import annotations
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks as C

@@ -4,9 +4,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 def free_port() -> int:
@@ -27,7 +27,7 @@ def running_api(rules_dir: Path) -> Iterator[str]:
 
     from dfft.api.app import create_app
     from dfft.api.settings import Settings
-    from dfft.guard import ENV_API_KEY
+    from dfft.plugins.guard import ENV_API_KEY
 
     data_dir = tempfile.mkdtemp(prefix="dfft-api-")
     app = create_app(Settings(data_dir=Path(data_dir), rules_dir=rules_dir))

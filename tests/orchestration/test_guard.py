@@ -5,20 +5,21 @@ import asyncio
 import json
 import logging
 import os
+from typing import Any
 
 import pytest
 
 import dfft
 from dfft import TransferBlocked
 from dfft.engine import EngineError, RequestError
-from dfft.guard import ENV_API_URL, Guard, JsonlAuditSink
+from dfft.plugins.guard import ENV_API_URL, Guard, JsonlAuditSink
 from tests.conftest import MINI
 
-ALLOWED = dict(origin="JP", destination="VN", data_categories=["personal"], safeguards=["consent"],
+ALLOWED: dict[str, Any] = dict(origin="JP", destination="VN", data_categories=["personal"], safeguards=["consent"],
                as_of="2025-01-01")
-CONDITIONAL = dict(origin="JP", destination="VN", data_categories=["personal"], as_of="2026-06-01")
-BLOCKED = dict(origin="VN", destination="SG", data_categories=["core_data"], as_of="2026-06-01")
-EMBARGO = dict(origin="JP", destination="KP", data_categories=["controlled_technology"], as_of="2026-06-01")
+CONDITIONAL: dict[str, Any] = dict(origin="JP", destination="VN", data_categories=["personal"], as_of="2026-06-01")
+BLOCKED: dict[str, Any] = dict(origin="VN", destination="SG", data_categories=["core_data"], as_of="2026-06-01")
+EMBARGO: dict[str, Any] = dict(origin="JP", destination="KP", data_categories=["controlled_technology"], as_of="2026-06-01")
 
 
 # -- in-process ---------------------------------------------------------------------------------------------------
@@ -33,9 +34,8 @@ def test_allowed_runs_the_body_and_yields_the_decision(mini_engine):
 
 def test_blocked_raises_with_the_decision_attached(mini_engine):
     ran = []
-    with pytest.raises(TransferBlocked) as ei:
-        with dfft.guard(**BLOCKED, engine=mini_engine):
-            ran.append(True)
+    with pytest.raises(TransferBlocked) as ei, dfft.guard(**BLOCKED, engine=mini_engine):
+        ran.append(True)
     assert not ran
     e = ei.value
     assert e.reason == "blocked" and e.decision.verdict == "blocked" and e.error is None
@@ -50,18 +50,17 @@ def test_embargo_is_blocked(mini_engine):
 
 
 def test_conditional_fails_by_default(mini_engine):
-    with pytest.raises(TransferBlocked) as ei:
-        with dfft.guard(**CONDITIONAL, engine=mini_engine):
-            pytest.fail("body must not run")
+    with pytest.raises(TransferBlocked) as ei, dfft.guard(**CONDITIONAL, engine=mini_engine):
+        pytest.fail("body must not run")
     assert ei.value.reason == "conditional" and ei.value.decision.verdict == "conditional"
     assert "JP-ob-consent" in str(ei.value)
 
 
 def test_conditional_warns_when_configured(mini_engine, caplog):
     ran = []
-    with caplog.at_level(logging.WARNING, logger="dfft.guard"):
-        with dfft.guard(**CONDITIONAL, engine=mini_engine, on_conditional="warn") as d:
-            ran.append(True)
+    with (caplog.at_level(logging.WARNING, logger="dfft.guard"),
+          dfft.guard(**CONDITIONAL, engine=mini_engine, on_conditional="warn") as d):
+        ran.append(True)
     assert ran and d.verdict == "conditional"
     assert any("CONDITIONAL" in r.getMessage() and "JP-ob-consent" in r.getMessage() for r in caplog.records)
 
@@ -125,17 +124,16 @@ class _BrokenEngine:
 
 
 def test_engine_failure_fails_closed_by_default():
-    with pytest.raises(TransferBlocked) as ei:
-        with dfft.guard(**ALLOWED, engine=_BrokenEngine()):
-            pytest.fail("body must not run")
+    with pytest.raises(TransferBlocked) as ei, dfft.guard(**ALLOWED, engine=_BrokenEngine()):
+        pytest.fail("body must not run")
     assert ei.value.reason == "unavailable" and ei.value.decision is None and "boom" in str(ei.value)
 
 
 def test_engine_failure_allowed_when_configured(caplog):
     ran = []
-    with caplog.at_level(logging.WARNING, logger="dfft.guard"):
-        with dfft.guard(**ALLOWED, engine=_BrokenEngine(), on_unavailable="allow") as d:
-            ran.append(True)
+    with (caplog.at_level(logging.WARNING, logger="dfft.guard"),
+          dfft.guard(**ALLOWED, engine=_BrokenEngine(), on_unavailable="allow") as d):
+        ran.append(True)
     assert ran and d is None
     assert any("on_unavailable=allow" in r.getMessage() for r in caplog.records)
 
@@ -152,9 +150,8 @@ def test_api_mode_matches_in_process(api_url, mini_engine, req, verdict):
 
 
 def test_api_mode_raises_and_proceeds_like_in_process(api_url):
-    with pytest.raises(TransferBlocked) as ei:
-        with dfft.guard(**BLOCKED, api_url=api_url):
-            pytest.fail("body must not run")
+    with pytest.raises(TransferBlocked) as ei, dfft.guard(**BLOCKED, api_url=api_url):
+        pytest.fail("body must not run")
     assert ei.value.decision.verdict == "blocked"
     with dfft.guard(**CONDITIONAL, api_url=api_url, on_conditional="warn") as d:
         assert d.verdict == "conditional"
@@ -174,9 +171,8 @@ def test_api_url_from_environment(api_url, monkeypatch):
 
 
 def test_api_down_fails_closed(closed_url):
-    with pytest.raises(TransferBlocked) as ei:
-        with dfft.guard(**ALLOWED, api_url=closed_url, timeout=5):
-            pytest.fail("body must not run")
+    with pytest.raises(TransferBlocked) as ei, dfft.guard(**ALLOWED, api_url=closed_url, timeout=5):
+        pytest.fail("body must not run")
     e = ei.value
     assert e.reason == "unavailable" and e.decision is None and "unreachable" in str(e)
 
@@ -222,9 +218,8 @@ def test_audit_sink_failure_fails_closed(mini_engine):
     def broken(record):
         raise OSError("disk full")
 
-    with pytest.raises(TransferBlocked) as ei:
-        with dfft.guard(**ALLOWED, engine=mini_engine, audit=broken):
-            pytest.fail("body must not run")
+    with pytest.raises(TransferBlocked) as ei, dfft.guard(**ALLOWED, engine=mini_engine, audit=broken):
+        pytest.fail("body must not run")
     assert ei.value.reason == "unavailable" and "disk full" in str(ei.value)
     assert dfft.guard(**ALLOWED, engine=mini_engine, audit=broken, on_unavailable="allow").evaluate().proceed
 

@@ -18,10 +18,9 @@ def test_guard_decisions_are_in_the_api_audit_log(tmp_path, mini_engine):
     ok = dict(origin="JP", destination="VN", data_categories=["personal"], safeguards=["consent"], as_of="2025-01-01")
     with dfft.guard(**ok, engine=mini_engine, audit=sink, context={"dag_id": "d", "task_id": "t"}):
         pass
-    with pytest.raises(TransferBlocked):
-        with dfft.guard(origin="VN", destination="SG", data_categories=["core_data"], as_of="2026-06-01",
-                        engine=mini_engine, audit=sink):
-            pass
+    with pytest.raises(TransferBlocked), dfft.guard(origin="VN", destination="SG", data_categories=["core_data"], as_of="2026-06-01",
+                    engine=mini_engine, audit=sink):
+        pass
     app = create_app(settings)
     with TestClient(app) as client:
         key, _ = app.state.keys.create("admin", "auditor")

@@ -1,4 +1,4 @@
-"""Region map and lineage derivation (plain Python: dfft.airflow.regions does not import Airflow)."""
+"""Region map and lineage derivation (plain Python: dfft.plugins.airflow.regions does not import Airflow)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,8 +6,8 @@ from importlib.metadata import distribution
 
 import pytest
 
-from dfft.airflow import get_provider_info
-from dfft.airflow.regions import RegionMap, RegionMapError, dataset_uri, transfers_from_lineage
+from dfft.plugins.airflow import get_provider_info
+from dfft.plugins.airflow.regions import RegionMap, RegionMapError, dataset_uri, transfers_from_lineage
 
 MAP = RegionMap.from_dict({
     "regions": {"s3://acme-tokyo": "jp", "s3://acme-hanoi": "VN", "s3://acme": "SG",
@@ -78,10 +78,10 @@ def test_load_from_file_and_env(tmp_path, monkeypatch):
 def test_provider_info_and_entry_point():
     info = get_provider_info()
     assert info["package-name"] == "dfft"
-    assert {"name": "transfer_check", "class-name": "dfft.airflow.decorators.transfer_check"} in \
+    assert {"name": "transfer_check", "class-name": "dfft.plugins.airflow.decorators.transfer_check"} in \
         info["task-decorators"]
     eps = [ep for ep in distribution("dfft").entry_points if ep.group == "apache_airflow_provider"]
-    assert [ep.value for ep in eps] == ["dfft.airflow:get_provider_info"]
+    assert [ep.value for ep in eps] == ["dfft.plugins.airflow:get_provider_info"]
 
 
 def test_core_requirements_do_not_pull_airflow():

@@ -6,14 +6,22 @@ import shutil
 import subprocess
 import sys
 from datetime import date
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from dfft.whatif import (all_destinations, change_dates, load_profiles, load_scenario, matrix, parse_scenario, remedy,
-                         timeline)
+from dfft.whatif import (
+    all_destinations,
+    change_dates,
+    load_profiles,
+    load_scenario,
+    matrix,
+    parse_scenario,
+    remedy,
+    timeline,
+)
+from dfft.whatif.matrix import Matrix
 from dfft.whatif.report import render_report
 
 from ..conftest import MINI
@@ -82,7 +90,7 @@ def test_remedy_of_a_block(engines):
     assert r.verdict == "allowed" and r.remedies == ()
 
 
-def _report(engines) -> str:
+def _report(engines) -> tuple[str, Matrix]:
     sc = load_scenario(EXAMPLES / "asean-mcc.yaml", engines.baseline)
     from dfft.whatif import diff, load_requests
     d = diff(engines, load_requests(EXAMPLES / "inventory.csv"), sc)
@@ -163,7 +171,7 @@ def test_cli_errors_exit_3(args, msg):
 
 
 def test_api_router(mini_rs):
-    from dfft.whatif.api import create_router
+    from dfft.api.whatif import create_router
     app = FastAPI()
     app.include_router(create_router(mini_rs))
     c = TestClient(app)

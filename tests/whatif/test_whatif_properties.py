@@ -1,26 +1,25 @@
 """Properties of what-if analyses (hypothesis, derandomised in CI like the rest of the suite)."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
+from dfft.rules import load_ruleset
 from dfft.whatif import Engines, ScenarioError, parse_scenario, remedy
 from dfft.whatif.context import SEVERITY
 from dfft.whatif.diff import compare
 
 from ..conftest import MINI
 from ..strategies import requests
-from dfft.rules import load_ruleset
 
 
-@lru_cache(maxsize=None)
+@cache
 def rs():
     return load_ruleset(MINI)
 
 
-@lru_cache(maxsize=None)
+@cache
 def engines(backend: str = "durable") -> Engines:
     return Engines(rs(), backend=backend)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Asset, task
 
-from dfft.airflow import TransferCheckOperator, transfer_check
-from dfft.guard import JsonlAuditSink
+from dfft.plugins.airflow import TransferCheckOperator, transfer_check
+from dfft.plugins.guard import JsonlAuditSink
 
 HERE = Path(__file__).resolve().parent
 RULES = os.environ.get("DFFT_TEST_RULES_DIR", str(HERE.parents[1] / "fixtures" / "mini"))

@@ -47,7 +47,7 @@ def change_dates(rs: RuleSet, start: date, end: date) -> list[date]:
     days = {start}
     for r in rs.all_rules():
         days |= {d for d in (r.effective_from, r.effective_until) if d}
-    lists = [*rs.groups.values(), *(l for j in rs.jurisdictions.values() for l in j.lists.values())]
+    lists = [*rs.groups.values(), *(lst for j in rs.jurisdictions.values() for lst in j.lists.values())]
     for lst in lists:
         for m in lst.members:
             days |= {d for d in (m.from_, m.until) if d}

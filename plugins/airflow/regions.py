@@ -18,9 +18,10 @@ An asset can also say it itself, in its `extra`: `Asset("s3://x/y", extra={"dfft
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Optional, Union
 
 import yaml
 
@@ -66,7 +67,7 @@ class RegionMap:
     categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Union[str, Path]) -> "RegionMap":
+    def load(cls, path: Union[str, Path]) -> RegionMap:
         p = Path(path)
         try:
             data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
@@ -75,7 +76,7 @@ class RegionMap:
         return cls.from_dict(data, source=str(p))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "region map") -> "RegionMap":
+    def from_dict(cls, data: dict[str, Any], source: str = "region map") -> RegionMap:
         if not isinstance(data, dict) or not isinstance(data.get("regions", {}), dict):
             raise RegionMapError(f"{source}: expected a mapping with 'regions' (prefix -> code)")
         unknown = set(data) - {"regions", "categories"}
@@ -91,7 +92,7 @@ class RegionMap:
         return cls(regions, cats)
 
     @classmethod
-    def resolve(cls, value: Union["RegionMap", dict, str, Path, None]) -> "RegionMap":
+    def resolve(cls, value: Union[RegionMap, dict, str, Path, None]) -> RegionMap:
         """A RegionMap from an instance, a dict, a path, or (None) the DFFT_REGION_MAP environment variable."""
         if isinstance(value, RegionMap):
             return value

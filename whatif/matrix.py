@@ -74,7 +74,7 @@ def all_destinations(rs: RuleSet) -> list[str]:
     """Covered jurisdictions and every code named in a group or list (bloc members judged as the bloc)."""
     alias_of = {m: bloc for bloc, ms in rs.aliases.items() for m in ms}
     codes = set(rs.jurisdictions)
-    for lst in [*rs.groups.values(), *(l for j in rs.jurisdictions.values() for l in j.lists.values())]:
+    for lst in [*rs.groups.values(), *(lst for j in rs.jurisdictions.values() for lst in j.lists.values())]:
         codes |= {alias_of.get(m.code, m.code) for m in lst.members}
     return sorted(codes)
 

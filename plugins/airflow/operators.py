@@ -3,16 +3,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from ..engine import RequestError
-from ..guard import AuditSink, Guard, GuardResult
+from ...engine import RequestError
+from ..guard import AuditSink, Guard, GuardResult, OnConditional, OnUnavailable
 from .regions import RegionMap, RegionMapError, Transfer, transfers_from_lineage
-
-from . import XCOM_KEY  # noqa: E402
+from .xcom import XCOM_KEY
 
 _SPEC_FIELDS = ("origin", "destination", "via", "data_categories", "subjects", "safeguards", "exporter", "sector",
                 "purpose", "as_of")
@@ -104,7 +103,8 @@ class TransferCheckMixin:
         results: list[GuardResult] = []
         for req in requests:
             g = Guard(req, api_url=self.api_url, api_key=self.api_key, rules_dir=self.rules_dir, timeout=self.timeout,
-                      on_conditional=self.on_conditional, on_unavailable=self.on_unavailable, audit=self.audit,
+                      on_conditional=cast(OnConditional, self.on_conditional),
+                      on_unavailable=cast(OnUnavailable, self.on_unavailable), audit=self.audit,
                       context=ctx, logger=_StdLogger(log))
             try:
                 results.append(g.evaluate())

@@ -2,7 +2,7 @@
 
     pip install 'dfft[airflow]'
 
-    from dfft.airflow import TransferCheckOperator, transfer_check
+    from dfft.plugins.airflow import TransferCheckOperator, transfer_check
 
 Importing this package does not import Airflow (so `get_provider_info`, the provider entry point, and the region
 map stay usable without it); the operator and decorator load Airflow on first access.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TransferCheckOperator", "transfer_check", "get_provider_info", "RegionMap", "XCOM_KEY"]
+from .xcom import XCOM_KEY
 
-XCOM_KEY = "dfft_decision"
+__all__ = ["TransferCheckOperator", "transfer_check", "get_provider_info", "RegionMap", "XCOM_KEY"]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -31,8 +31,8 @@ def get_provider_info() -> dict[str, Any]:
         "versions": versions,
         "integrations": [{"integration-name": "dfft", "external-doc-url": "https://github.com/",
                           "tags": ["software"]}],
-        "operators": [{"integration-name": "dfft", "python-modules": ["dfft.airflow.operators"]}],
-        "task-decorators": [{"name": "transfer_check", "class-name": "dfft.airflow.decorators.transfer_check"}],
+        "operators": [{"integration-name": "dfft", "python-modules": ["dfft.plugins.airflow.operators"]}],
+        "task-decorators": [{"name": "transfer_check", "class-name": "dfft.plugins.airflow.decorators.transfer_check"}],
     }
 
 
@@ -46,4 +46,4 @@ def __getattr__(name: str) -> Any:
     if name == "RegionMap":
         from .regions import RegionMap
         return RegionMap
-    raise AttributeError(f"module 'dfft.airflow' has no attribute {name!r}")
+    raise AttributeError(f"module 'dfft.plugins.airflow' has no attribute {name!r}")

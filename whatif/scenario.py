@@ -405,7 +405,7 @@ def _apply_law(law: LawChanges, rs: RuleSet) -> RuleSet:
         code, key = d["law"].split(".", 1)
         j = rs.jurisdictions[code]
         old = j.laws[key]
-        upd = {k: d[k] for k in ("effective_from", "effective_until") if k in d}
+        upd: dict[str, Any] = {k: d[k] for k in ("effective_from", "effective_until") if k in d}
         rules = []
         for r in j.rules:
             if r.citation.law == key:
@@ -452,8 +452,8 @@ def law_delta(a: RuleSet, b: RuleSet) -> LawChanges:
                         **{k: getattr(y, k) for k in dates}})
     law_dates = []
     for code, jb in b.jurisdictions.items():
-        for key, lb in jb.laws.items():
-            la = a.jurisdictions[code].laws[key]
+        for key, lb in jb.laws.items():  # type: ignore[assignment]  # la, lb name lists above
+            la = a.jurisdictions[code].laws[key]  # type: ignore[assignment]
             if la != lb:
                 law_dates.append({"law": f"{code}.{key}", **{k: getattr(lb, k) for k in dates}})
     # law_dates move rules that shared the law's dates; rule_dates (applied after) pin every rule to b's window
@@ -474,11 +474,7 @@ class _Validator(S.RuleValidator):
 
 def read_scenario_doc(path: Path) -> Any:
     text = Path(path).read_text(encoding="utf-8")
-    if Path(path).suffix == ".json":
-        doc = json.loads(text)
-    else:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)
-    return doc
+    return json.loads(text) if Path(path).suffix == ".json" else yaml.load(text, Loader=_UniqueKeyLoader)
 
 
 def load_scenario(path: Path | str, rs: RuleSet) -> Scenario:

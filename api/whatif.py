@@ -1,6 +1,6 @@
 """HTTP API for what-if analyses: a FastAPI APIRouter under /v1/whatif, with the same models as the CLI's --json.
 
-    from dfft.whatif.api import create_router
+    from dfft.api.whatif import create_router
     app.include_router(create_router(ruleset))
 """
 from __future__ import annotations
@@ -13,15 +13,15 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..api.models import problem
 from ..engine import EngineError, RequestError, TransferRequest
 from ..rules.model import RuleSet
-from .context import Engines
-from .diff import DiffResult, diff
-from .matrix import Matrix, Profile, load_profiles, matrix
-from .remedy import RemedyResult, remedy
-from .scenario import Scenario, ScenarioError, parse_scenario
-from .timeline import Timeline, timeline
+from ..whatif.context import Engines
+from ..whatif.diff import DiffResult, diff
+from ..whatif.matrix import Matrix, Profile, load_profiles, matrix
+from ..whatif.remedy import RemedyResult, remedy
+from ..whatif.scenario import Scenario, ScenarioError, parse_scenario
+from ..whatif.timeline import Timeline, timeline
+from .models import problem
 
 
 class In(BaseModel):
@@ -119,7 +119,7 @@ def create_router(ruleset: Union[RuleSet, Callable[[], RuleSet]], backend: str =
 
     @router.post("/report", response_class=HTMLResponse)
     def post_report(body: WhatIfRequest):
-        from .report import render_report
+        from ..whatif.report import render_report
 
         def run() -> Any:
             s = sc(body.scenario)

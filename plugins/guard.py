@@ -35,18 +35,27 @@ import os
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional, Union
+from typing import Any, Literal, Optional, Protocol, Union
 
-from .engine import Decision, Engine, EngineError, RequestError, TransferRequest
+from ..engine import Decision, Engine, EngineError, RequestError, TransferRequest
 
 log = logging.getLogger("dfft.guard")
 
 OnConditional = Literal["fail", "warn"]
 OnUnavailable = Literal["block", "allow"]
 AuditSink = Callable[[dict[str, Any]], Any]
+
+
+class GuardLogger(Protocol):
+    """What the guard logs through: a `logging.Logger` or an adapter with the same three methods."""
+
+    def info(self, msg: str, /, *args: Any) -> Any: ...
+    def warning(self, msg: str, /, *args: Any) -> Any: ...
+    def error(self, msg: str, /, *args: Any) -> Any: ...
 
 ENV_API_URL = "DFFT_API_URL"
 ENV_API_KEY = "DFFT_API_KEY"
@@ -127,7 +136,7 @@ class InProcessChecker:
             if self._rules_dir is not None:
                 self._engine = _engine_for_dir(self._rules_dir)
             else:
-                from . import default_engine
+                from ..engine.default import default_engine
                 self._engine = default_engine()
         return self._engine
 
@@ -148,7 +157,7 @@ _engines_lock = threading.Lock()
 
 def _engine_for_dir(rules_dir: Path) -> Engine:
     """One Engine per rules folder per process (compiling registers durable-rules rulesets; do it once)."""
-    from .rules import load_ruleset
+    from ..rules import load_ruleset
     key = rules_dir.resolve()
     with _engines_lock:
         if key not in _engines:
@@ -254,11 +263,9 @@ class Guard:
                  api_key_header: str = "Authorization", on_conditional: Optional[OnConditional] = None,
                  on_unavailable: Optional[OnUnavailable] = None,
                  audit: Union[AuditSink, str, None] = None, context: Optional[dict[str, Any]] = None,
-                 checker: Any = None, logger: Optional[logging.Logger] = None, **fields: Any):
-        if isinstance(request, TransferRequest):
-            req = request.model_dump(mode="json", exclude_none=True)
-        else:
-            req = dict(request or {})
+                 checker: Any = None, logger: Optional[GuardLogger] = None, **fields: Any):
+        req = (request.model_dump(mode="json", exclude_none=True) if isinstance(request, TransferRequest)
+               else dict(request or {}))
         unknown = set(fields) - set(_REQUEST_FIELDS)
         if unknown:
             raise TypeError(f"unknown guard argument(s) {sorted(unknown)}; request fields are {list(_REQUEST_FIELDS)}")
@@ -279,7 +286,7 @@ class Guard:
         self.checker = checker
         self.audit = resolve_audit(audit)
         self.context = dict(context or {})
-        self.log = logger or log
+        self.log: GuardLogger = logger or log
         self.last: Optional[GuardResult] = None
 
     # -- evaluation -------------------------------------------------------------------------------------------
@@ -329,7 +336,7 @@ class Guard:
         if self.audit is None:
             return result
         record = {
-            "time": datetime.now(timezone.utc).isoformat(),
+            "time": datetime.now(UTC).isoformat(),
             "source": "dfft.guard",
             "mode": result.mode,
             "request": result.request,

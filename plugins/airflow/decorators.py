@@ -1,6 +1,6 @@
 """`@transfer_check(...)`: a TaskFlow task whose transfer is judged before its body runs.
 
-    from dfft.airflow import transfer_check
+    from dfft.plugins.airflow import transfer_check
 
     @transfer_check(origin="JP", destination="VN", data_categories=["personal"], on_conditional="warn")
     def export_customers():

@@ -5,10 +5,10 @@ Exit codes: 0 done · 3 invalid scenario, request file or usage · 4 invalid rul
 from __future__ import annotations
 
 import functools
-import json
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -16,8 +16,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .whatif.context import Engines, InventoryError, load_requests
-from .whatif.scenario import Scenario, ScenarioError, load_scenario
+from ..whatif.context import Engines, InventoryError, load_requests
+from ..whatif.scenario import Scenario, ScenarioError, load_scenario
+from .options import parse_day as _day, split_values as _split, transfer_request as _request
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -32,28 +33,25 @@ def _friendly(fn: Callable) -> Callable:
             return fn(*a, **kw)
         except (ScenarioError, InventoryError) as e:
             err.print(f"[red]invalid input[/]: {escape(str(e))}")
-            raise typer.Exit(EXIT_BAD_INPUT)
+            raise typer.Exit(EXIT_BAD_INPUT) from e
         except ValueError as e:
             if type(e).__name__ in ("RequestError",):
                 raise
             err.print(f"[red]invalid input[/]: {escape(str(e))}")
-            raise typer.Exit(EXIT_BAD_INPUT)
+            raise typer.Exit(EXIT_BAD_INPUT) from e
     return wrapper
 
 
 def _write_report(path: Optional[Path], title: str, **parts: Any) -> None:
     if path is None:
         return
-    from .whatif.report import render_report
+    from ..whatif.report import render_report
     path.write_text(render_report(title, **parts), encoding="utf-8")
     err.print(f"report written to [bold]{path}[/]")
 
 
 def register(app: typer.Typer, state: Any) -> None:
     """Add the what-if commands to the `dfft` app (`state.ruleset()` gives the baseline)."""
-    # imported here, not at module level: dfft.cli imports this module to register it
-    from .cli import parse_day as _day, split_values as _split, transfer_request as _request
-
     def engines(backend: str, today: Optional[date] = None) -> Engines:
         return Engines(state.ruleset(), backend=backend, today=today)
 
@@ -66,7 +64,8 @@ def register(app: typer.Typer, state: Any) -> None:
     @_friendly
     def whatif(
         scenario_file: Path = typer.Argument(..., help="Scenario file (YAML or JSON), see examples/"),
-        requests: Path = typer.Option(..., "--requests", "-r", help="Transfers to judge: CSV, JSON or YAML (e.g. your data-flow inventory)"),
+        requests: Path = typer.Option(..., "--requests", "-r",
+                                help="Transfers to judge: CSV, JSON or YAML (e.g. your data-flow inventory)"),
         as_of: Optional[str] = typer.Option(None, "--as-of", help="Baseline date for requests without as_of (default today)"),
         report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here"),
         show_all: bool = typer.Option(False, "--all", help="List unchanged transfers too"),
@@ -74,7 +73,7 @@ def register(app: typer.Typer, state: Any) -> None:
         backend: str = engine_opt,
     ) -> None:
         """Judge transfers under the baseline and under a scenario; show what changes and why."""
-        from .whatif.diff import diff
+        from ..whatif.diff import diff
         sc = scenario(scenario_file)
         assert sc is not None
         reqs = load_requests(requests)
@@ -117,8 +116,7 @@ def register(app: typer.Typer, state: Any) -> None:
         backend: str = engine_opt,
     ) -> None:
         """Verdict for every destination, per origin and data profile (and under a scenario)."""
-        from .whatif.matrix import all_destinations, load_profiles
-        from .whatif.matrix import matrix as run
+        from ..whatif.matrix import all_destinations, load_profiles, matrix as run
         sc = scenario(scenario_file)
         e = engines(backend, _day(as_of, "--as-of"))
         profs = load_profiles(profiles, _split(profile) or None)
@@ -171,7 +169,7 @@ def register(app: typer.Typer, state: Any) -> None:
         backend: str = engine_opt,
     ) -> None:
         """The verdict for one transfer across dates: when laws start (or stop) to bite."""
-        from .whatif.timeline import timeline as run
+        from ..whatif.timeline import timeline as run
         e = engines(backend)
         req = _request(origin, destination, via, data, subjects, safeguard, exporter, sector, purpose)
         t = run(e, req, _day(start, "--start"), _day(end, "--end"), scenario(scenario_file))  # type: ignore[arg-type]
@@ -207,7 +205,7 @@ def register(app: typer.Typer, state: Any) -> None:
         backend: str = engine_opt,
     ) -> None:
         """The smallest sets of safeguards that make a transfer allowed (or, when blocked, conditional)."""
-        from .whatif.remedy import remedy as run
+        from ..whatif.remedy import remedy as run
         e = engines(backend)
         req = _request(origin, destination, via, data, subjects, safeguard, exporter, sector, purpose)
         req["as_of"] = _day(as_of, "--as-of")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,7 +17,7 @@ DB_URL = typer.Option(None, "--database-url", envvar="DFFT_DATABASE_URL",
 
 
 def _settings(data_dir: Optional[Path], database_url: Optional[str], rules_dir: Optional[Path] = None) -> Any:
-    from .api.settings import Settings
+    from ..api.settings import Settings
     s = Settings()
     if data_dir is not None:
         s.data_dir = data_dir
@@ -30,8 +29,8 @@ def _settings(data_dir: Optional[Path], database_url: Optional[str], rules_dir: 
 
 
 def _keystore(data_dir: Optional[Path], database_url: Optional[str]) -> Any:
-    from .api.db import open_database
-    from .api.keys import KeyStore
+    from ..api.db import open_database
+    from ..api.keys import KeyStore
     return KeyStore(open_database(_settings(data_dir, database_url).url))
 
 
@@ -41,7 +40,7 @@ def keys_create(scope: str = typer.Option(..., "--scope", help="check (judge tra
                 name: str = typer.Option("", "--name", help="A label, e.g. the calling team or job"),
                 data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DB_URL) -> None:
     """Create a key and print it once (only its hash is stored)."""
-    from .api.keys import SCOPES
+    from ..api.keys import SCOPES
     if scope not in SCOPES:
         raise typer.BadParameter(f"expected one of {', '.join(SCOPES)}", param_hint="--scope")
     token, key = _keystore(data_dir, database_url).create(scope, name)
@@ -77,7 +76,7 @@ def register(app: typer.Typer, state: Any) -> None:
         """Run the HTTP API (FastAPI on uvicorn): checks, audit log, API keys, hot rule reloads (SIGHUP)."""
         import uvicorn
 
-        from .api.app import create_app
+        from ..api.app import create_app
         # The C engine holds the GIL, so one process serves; for more throughput run several instances on one
         # PostgreSQL database (--database-url).
         app_ = create_app(_settings(data_dir, database_url, state.rules_dir))

@@ -1,0 +1,99 @@
+"""`dfft rules list|coverage|show`: browse the rule sets."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from .options import out, state
+
+rules_app = typer.Typer(help="Browse the rule sets.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `dfft rules` group to the `dfft` app."""
+    app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("list")
+def rules_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Jurisdictions with their rule counts per domain."""
+    rs = state.ruleset()
+    rows: list[dict[str, Any]] = []
+    for code in sorted(rs.jurisdictions):
+        j = rs.jurisdictions[code]
+        counts = {d: len(j.rules_in(d)) for d in ("data_protection", "localisation", "ip")}
+        low = sum(1 for r in j.rules if r.confidence == "low")
+        rows.append({"code": code, "name": j.name, **counts, "low_confidence": low, "laws": sorted(j.laws)})
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    t = Table(title=f"Rule sets (bundle {rs.version}, {rs.hash[:12]})")
+    for col in ("code", "name", "data_protection", "localisation", "ip", "low conf.", "laws"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["code"], r["name"], str(r["data_protection"]), str(r["localisation"]), str(r["ip"]),
+                  str(r["low_confidence"]), ", ".join(r["laws"]))
+    out.print(t)
+
+
+@rules_app.command("manifest")
+def rules_manifest(directory: Optional[Path] = typer.Argument(
+        None, help="Bundle directory (default: --rules, else the embedded jurisdictions/)")) -> None:
+    """(Re)write bundle.yaml's manifest: the jurisdictions and the SHA-256 of every file, which the loader verifies.
+    Run it after changing a bundle (and bump the bundle's version)."""
+    from ..rules.loader import default_rules_dir, load_ruleset, write_manifest
+
+    root = directory or state.rules_dir or default_rules_dir()
+    man = write_manifest(root)
+    load_ruleset(root)  # the bundle as stamped must load
+    out.print(f"[green]ok[/]: {root / 'bundle.yaml'}: {len(man['jurisdictions'])} jurisdictions, "
+              f"{len(man['files'])} files")
+
+
+@rules_app.command("coverage")
+def rules_coverage(as_markdown: bool = typer.Option(False, "--markdown", help="Print the Markdown of docs/coverage.md")) -> None:
+    """For every jurisdiction x domain: rule count, confidence (high/medium/low) and newest source date."""
+    from ..rules.coverage import DOMAINS, coverage, markdown
+
+    rs = state.ruleset()
+    if as_markdown:
+        sys.stdout.write(markdown(rs))
+        return
+    t = Table(title=f"Rule coverage (bundle {rs.version}); cells: rules (high/medium/low) newest source")
+    t.add_column("code")
+    for d in DOMAINS:
+        t.add_column(d)
+    for code, row in coverage(rs).items():
+        t.add_row(code, *(row[d].text() for d in DOMAINS))
+    out.print(t)
+
+
+@rules_app.command("show")
+def rules_show(ident: str = typer.Argument(..., help="A jurisdiction code (JP) or a rule id (JP-APPI-28-consent)")) -> None:
+    """Show a jurisdiction's rules, or one rule in full."""
+    rs = state.ruleset()
+    if ident.upper() in rs.jurisdictions:
+        j = rs.jurisdictions[ident.upper()]
+        out.print(f"[bold]{j.code} — {j.name}[/]")
+        for law in j.laws.values():
+            out.print(f"  {law.key}: {law.title} <{law.url}>")
+        t = Table()
+        for col in ("rule", "domain", "scope", "effect", "in force", "conf.", "title"):
+            t.add_column(col)
+        for r in sorted(j.rules, key=lambda r: (r.domain, r.id)):
+            window = f"{r.effective_from or '…'} – {r.effective_until or '…'}"
+            effect = r.effect or ("derive " + ",".join(r.derive))
+            t.add_row(r.id, r.domain, r.scope, effect, window, r.confidence, r.title)
+        out.print(t)
+        return
+    try:
+        rule = rs.rule(ident)
+    except KeyError:
+        raise typer.BadParameter(f"no jurisdiction or rule {ident!r}; jurisdictions: {', '.join(sorted(rs.jurisdictions))}") from None
+    out.print_json(rule.model_dump_json())
+
