@@ -51,6 +51,7 @@ import durable_rules_engine as _dre
 from ..rules.conditions import leaf_op
 from ..rules.model import RuleSet
 from . import probe as _probe
+from .errors import CompileError, EvaluationError
 from .plan import Fact, Prepared, Unit, list_member, prepare
 
 # limits of what one durable-rules ruleset may hold (see the module doc for the measured thresholds)
@@ -60,14 +61,6 @@ MAX_RULESET_ALTERNATIVES = 8192
 MAX_RULESET_UNITS = 400
 MAX_TESTS_PER_FIELD = MAX_NODE_TESTS  # the former name
 _names = itertools.count()
-
-
-class CompileError(Exception):
-    pass
-
-
-class EvaluationError(Exception):
-    """durable-rules reported a failure during a check. Callers must fail closed."""
 
 
 def _safe(s: str) -> str:

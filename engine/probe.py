@@ -24,6 +24,8 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from .errors import CompileError
+
 DEFAULT_TIMEOUT = 10.0
 KNOWN_LIMIT = 4096
 ENV_TIMEOUT = "DFFT_COMPILE_PROBE_TIMEOUT"
@@ -71,9 +73,8 @@ def digest(definition_json: str) -> str:
 
 
 def probe(items: dict[str, tuple[str, list[str]]], timeout: float | None = None) -> None:
-    """items: code -> (definition JSON, probe facts as JSON). Raises CompileError (from .compile) naming the
+    """items: code -> (definition JSON, probe facts as JSON). Raises CompileError naming the
     jurisdictions when the child does not finish cleanly within the timeout. Definitions known good are skipped."""
-    from .compile import CompileError
 
     todo = {}
     with _lock:
