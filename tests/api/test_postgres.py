@@ -1,0 +1,67 @@
+"""The service on a real PostgreSQL server (tests/api/pg.py starts one; skipped without the binaries)."""
+from __future__ import annotations
+
+import multiprocessing
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.config import Config
+
+from dfft.api.db import MIGRATIONS, metadata
+
+from .conftest import REQ, start
+from .pg import pg, start_instance  # noqa: F401  (fixture)
+
+STARTS = 16
+
+
+def head() -> str:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_concurrent_first_starts_on_an_empty_database_all_succeed(pg, tmp_path):
+    """Issue 10 item 7: 16 instances starting at once on an empty database all migrate it (or find it migrated); none
+    fails on the race to create alembic_version."""
+    url = pg.new_database()
+    # forkserver: the children fork from a server that has imported the migration code once (fast starts) and not
+    # from this process, whose other threads could hold locks
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["dfft.api.db", "alembic.command", "psycopg"])
+    barrier, results = ctx.Barrier(STARTS), ctx.Queue()
+    procs = [ctx.Process(target=start_instance, args=(url, barrier, results), daemon=True) for _ in range(STARTS)]
+    for p in procs:
+        p.start()
+    try:
+        outcomes = [results.get(timeout=120) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+    failed = [o for o in outcomes if o != "ok"]
+    assert not failed, f"{len(failed)} of {STARTS} starts failed; first: {failed[0]}"
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as c:
+            assert c.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [head()]
+            assert compare_metadata(MigrationContext.configure(c), metadata) == []
+    finally:
+        eng.dispose()
+
+
+def test_the_api_on_postgresql_checks_and_records(pg, tmp_path):
+    api = start(tmp_path, database_url=pg.new_database())
+    try:
+        with api.client() as c:
+            r = c.post("/v1/check", json=REQ)
+            assert r.status_code == 200, r.text
+        with api.client("admin") as c:
+            items = c.get("/v1/decisions", params={"since": "0001-01-01T00:00:00+14:00",
+                                                    "until": "9999-12-31T23:59:59-14:00"}).json()["items"]
+            assert [i["id"] for i in items] == [r.headers["Dfft-Decision-Id"]]
+    finally:
+        api.stop()
