@@ -16,7 +16,7 @@ import signal
 import threading
 from contextlib import asynccontextmanager
 from collections import OrderedDict
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -55,6 +55,14 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
             500: "Internal error: no verdict (treat the transfer as not allowed)",
             503: "Not ready, or the audit log is unavailable: no verdict"}
     return {c: {"model": Problem, "description": text[c], "content": {PROBLEM: {}}} for c in codes}
+
+
+RETRY_AFTER = "5"   # seconds, on every 503
+
+
+def unavailable() -> JSONResponse:
+    return problem(503, "Service unavailable: no verdict", "the service database is unavailable; retry later",
+                   "urn:dfft:problem:database-unavailable", headers={"Retry-After": RETRY_AFTER})
 
 
 # -- body size limit (pure ASGI, so it sees every byte before FastAPI parses anything) ---------------------------
@@ -130,6 +138,21 @@ class CatchAll:
                 raise
             await problem(500, "Internal error: no verdict", "an internal error occurred; treat the transfer as "
                           "not allowed", "urn:dfft:problem:internal-error")(scope, receive, send)
+
+
+def as_utc(t: datetime) -> datetime:
+    """`t` in UTC (naive means UTC). A time whose UTC equivalent falls outside years 1-9999 (e.g.
+    0001-01-01T00:00:00+14:00) is clamped to the nearest representable instant: as a bound of the audit-log filters
+    it selects the same records (none is older than year 1 or newer than year 9999), where the conversion itself
+    would overflow."""
+    if t.tzinfo is None:
+        return t.replace(tzinfo=timezone.utc)
+    try:
+        return t.astimezone(timezone.utc)
+    except OverflowError:
+        offset = t.utcoffset()
+        early = offset is not None and offset > timedelta(0)   # a positive offset moves the instant earlier
+        return (datetime.min if early else datetime.max).replace(tzinfo=timezone.utc)
 
 
 # -- rule sets, hot-reloadable ---------------------------------------------------------------------------------
@@ -215,7 +238,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         settings.rules_dir = rules_dir
     rules = Rules(settings.rules_dir)
     db = open_database(settings.url)
-    audit = AuditLog(db)
+    audit = AuditLog(db, probe_interval=settings.ready_probe_interval)
     keys = KeyStore(db)
 
     @asynccontextmanager
@@ -274,11 +297,20 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         return problem(500, "Internal error: no verdict", "the engine failed on this request; treat the transfer as "
                        "not allowed", "urn:dfft:problem:engine-error")
 
+    @app.exception_handler(sa.exc.OperationalError)
+    @app.exception_handler(sa.exc.InterfaceError)
+    @app.exception_handler(sa.exc.TimeoutError)
+    async def _database(_: Request, e: Exception):
+        # the database is down, unreachable, full or read-only (a key lookup, an audit-log query, ...): an outage,
+        # not the caller's fault and not an internal bug, so 503 with a time to retry; never a verdict
+        log.error("database unavailable: %s", f"{type(e).__name__}: {e}"[:500])
+        return unavailable()
+
     @app.exception_handler(AuditUnavailable)
     async def _audit(_: Request, e: AuditUnavailable):
         log.error("audit log unavailable: %s", e)
         return problem(503, "Audit log unavailable: no verdict", "the decision could not be recorded, so it is not "
-                       "returned; retry later", "urn:dfft:problem:audit-unavailable", headers={"Retry-After": "5"})
+                       "returned; retry later", "urn:dfft:problem:audit-unavailable", headers={"Retry-After": RETRY_AFTER})
 
     # -- auth ---------------------------------------------------------------------------------------------------
     bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer dfft_...`")
@@ -292,7 +324,13 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             if not presented:
                 raise ProblemError(401, "Missing API key", "send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
                                    "urn:dfft:problem:unauthenticated", headers=challenge)
-            key = keys.verify(presented)
+            try:
+                key = keys.verify(presented)
+            except sa.exc.SQLAlchemyError as e:   # the key store is unreachable: an outage, not a bad key
+                log.error("key lookup failed: %s", f"{type(e).__name__}: {e}"[:500])
+                raise ProblemError(503, "Service unavailable: no verdict", "the API keys cannot be checked now "
+                                   "(service database unavailable); retry later", "urn:dfft:problem:database-unavailable",
+                                   headers={"Retry-After": RETRY_AFTER})
             if key is None:
                 raise ProblemError(401, "Invalid API key", "the key is unknown, malformed or revoked",
                                    "urn:dfft:problem:unauthenticated", headers=challenge)
@@ -306,21 +344,29 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     auth_errors = _problems(401, 403)
 
     # -- probes -------------------------------------------------------------------------------------------------
-    @app.get("/healthz", response_model=Health, tags=["probes"], summary="Liveness: the process answers")
+    # Unauthenticated: they say whether to send traffic and nothing else (the bundle hash is on the authenticated
+    # /v1/rulesets/current).
+    @app.get("/healthz", response_model=Health, response_model_exclude_none=True, tags=["probes"],
+             summary="Liveness: the process answers")
     async def healthz():
-        return Health(status="ok", ruleset=rules.engine.ref)
+        return {"status": "ok"}
 
-    @app.get("/readyz", response_model=Health, tags=["probes"], responses=_problems(503),
-             summary="Readiness: rule set loaded, audit database reachable, audit writer running")
+    @app.get("/readyz", response_model=Health, response_model_exclude_none=True, tags=["probes"],
+             responses=_problems(503),
+             summary="Readiness: rule set loaded, audit database reachable and writable, audit writer running")
     def readyz():
+        def not_ready(why: str) -> ProblemError:
+            return ProblemError(503, "Not ready", why, "urn:dfft:problem:not-ready", headers={"Retry-After": RETRY_AFTER})
         try:
             with db.connect() as c:
                 c.execute(sa.text("SELECT 1"))
         except Exception:   # noqa: BLE001
-            raise ProblemError(503, "Not ready", "the audit database is unreachable", "urn:dfft:problem:not-ready")
+            raise not_ready("the audit database is unreachable")
         if not audit.alive:
-            raise ProblemError(503, "Not ready", "the audit writer is stopped", "urn:dfft:problem:not-ready")
-        return Health(status="ready", ruleset=rules.engine.ref)
+            raise not_ready("the audit writer is stopped")
+        if audit.writable() is not None:   # a decision could not be audited, so every check would be refused
+            raise not_ready("the audit database cannot be written (disk full, read-only, ...)")
+        return {"status": "ready"}
 
     # -- checks -------------------------------------------------------------------------------------------------
     @app.post("/v1/check", response_model=Decision, tags=["checks"],
@@ -422,7 +468,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                                  request_hash=request_hash, ruleset_hash=ruleset_hash, batch_id=batch_id, after=after)
         for name, t in (("since", since), ("until", until)):
             if t is not None:
-                t = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+                t = as_utc(t)
                 f[name] = t.replace(tzinfo=None) if db.dialect.name == "sqlite" else t
         return f
 
