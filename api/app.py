@@ -65,6 +65,85 @@ def unavailable() -> JSONResponse:
                    "urn:dfft:problem:database-unavailable", headers={"Retry-After": RETRY_AFTER})
 
 
+# -- bounded problem details: a 422 names the bad input, but never echoes more than a few KB of it --------------
+MAX_ECHO = 200      # characters of any one string in a problem's detail or errors (the rest is counted, not shown)
+MAX_ERRORS = 20     # errors listed in one problem; `more_errors` counts the rest
+
+
+def clip(value: Any, limit: int = MAX_ECHO) -> Any:
+    """`value` with every string in it cut to `limit` characters (with a count of what was cut)."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else f"{value[:limit]}… ({len(value) - limit:,} more characters)"
+    if isinstance(value, dict):
+        return {clip(k, limit): clip(v, limit) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clip(v, limit) for v in value]
+    return value
+
+
+def clipped_errors(errors: Optional[list[dict[str, Any]]]) -> dict[str, Any]:
+    """`errors=` and, when some were left out, `more_errors=` for problem(): at most MAX_ERRORS, every string clipped."""
+    errors = list(errors or [])
+    out: dict[str, Any] = {"errors": [clip(e) for e in errors[:MAX_ERRORS]] or None}
+    if len(errors) > MAX_ERRORS:
+        out["more_errors"] = len(errors) - MAX_ERRORS
+    return out
+
+
+# -- security headers (pure ASGI, outermost: every response, including 413s and 500s) ----------------------------
+JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
+# HTML this service renders (the what-if report): inline styles and SVG, no script, nothing from elsewhere
+HTML_CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; "
+            "base-uri 'none'; form-action 'none'")
+
+
+class SecurityHeaders:
+    """`X-Content-Type-Options: nosniff` on every response, and a Content-Security-Policy unless the endpoint set its
+    own (the docs pages do): strict for JSON and everything else, HTML_CSP for HTML."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(msg: dict) -> None:
+            if msg["type"] == "http.response.start":
+                headers = list(msg.get("headers", ()))
+                names = {k.lower() for k, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if b"content-security-policy" not in names:
+                    ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                    csp = HTML_CSP if ctype.lower().startswith(b"text/html") else JSON_CSP
+                    headers.append((b"content-security-policy", csp.encode()))
+                msg = {**msg, "headers": headers}
+            await send(msg)
+
+        await self.app(scope, receive, with_headers)
+
+
+# -- API docs, served from the package (no CDN: they work offline) ---------------------------------------------
+def docs_assets() -> Any:
+    """The Swagger UI and ReDoc bundles shipped by the fastapi-offline package."""
+    import fastapi_offline.core
+    from pathlib import Path
+    return Path(fastapi_offline.core.__file__).parent / "static"
+
+
+def docs_page(html: str) -> Response:
+    """An HTML docs page with a CSP that allows its own inline script (by hash) and everything else from self only."""
+    import base64
+    import re
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(m.encode()).digest()).decode()}'"
+                      for m in re.findall(r"<script>(.*?)</script>", html, flags=re.S))
+    csp = (f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+           "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+           "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+    return Response(html, media_type="text/html", headers={"Content-Security-Policy": csp})
+
+
 # -- body size limit (pure ASGI, so it sees every byte before FastAPI parses anything) ---------------------------
 class BodyLimit:
     def __init__(self, app: Any, default: int, larger: dict[str, int]):
@@ -261,10 +340,32 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                     "article of law behind every finding. Authenticate with `Authorization: Bearer <key>` or "
                     "`X-API-Key: <key>` (keys: `dfft keys create --scope check|admin`). Errors are RFC 9457 "
                     "problem details. Every decision is recorded in the audit log before it is returned.",
-        lifespan=lifespan)
+        lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings, app.state.rules, app.state.audit, app.state.keys, app.state.db = settings, rules, audit, keys, db
     app.add_middleware(CatchAll)
     app.add_middleware(BodyLimit, default=settings.max_body, larger={"/v1/check/batch": settings.max_batch_body})
+    app.add_middleware(SecurityHeaders)
+
+    # -- docs (the assets are served from the package: the pages work offline) ---------------------------------
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    app.mount("/docs-assets", StaticFiles(directory=docs_assets()), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(req: Request):
+        root = req.scope.get("root_path", "")
+        return docs_page(get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title="dfft API",
+            swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs-assets/swagger-ui.css", swagger_favicon_url=f"{root}/docs-assets/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None}).body.decode())   # no badge from the online validator
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(req: Request):
+        root = req.scope.get("root_path", "")
+        return docs_page(get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}", title="dfft API", redoc_js_url=f"{root}/docs-assets/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/docs-assets/favicon.png", with_google_fonts=False).body.decode())
 
     # -- errors -------------------------------------------------------------------------------------------------
     @app.exception_handler(ProblemError)
@@ -273,7 +374,8 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, e: RequestError):
-        return problem(422, "Invalid transfer request", str(e), "urn:dfft:problem:invalid-request", errors=e.errors)
+        return problem(422, "Invalid transfer request", clip(str(e), 4 * MAX_ECHO), "urn:dfft:problem:invalid-request",
+                       **clipped_errors(e.errors))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(req: Request, e: RequestValidationError):
@@ -283,8 +385,9 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                            f"got {ctype[:100]!r}", "urn:dfft:problem:unsupported-media-type")
         errors = [{"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
                    "message": err.get("msg", "invalid"), "type": err.get("type")} for err in e.errors()]
-        detail = "; ".join(f"{x['field']}: {x['message']}" for x in errors[:10])
-        return problem(422, "Invalid request", detail, "urn:dfft:problem:invalid-request", errors=errors)
+        detail = "; ".join(f"{clip(x['field'])}: {clip(x['message'])}" for x in errors[:10])
+        return problem(422, "Invalid request", clip(detail, 4 * MAX_ECHO), "urn:dfft:problem:invalid-request",
+                       **clipped_errors(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException):
