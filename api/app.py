@@ -16,7 +16,7 @@ import signal
 import threading
 from contextlib import asynccontextmanager
 from collections import OrderedDict
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -56,6 +56,93 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
             500: "Internal error: no verdict (treat the transfer as not allowed)",
             503: "Not ready, or the audit log is unavailable: no verdict"}
     return {c: {"model": Problem, "description": text[c], "content": {PROBLEM: {}}} for c in codes}
+
+
+RETRY_AFTER = "5"   # seconds, on every 503
+
+
+def unavailable() -> JSONResponse:
+    return problem(503, "Service unavailable: no verdict", "the service database is unavailable; retry later",
+                   "urn:dfft:problem:database-unavailable", headers={"Retry-After": RETRY_AFTER})
+
+
+# -- bounded problem details: a 422 names the bad input, but never echoes more than a few KB of it --------------
+MAX_ECHO = 200      # characters of any one string in a problem's detail or errors (the rest is counted, not shown)
+MAX_ERRORS = 20     # errors listed in one problem; `more_errors` counts the rest
+
+
+def clip(value: Any, limit: int = MAX_ECHO) -> Any:
+    """`value` with every string in it cut to `limit` characters (with a count of what was cut)."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else f"{value[:limit]}… ({len(value) - limit:,} more characters)"
+    if isinstance(value, dict):
+        return {clip(k, limit): clip(v, limit) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clip(v, limit) for v in value]
+    return value
+
+
+def clipped_errors(errors: Optional[list[dict[str, Any]]]) -> dict[str, Any]:
+    """`errors=` and, when some were left out, `more_errors=` for problem(): at most MAX_ERRORS, every string clipped."""
+    errors = list(errors or [])
+    out: dict[str, Any] = {"errors": [clip(e) for e in errors[:MAX_ERRORS]] or None}
+    if len(errors) > MAX_ERRORS:
+        out["more_errors"] = len(errors) - MAX_ERRORS
+    return out
+
+
+# -- security headers (pure ASGI, outermost: every response, including 413s and 500s) ----------------------------
+JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
+# HTML this service renders (the what-if report): inline styles and SVG, no script, nothing from elsewhere
+HTML_CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; "
+            "base-uri 'none'; form-action 'none'")
+
+
+class SecurityHeaders:
+    """`X-Content-Type-Options: nosniff` on every response, and a Content-Security-Policy unless the endpoint set its
+    own (the docs pages do): strict for JSON and everything else, HTML_CSP for HTML."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(msg: dict) -> None:
+            if msg["type"] == "http.response.start":
+                headers = list(msg.get("headers", ()))
+                names = {k.lower() for k, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if b"content-security-policy" not in names:
+                    ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                    csp = HTML_CSP if ctype.lower().startswith(b"text/html") else JSON_CSP
+                    headers.append((b"content-security-policy", csp.encode()))
+                msg = {**msg, "headers": headers}
+            await send(msg)
+
+        await self.app(scope, receive, with_headers)
+
+
+# -- API docs, served from the package (no CDN: they work offline) ---------------------------------------------
+def docs_assets() -> Any:
+    """The Swagger UI and ReDoc bundles shipped by the fastapi-offline package."""
+    import fastapi_offline.core
+    from pathlib import Path
+    return Path(fastapi_offline.core.__file__).parent / "static"
+
+
+def docs_page(html: str) -> Response:
+    """An HTML docs page with a CSP that allows its own inline script (by hash) and everything else from self only."""
+    import base64
+    import re
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(m.encode()).digest()).decode()}'"
+                      for m in re.findall(r"<script>(.*?)</script>", html, flags=re.S))
+    csp = (f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+           "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+           "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+    return Response(html, media_type="text/html", headers={"Content-Security-Policy": csp})
 
 
 # -- body size limit (pure ASGI, so it sees every byte before FastAPI parses anything) ---------------------------
@@ -131,6 +218,21 @@ class CatchAll:
                 raise
             await problem(500, "Internal error: no verdict", "an internal error occurred; treat the transfer as "
                           "not allowed", "urn:dfft:problem:internal-error")(scope, receive, send)
+
+
+def as_utc(t: datetime) -> datetime:
+    """`t` in UTC (naive means UTC). A time whose UTC equivalent falls outside years 1-9999 (e.g.
+    0001-01-01T00:00:00+14:00) is clamped to the nearest representable instant: as a bound of the audit-log filters
+    it selects the same records (none is older than year 1 or newer than year 9999), where the conversion itself
+    would overflow."""
+    if t.tzinfo is None:
+        return t.replace(tzinfo=timezone.utc)
+    try:
+        return t.astimezone(timezone.utc)
+    except OverflowError:
+        offset = t.utcoffset()
+        early = offset is not None and offset > timedelta(0)   # a positive offset moves the instant earlier
+        return (datetime.min if early else datetime.max).replace(tzinfo=timezone.utc)
 
 
 # -- rule sets, hot-reloadable ---------------------------------------------------------------------------------
@@ -219,7 +321,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         settings.rules_dir = rules_dir
     rules = Rules(settings.rules_dir)
     db = open_database(settings.url)
-    audit = AuditLog(db)
+    audit = AuditLog(db, probe_interval=settings.ready_probe_interval)
     keys = KeyStore(db)
 
     @asynccontextmanager
@@ -242,10 +344,32 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                     "article of law behind every finding. Authenticate with `Authorization: Bearer <key>` or "
                     "`X-API-Key: <key>` (keys: `dfft keys create --scope check|admin`). Errors are RFC 9457 "
                     "problem details. Every decision is recorded in the audit log before it is returned.",
-        lifespan=lifespan)
+        lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings, app.state.rules, app.state.audit, app.state.keys, app.state.db = settings, rules, audit, keys, db
     app.add_middleware(CatchAll)
     app.add_middleware(BodyLimit, default=settings.max_body, larger={"/v1/check/batch": settings.max_batch_body})
+    app.add_middleware(SecurityHeaders)
+
+    # -- docs (the assets are served from the package: the pages work offline) ---------------------------------
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    app.mount("/docs-assets", StaticFiles(directory=docs_assets()), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(req: Request):
+        root = req.scope.get("root_path", "")
+        return docs_page(get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title="dfft API",
+            swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs-assets/swagger-ui.css", swagger_favicon_url=f"{root}/docs-assets/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None}).body.decode())   # no badge from the online validator
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(req: Request):
+        root = req.scope.get("root_path", "")
+        return docs_page(get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}", title="dfft API", redoc_js_url=f"{root}/docs-assets/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/docs-assets/favicon.png", with_google_fonts=False).body.decode())
 
     # -- errors -------------------------------------------------------------------------------------------------
     @app.exception_handler(ProblemError)
@@ -254,7 +378,8 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, e: RequestError):
-        return problem(422, "Invalid transfer request", str(e), "urn:dfft:problem:invalid-request", errors=e.errors)
+        return problem(422, "Invalid transfer request", clip(str(e), 4 * MAX_ECHO), "urn:dfft:problem:invalid-request",
+                       **clipped_errors(e.errors))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(req: Request, e: RequestValidationError):
@@ -264,8 +389,9 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                            f"got {ctype[:100]!r}", "urn:dfft:problem:unsupported-media-type")
         errors = [{"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
                    "message": err.get("msg", "invalid"), "type": err.get("type")} for err in e.errors()]
-        detail = "; ".join(f"{x['field']}: {x['message']}" for x in errors[:10])
-        return problem(422, "Invalid request", detail, "urn:dfft:problem:invalid-request", errors=errors)
+        detail = "; ".join(f"{clip(x['field'])}: {clip(x['message'])}" for x in errors[:10])
+        return problem(422, "Invalid request", clip(detail, 4 * MAX_ECHO), "urn:dfft:problem:invalid-request",
+                       **clipped_errors(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException):
@@ -278,11 +404,20 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         return problem(500, "Internal error: no verdict", "the engine failed on this request; treat the transfer as "
                        "not allowed", "urn:dfft:problem:engine-error")
 
+    @app.exception_handler(sa.exc.OperationalError)
+    @app.exception_handler(sa.exc.InterfaceError)
+    @app.exception_handler(sa.exc.TimeoutError)
+    async def _database(_: Request, e: Exception):
+        # the database is down, unreachable, full or read-only (a key lookup, an audit-log query, ...): an outage,
+        # not the caller's fault and not an internal bug, so 503 with a time to retry; never a verdict
+        log.error("database unavailable: %s", f"{type(e).__name__}: {e}"[:500])
+        return unavailable()
+
     @app.exception_handler(AuditUnavailable)
     async def _audit(_: Request, e: AuditUnavailable):
         log.error("audit log unavailable: %s", e)
         return problem(503, "Audit log unavailable: no verdict", "the decision could not be recorded, so it is not "
-                       "returned; retry later", "urn:dfft:problem:audit-unavailable", headers={"Retry-After": "5"})
+                       "returned; retry later", "urn:dfft:problem:audit-unavailable", headers={"Retry-After": RETRY_AFTER})
 
     # -- auth ---------------------------------------------------------------------------------------------------
     bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer dfft_...`")
@@ -296,7 +431,13 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             if not presented:
                 raise ProblemError(401, "Missing API key", "send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
                                    "urn:dfft:problem:unauthenticated", headers=challenge)
-            key = keys.verify(presented)
+            try:
+                key = keys.verify(presented)
+            except sa.exc.SQLAlchemyError as e:   # the key store is unreachable: an outage, not a bad key
+                log.error("key lookup failed: %s", f"{type(e).__name__}: {e}"[:500])
+                raise ProblemError(503, "Service unavailable: no verdict", "the API keys cannot be checked now "
+                                   "(service database unavailable); retry later", "urn:dfft:problem:database-unavailable",
+                                   headers={"Retry-After": RETRY_AFTER})
             if key is None:
                 raise ProblemError(401, "Invalid API key", "the key is unknown, malformed or revoked",
                                    "urn:dfft:problem:unauthenticated", headers=challenge)
@@ -310,22 +451,29 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     auth_errors = _problems(401, 403)
 
     # -- probes -------------------------------------------------------------------------------------------------
-    @app.get("/healthz", response_model=Health, tags=["probes"], summary="Liveness: the process answers")
+    # Unauthenticated: they say whether to send traffic and nothing else (the bundle hash is on the authenticated
+    # /v1/rulesets/current).
+    @app.get("/healthz", response_model=Health, response_model_exclude_none=True, tags=["probes"],
+             summary="Liveness: the process answers")
     async def healthz():
-        return Health(status="ok", ruleset=rules.engine.ref)
+        return {"status": "ok"}
 
-    @app.get("/readyz", response_model=Health, tags=["probes"], responses=_problems(503),
-             summary="Readiness: rule set loaded, audit database reachable, audit writer running")
+    @app.get("/readyz", response_model=Health, response_model_exclude_none=True, tags=["probes"],
+             responses=_problems(503),
+             summary="Readiness: rule set loaded, audit database reachable and writable, audit writer running")
     def readyz():
+        def not_ready(why: str) -> ProblemError:
+            return ProblemError(503, "Not ready", why, "urn:dfft:problem:not-ready", headers={"Retry-After": RETRY_AFTER})
         try:
             with db.connect() as c:
                 c.execute(sa.text("SELECT 1"))
         except Exception:   # noqa: BLE001
-            raise ProblemError(503, "Not ready", "the audit database is unreachable",
-                               "urn:dfft:problem:not-ready") from None
+            raise not_ready("the audit database is unreachable") from None
         if not audit.alive:
-            raise ProblemError(503, "Not ready", "the audit writer is stopped", "urn:dfft:problem:not-ready")
-        return Health(status="ready", ruleset=rules.engine.ref)
+            raise not_ready("the audit writer is stopped")
+        if audit.writable() is not None:   # a decision could not be audited, so every check would be refused
+            raise not_ready("the audit database cannot be written (disk full, read-only, ...)")
+        return {"status": "ready"}
 
     # -- checks -------------------------------------------------------------------------------------------------
     @app.post("/v1/check", response_model=Decision, tags=["checks"],
@@ -427,7 +575,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                                  request_hash=request_hash, ruleset_hash=ruleset_hash, batch_id=batch_id, after=after)
         for name, t in (("since", since), ("until", until)):
             if t is not None:
-                t = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+                t = as_utc(t)
                 f[name] = t.replace(tzinfo=None) if db.dialect.name == "sqlite" else t
         return f
 

@@ -24,6 +24,7 @@ from ..engine import Decision
 from .db import decisions
 
 MAX_GROUP = 20_000   # rows per transaction at most (two full batches)
+PROBE_GAP = 1.0      # seconds between two write probes while the audit database fails (readiness, see writable)
 
 
 class AuditUnavailable(RuntimeError):
@@ -62,8 +63,13 @@ def row_for(j: Judged, caller: str, batch_id: Optional[str] = None, now: Optiona
 
 
 class AuditLog:
-    def __init__(self, db: sa.Engine):
+    def __init__(self, db: sa.Engine, probe_interval: float = 10.0):
         self.db = db
+        # readiness (see writable): the outcome of the last write to the audit database, by a commit or a probe
+        self.probe_interval = probe_interval
+        self.last_error: Optional[str] = None
+        self._last_write = 0.0          # time.monotonic() of the last outcome
+        self._probe_lock = threading.Lock()
         self._q: queue.Queue[Optional[tuple[list[dict[str, Any]], Future]]] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dfft-audit-writer", daemon=True)
@@ -105,13 +111,46 @@ class AuditLog:
                 with self.db.begin() as c:
                     c.execute(decisions.insert(), rows)
                 self.transactions += 1
+                self._wrote(None)
             except Exception as e:   # noqa: BLE001 — reported to every waiting request
+                self._wrote(f"{type(e).__name__}: {e}"[:500])
                 err = AuditUnavailable(f"audit log write failed: {type(e).__name__}")
                 for _, fut in group:
                     fut.set_exception(err)
                 continue
             for _, fut in group:
                 fut.set_result(None)
+
+    def _wrote(self, error: Optional[str]) -> None:
+        self.last_error, self._last_write = error, time.monotonic()
+
+    def probe(self) -> Optional[str]:
+        """Commit a write that changes nothing (`UPDATE alembic_version SET version_num = version_num`: on SQLite and
+        PostgreSQL alike it writes and syncs like an audit commit, on a one-row table every instance has). Returns
+        None when it committed, else the error."""
+        try:
+            with self.db.begin() as c:
+                c.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+            self._wrote(None)
+        except Exception as e:   # noqa: BLE001
+            self._wrote(f"{type(e).__name__}: {e}"[:500])
+        return self.last_error
+
+    def writable(self) -> Optional[str]:
+        """Can a decision be audited now? None if so, else why not. Trusts the outcome of the last write (a decision's
+        commit or a probe) for `probe_interval` seconds while it succeeded; after a failure, or once that is older,
+        probes (at most one probe at a time; meanwhile the last outcome stands). So a full disk or a read-only
+        database turns readiness off at the first failed commit, or within probe_interval when idle, and back on
+        as soon as a write succeeds again."""
+        since = time.monotonic() - self._last_write
+        if since < (PROBE_GAP if self.last_error else self.probe_interval):
+            return self.last_error
+        if not self._probe_lock.acquire(blocking=False):
+            return self.last_error
+        try:
+            return self.probe()
+        finally:
+            self._probe_lock.release()
 
     @property
     def alive(self) -> bool:

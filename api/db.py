@@ -61,11 +61,23 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Create the data directory 0700 and the database file 0600 (the audit log holds every request): SQLite gives
+    its -wal and -shm files the database file's mode, so they are 0600 too. Existing files keep their mode."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path.parent, 0o700)   # mkdir's mode is masked by the umask only towards fewer bits; be explicit
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+
+
 def create_db_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = url.split("///", 1)[-1].split("?", 1)[0] if "///" in url else ""
+        if path and path != ":memory:" and not path.startswith("file:"):
+            _private_sqlite_file(Path(path))
         eng = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, pool_size=8,
                                max_overflow=8, poolclass=sa.pool.QueuePool)
         event.listen(eng, "connect", _sqlite_pragmas)
@@ -73,8 +85,22 @@ def create_db_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
 
 
+# pg_advisory_xact_lock key taken around migrations (any fixed 64-bit number; this is b"dfftmigr" read as an integer)
+MIGRATION_LOCK = int.from_bytes(b"dfftmigr", "big") - 2**63
+
+
+def lock_for_migrations(conn: sa.Connection) -> None:
+    """On PostgreSQL, serialise migrations across instances: several instances starting at once on an empty database
+    would otherwise all create `alembic_version` and all but one fail. The lock is a transaction-level advisory lock
+    on the connection that runs the migrations: it is released when their transaction commits or rolls back, and an
+    instance that waited finds the schema at head and has nothing to do. (SQLite serialises writers by itself.)"""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+
+
 def upgrade(eng: sa.Engine) -> None:
-    """Bring the schema to the latest Alembic revision (idempotent; safe for concurrent starts on PostgreSQL)."""
+    """Bring the schema to the latest Alembic revision (idempotent; safe for concurrent starts on PostgreSQL: the
+    migrations run under an advisory lock, see lock_for_migrations and migrations/env.py)."""
     from alembic import command
     from alembic.config import Config
 

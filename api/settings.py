@@ -16,6 +16,8 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("DFFT_DATA_DIR", "./data")))
     database_url: Optional[str] = field(default_factory=lambda: os.environ.get("DFFT_DATABASE_URL") or None)
     rules_dir: Optional[Path] = field(default_factory=lambda: Path(os.environ["DFFT_RULES"]) if os.environ.get("DFFT_RULES") else None)
+    # /readyz trusts the audit database's last successful write for this many seconds, then probes it with a write
+    ready_probe_interval: float = field(default_factory=lambda: float(os.environ.get("DFFT_READY_PROBE_SECONDS", 10)))
     max_batch: int = field(default_factory=lambda: int(os.environ.get("DFFT_MAX_BATCH", MAX_BATCH)))
     max_body: int = field(default_factory=lambda: int(os.environ.get("DFFT_MAX_BODY", MAX_BODY)))
     max_batch_body: int = field(default_factory=lambda: int(os.environ.get("DFFT_MAX_BATCH_BODY", MAX_BATCH_BODY)))

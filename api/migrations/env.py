@@ -3,7 +3,7 @@ stand-alone with `alembic -x url=... upgrade head` from this folder's parent con
 from alembic import context
 import sqlalchemy as sa
 
-from dfft.api.db import metadata
+from dfft.api.db import lock_for_migrations, metadata
 
 config = context.config
 conn = config.attributes.get("connection")
@@ -14,8 +14,10 @@ if conn is None:
         raise RuntimeError("no database URL: pass -x url=... or set sqlalchemy.url")
     engine = sa.create_engine(url)
     with engine.begin() as c:
+        lock_for_migrations(c)
         context.configure(connection=c, target_metadata=metadata, render_as_batch=True)
         context.run_migrations()
 else:
+    lock_for_migrations(conn)
     context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
     context.run_migrations()

@@ -65,6 +65,22 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the 12 hex d
     typer.echo(f"revoked {key_id}")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the service on this machine (a name other than localhost counts as not)."""
+    import ipaddress
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_warning(host: str) -> str:
+    return (f"warning: serving plain HTTP on {host}, reachable from other machines: API keys and decisions cross the "
+            "network in clear. Put a TLS-terminating reverse proxy in front, or pass --ssl-certfile and --ssl-keyfile.")
+
+
 def register(app: typer.Typer, state: Any) -> None:
     app.add_typer(keys_app, name="keys")
 
@@ -72,12 +88,22 @@ def register(app: typer.Typer, state: Any) -> None:
     def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)"),
               port: int = typer.Option(8000),
               data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DB_URL,
-              log_level: str = typer.Option("info")) -> None:
+              log_level: str = typer.Option("info"),
+              ssl_certfile: Optional[Path] = typer.Option(None, "--ssl-certfile", exists=True, dir_okay=False,
+                                                          help="Serve HTTPS with this certificate (PEM)"),
+              ssl_keyfile: Optional[Path] = typer.Option(None, "--ssl-keyfile", exists=True, dir_okay=False,
+                                                         help="The certificate's private key (PEM)")) -> None:
         """Run the HTTP API (FastAPI on uvicorn): checks, audit log, API keys, hot rule reloads (SIGHUP)."""
+        if (ssl_certfile is None) != (ssl_keyfile is None):
+            raise typer.BadParameter("give both --ssl-certfile and --ssl-keyfile, or neither", param_hint="--ssl-keyfile")
+        if ssl_certfile is None and not is_loopback(host):
+            typer.echo(plain_http_warning(host), err=True)
         import uvicorn
 
         from ..api.app import create_app
         # The C engine holds the GIL, so one process serves; for more throughput run several instances on one
         # PostgreSQL database (--database-url).
         app_ = create_app(_settings(data_dir, database_url, state.rules_dir))
-        uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False, server_header=False)
+        uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False, server_header=False,
+                    ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+                    ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)

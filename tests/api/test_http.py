@@ -29,9 +29,9 @@ def assert_problem(r: httpx.Response, status: int) -> dict:
 # -- probes and checks ---------------------------------------------------------------------------------------------
 def test_probes_need_no_key(api):
     with api.client(key=None) as c:
-        assert c.get("/healthz").json()["status"] == "ok"
-        ready = c.get("/readyz").json()
-        assert ready["status"] == "ready" and len(ready["ruleset"]["hash"]) == 64
+        # status only: the bundle's hash and version are for authenticated callers (/v1/rulesets/current)
+        assert c.get("/healthz").json() == {"status": "ok"}
+        assert c.get("/readyz").json() == {"status": "ready"}
 
 
 def test_check_is_the_engine_decision_and_names_its_bundle(api):
