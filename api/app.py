@@ -578,10 +578,11 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         request.state.api_key = key   # the router bounds distinct scenarios per key
         return key
 
-    app.include_router(create_router(lambda: rules.engine.ruleset, dependencies=[Depends(whatif_key)],
-                                     max_engines=settings.whatif_engines,
-                                     scenarios_per_minute=settings.whatif_scenarios_per_minute),
-                       responses={**auth_errors, **_problems(413, 422, 429, 500)})
+    whatif = create_router(lambda: rules.engine.ruleset, dependencies=[Depends(whatif_key)],
+                           max_engines=settings.whatif_engines,
+                           scenarios_per_minute=settings.whatif_scenarios_per_minute)
+    app.state.whatif = whatif.state   # its engine pool and scenario limiter (for probes, tests and benches)
+    app.include_router(whatif, responses={**auth_errors, **_problems(413, 422, 429, 500)})
 
     return app
 

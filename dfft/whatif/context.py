@@ -107,7 +107,7 @@ class Engines:
         self.backend = backend
         self.limit = limit
         self.today = today or date.today()
-        self.pool = pool or EnginePool(backend, limit)
+        self.pool = pool if pool is not None else EnginePool(backend, limit)
         self._leased: dict[int, Engine] = {}
         self._lock = threading.Lock()
 
