@@ -14,10 +14,11 @@ import json
 import logging
 import signal
 import threading
-from contextlib import asynccontextmanager
+import weakref
+from contextlib import asynccontextmanager, contextmanager
 from collections import OrderedDict
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Path as PathParam, Query, Request
@@ -27,6 +28,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..engine import CompileError, Decision, Engine, EngineError, RequestError, TransferRequest
+from ..engine.core import memo_bytes
 from ..rules import RuleSetError, load_ruleset
 from ..rules.loader import check_successor
 from ..rules.model import Jurisdiction
@@ -39,6 +41,17 @@ from .settings import Settings
 
 log = logging.getLogger("dfft.api")
 MEMO_SIZE = 65_536
+ALLOW_OTHER_DATE = ("judge a request whose `as_of` is not today (UTC): a what-if about the past or the future, "
+                    "recorded as such in the audit log (`other_date`). Without it such a request is refused (422): "
+                    "the check is the gate for a transfer about to happen, and a law that lapses or takes effect on "
+                    "another date would give another answer than today's")
+OTHER_DATE = ("the as_of date {as_of} is not today ({today}, UTC): /v1/check judges a transfer about to happen, so "
+              "another date is a what-if. Leave as_of out, or opt in with ?allow_other_date=true (recorded in the "
+              "audit log), or use /v1/whatif")
+
+
+def utc_today() -> date:
+    return datetime.now(timezone.utc).date()
 JSONL = "application/x-ndjson"
 
 
@@ -53,6 +66,7 @@ class ProblemError(Exception):
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {401: "Missing or invalid API key", 403: "The API key's scope does not allow this",
             404: "Not found", 413: "Request body too large", 422: "Invalid request",
+            429: "Too many distinct what-if scenarios for this API key: retry after `Retry-After` seconds",
             500: "Internal error: no verdict (treat the transfer as not allowed)",
             503: "Not ready, or the audit log is unavailable: no verdict"}
     return {c: {"model": Problem, "description": text[c], "content": {PROBLEM: {}}} for c in codes}
@@ -237,36 +251,62 @@ def as_utc(t: datetime) -> datetime:
 
 # -- rule sets, hot-reloadable ---------------------------------------------------------------------------------
 class Rules:
-    """The engine currently serving. A reload validates the new bundle and compiles it before the engine swaps to it
-    (Engine.reload); a bundle that fails is refused and the old rules keep serving."""
+    """The engine currently serving. Engines are immutable, one per bundle: a reload validates and compiles the new
+    bundle into a new Engine, then swaps the reference; a bundle that fails is refused and the old rules keep
+    serving. Whoever judges takes a lease on the current engine (lease() / acquire()), so a batch or a what-if run
+    judges every request with one bundle, and the old engine is closed (its durable-rules rulesets freed) only when
+    its last user is done."""
 
-    def __init__(self, rules_dir: Any):
+    def __init__(self, rules_dir: Any, memo_budget: Optional[int] = None):
         self.rules_dir = rules_dir
         self.engine = Engine(load_ruleset(rules_dir))
         self.loaded_at = datetime.now(timezone.utc)
         self._lock = threading.Lock()
+        self._swap = threading.Lock()
         self._memo: OrderedDict[tuple, Judged] = OrderedDict()
+        self._memo_bytes = 0
+        self.memo_budget = memo_bytes() if memo_budget is None else memo_budget
         self._memo_lock = threading.Lock()
         self.reloads = 0
 
-    def judge(self, eng: Engine, request: TransferRequest) -> Judged:
-        """eng.check(request), serialised, memoised per engine on the request as sent (and today's date when the
-        request has no as_of): repeated requests skip normalisation and serialisation."""
-        key = (eng.hash, request, date.today() if request.as_of is None else None)
+    def acquire(self) -> Engine:
+        """The current engine, leased: release() it when done."""
+        with self._swap:
+            return self.engine.acquire()
+
+    @contextmanager
+    def lease(self) -> Iterator[Engine]:
+        eng = self.acquire()
+        try:
+            yield eng
+        finally:
+            eng.release()
+
+    def judge(self, eng: Engine, request: TransferRequest, today: Optional[date] = None) -> Judged:
+        """eng.check(request, today), memoised per engine on the request as sent and the date it is judged as of
+        (`today` for a request without as_of): repeated requests skip normalisation and serialisation. The memo is
+        bounded by count and by bytes (its serialised decisions and requests; DFFT_MEMO_BYTES)."""
+        day = today or utc_today()
+        key = (eng.hash, request, day if request.as_of is None else None)
         with self._memo_lock:
             hit = self._memo.get(key)
             if hit is not None:
                 self._memo.move_to_end(key)
                 return hit
-        j = Judged.of(eng.check(request))
+        j = Judged.of(eng.check(request, day))
+        size = 2 * (len(j.json) + len(j.request_json)) + 512
         with self._memo_lock:
-            self._memo[key] = j
-            while len(self._memo) > MEMO_SIZE:
-                self._memo.popitem(last=False)
+            if key not in self._memo and size <= self.memo_budget:
+                self._memo[key] = j
+                self._memo_bytes += size
+                while len(self._memo) > MEMO_SIZE or self._memo_bytes > self.memo_budget:
+                    _, old = self._memo.popitem(last=False)
+                    self._memo_bytes -= 2 * (len(old.json) + len(old.request_json)) + 512
         return j
 
     def info(self) -> RulesetInfo:
-        eng, at = self.engine, self.loaded_at
+        with self._swap:
+            eng, at = self.engine, self.loaded_at
         rs = eng.ruleset
         return RulesetInfo(version=rs.version, hash=eng.hash, title=rs.title, loaded_at=at,
                            jurisdictions=sorted(rs.jurisdictions), rules=len(rs.all_rules()))
@@ -281,18 +321,21 @@ class Rules:
                 raise RuleSetError(dropped)
             if rs.hash == self.engine.hash:
                 return ReloadResult(status="unchanged", previous=previous, current=self.info())
-            eng = self.engine
             try:
-                # compiles first (a failure leaves the engine serving the old rules), then swaps under the engine's
-                # lock and frees the old durable-rules rulesets (a new Engine per reload would leak them)
-                eng.reload(rs)
+                # compiles first: a failure leaves the old engine serving
+                eng = Engine(rs)
             except CompileError:
                 raise
             except Exception as e:   # noqa: BLE001 — any compilation failure refuses the bundle
                 raise CompileError(f"{type(e).__name__}: {e}") from e
-            self.loaded_at = datetime.now(timezone.utc)
+            with self._swap:
+                old, self.engine = self.engine, eng
+                self.loaded_at = datetime.now(timezone.utc)
+            # closed (its durable-rules rulesets freed) once the batches and checks that leased it are done
+            old.retire()
             with self._memo_lock:
                 self._memo.clear()
+                self._memo_bytes = 0
             self.reloads += 1
             log.warning("rule bundle reloaded: %s (%s) replaces %s (%s)", rs.version, eng.hash[:12],
                         previous.version, previous.hash[:12])
@@ -419,6 +462,17 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         return problem(503, "Audit log unavailable: no verdict", "the decision could not be recorded, so it is not "
                        "returned; retry later", "urn:dfft:problem:audit-unavailable", headers={"Retry-After": RETRY_AFTER})
 
+    def other_date(request: TransferRequest, today: date) -> bool:
+        return request.as_of is not None and request.as_of != today
+
+    def audited_row(j: Judged, caller: str, other: bool, **kw: Any) -> dict[str, Any]:
+        row = row_for(j, caller, **kw)
+        if other:
+            # the caller opted in to judge as of another date than today: recorded with the stored request (outside
+            # its hash, which stays the hash of the normalised request); /v1/decisions shows it as `other_date`
+            row["request"] = row["request"][:-1] + ',"other_date":true}'
+        return row
+
     # -- auth ---------------------------------------------------------------------------------------------------
     bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer dfft_...`")
     header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: dfft_...`")
@@ -480,9 +534,18 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
               responses={**auth_errors, **_problems(413, 422, 500, 503)},
               summary="Judge one transfer", response_description="The decision; its id is in the `Dfft-Decision-Id` "
               "header and in the audit log")
-    async def check(request: TransferRequest, key: ApiKey = Depends(check_scope)):
-        j = rules.judge(rules.engine, request)
-        row = row_for(j, key.id)
+    async def check(request: TransferRequest, key: ApiKey = Depends(check_scope),
+                    allow_other_date: bool = Query(False, description=ALLOW_OTHER_DATE)):
+        today = utc_today()
+        other = other_date(request, today)
+        if other and not allow_other_date:
+            raise ProblemError(422, "as_of is not today", OTHER_DATE.format(as_of=request.as_of, today=today),
+                               "urn:dfft:problem:as-of-not-today", errors=[{
+                                   "field": "as_of", "message": f"{request.as_of} is not today ({today}, UTC); pass "
+                                   "?allow_other_date=true to judge as of another date"}])
+        with rules.lease() as eng:
+            j = rules.judge(eng, request, today)
+        row = audited_row(j, key.id, other)
         await asyncio.wrap_future(audit.submit([row]))
         return Response(j.json, media_type="application/json",
                         headers={"Dfft-Decision-Id": row["id"], "Dfft-Ruleset-Hash": j.decision.ruleset.hash})
@@ -490,36 +553,100 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     @app.post("/v1/check/batch", response_model=BatchResponse, tags=["checks"],
               responses={**auth_errors, **_problems(413, 422, 500, 503)},
               summary=f"Judge up to {settings.max_batch:,} transfers; results in order, one audit transaction",
-              description="Requests that cannot be judged (unknown country code, category, ...) get a problem in "
-                          "their result; the others a decision. All are judged by the same rule bundle.")
-    def check_batch(body: BatchRequest, key: ApiKey = Depends(check_scope)):
+              description="Requests that cannot be judged (unknown country code, category, an `as_of` other than "
+                          "today without `allow_other_date`, ...) get a problem in their result; the others a "
+                          "decision. All are judged by the same rule bundle (a reload during the batch does not "
+                          "affect it). Every decision is committed to the audit log, in one transaction, before the "
+                          "response starts; a large response is streamed.")
+    def check_batch(body: BatchRequest, key: ApiKey = Depends(check_scope),
+                    allow_other_date: bool = Query(False, description=ALLOW_OTHER_DATE)):
         if len(body.requests) > settings.max_batch:
             raise ProblemError(422, "Batch too large", f"at most {settings.max_batch:,} requests per batch; got "
                                f"{len(body.requests):,}", "urn:dfft:problem:batch-too-large")
-        eng = rules.engine
-        batch_id, now = new_id(), datetime.now(timezone.utc)
-        rows: list[dict[str, Any]] = []
-        parts: list[str] = []
-        summary = {"allowed": 0, "conditional": 0, "blocked": 0, "invalid": 0}
-        for i, req in enumerate(body.requests):
-            try:
-                j = rules.judge(eng, req)
-            except RequestError as e:
-                summary["invalid"] += 1
-                err = {"type": "urn:dfft:problem:invalid-request", "title": "Invalid transfer request", "status": 422,
-                       "detail": str(e), "errors": e.errors}
-                parts.append(f'{{"index":{i},"error":{json.dumps(err)}}}')
-                continue
-            row = row_for(j, key.id, batch_id=batch_id, now=now)
-            rows.append(row)
-            summary[j.decision.verdict] += 1
-            parts.append(f'{{"index":{i},"decision_id":"{row["id"]}","decision":{j.json}}}')
-        if rows:
-            audit.record(rows)
-        head = json.dumps({"batch_id": batch_id, "ruleset": eng.ref.model_dump(), "count": len(parts),
-                           "summary": summary})
-        return Response(head[:-1] + ',"results":[' + ",".join(parts) + "]}", media_type="application/json",
-                        headers={"Dfft-Batch-Id": batch_id, "Dfft-Ruleset-Hash": eng.hash})
+        today = utc_today()
+        eng = rules.acquire()   # one bundle for the whole batch, even if a reload swaps engines meanwhile
+        streaming = False
+        try:
+            batch_id, now = new_id(), datetime.now(timezone.utc)
+            rows: list[dict[str, Any]] = []
+            # each result: its JSON, or (index, row) for a decision judged again while streaming (beyond the buffer)
+            parts: list[Any] = []
+            kept = 0
+            summary = {"allowed": 0, "conditional": 0, "blocked": 0, "invalid": 0}
+            for i, req in enumerate(body.requests):
+                other = other_date(req, today)
+                try:
+                    if other and not allow_other_date:
+                        raise RequestError([{"field": "as_of", "message": OTHER_DATE.format(as_of=req.as_of,
+                                                                                            today=today)}])
+                    j = rules.judge(eng, req, today)
+                except RequestError as e:
+                    summary["invalid"] += 1
+                    err = {"type": "urn:dfft:problem:invalid-request", "title": "Invalid transfer request",
+                           "status": 422, "detail": str(e), "errors": e.errors}
+                    parts.append(f'{{"index":{i},"error":{json.dumps(err)}}}')
+                    continue
+                row = audited_row(j, key.id, other, batch_id=batch_id, now=now)
+                rows.append(row)
+                summary[j.decision.verdict] += 1
+                if kept + len(j.json) <= settings.batch_buffer:
+                    kept += len(j.json)
+                    parts.append(f'{{"index":{i},"decision_id":"{row["id"]}","decision":{j.json}}}')
+                else:
+                    parts.append((i, row))
+            # the audit guarantee: every decision of the batch is committed (one transaction) before any is sent
+            if rows:
+                audit.record(rows)
+            head = json.dumps({"batch_id": batch_id, "ruleset": eng.ref.model_dump(), "count": len(parts),
+                               "summary": summary})
+            headers = {"Dfft-Batch-Id": batch_id, "Dfft-Ruleset-Hash": eng.hash}
+            if all(type(p) is str for p in parts):
+                return Response(head[:-1] + ',"results":[' + ",".join(parts) + "]}", media_type="application/json",
+                                headers=headers)
+            streaming = True
+            released = threading.Event()
+
+            def release() -> None:
+                if not released.is_set():
+                    released.set()
+                    eng.release()
+            gen = stream_batch(eng, head, parts, body.requests, today, release)
+            weakref.finalize(gen, release)   # a stream never started (client gone) releases its lease too
+            return StreamingResponse(gen, media_type="application/json", headers=headers)
+        finally:
+            if not streaming:
+                eng.release()
+
+    def stream_batch(eng: Engine, head: str, parts: list[Any], requests: list[TransferRequest],
+                     today: date, release: Any) -> Iterator[str]:
+        """The batch document, in chunks of ~64 KB. Decisions beyond the buffer are judged again with the same
+        engine and date (a decision is a pure function of them) and must match their committed audit row; if one
+        does not (it cannot, short of a bug), the stream is cut off, so the client gets an invalid document rather
+        than an unrecorded decision."""
+        try:
+            buf = [head[:-1] + ',"results":[']
+            size = 0
+            for n, p in enumerate(parts):
+                if n:
+                    buf.append(",")
+                if type(p) is not str:
+                    i, row = p
+                    j = rules.judge(eng, requests[i], today)
+                    if j.request_hash != row["request_hash"] or j.decision.verdict != row["verdict"] \
+                            or j.rule_ids != row["rule_ids"]:
+                        log.error("batch %s: decision %s differs from its audit row; response cut off",
+                                  row["batch_id"], row["id"])
+                        raise EngineError("a streamed decision differs from its audit row")
+                    p = f'{{"index":{i},"decision_id":"{row["id"]}","decision":{j.json}}}'
+                buf.append(p)
+                size += len(p)
+                if size >= 65536:
+                    yield "".join(buf)
+                    buf, size = [], 0
+            buf.append("]}")
+            yield "".join(buf)
+        finally:
+            release()
 
     # -- rule sets ----------------------------------------------------------------------------------------------
     def jurisdiction(code: str) -> Jurisdiction:
@@ -599,8 +726,16 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
 
     # -- what-if analyses (hypothetical: not written to the audit log) --------------------------------------------
     from .whatif import create_router
-    app.include_router(create_router(lambda: rules.engine.ruleset, dependencies=[Depends(check_scope)]),
-                       responses={**auth_errors, **_problems(413, 422, 500)})
+
+    async def whatif_key(request: Request, key: ApiKey = Depends(check_scope)) -> ApiKey:
+        request.state.api_key = key   # the router bounds distinct scenarios per key
+        return key
+
+    whatif = create_router(lambda: rules.engine.ruleset, dependencies=[Depends(whatif_key)],
+                           max_engines=settings.whatif_engines,
+                           scenarios_per_minute=settings.whatif_scenarios_per_minute)
+    app.state.whatif = whatif.state   # its engine pool and scenario limiter (for probes, tests and benches)
+    app.include_router(whatif, responses={**auth_errors, **_problems(413, 422, 429, 500)})
 
     return app
 

@@ -201,10 +201,12 @@ class AuditLog:
         created = r["created_at"]
         if created.tzinfo is None:
             created = created.replace(tzinfo=timezone.utc)
+        request = json.loads(r["request"])
+        other_date = bool(request.pop("other_date", False))   # set by /v1/check?allow_other_date=true
         return dict(seq=r["seq"], id=r["id"], created_at=created.isoformat(), caller=r["caller"],
-                    request_hash=r["request_hash"], request=json.loads(r["request"]), verdict=r["verdict"],
+                    request_hash=r["request_hash"], request=request, verdict=r["verdict"],
                     rule_ids=json.loads(r["rule_ids"]), ruleset_version=r["ruleset_version"],
-                    ruleset_hash=r["ruleset_hash"], batch_id=r["batch_id"])
+                    ruleset_hash=r["ruleset_hash"], batch_id=r["batch_id"], other_date=other_date)
 
 
 class DatabaseSink:

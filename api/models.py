@@ -107,6 +107,8 @@ class DecisionRecord(BaseModel):
     ruleset_version: str
     ruleset_hash: str
     batch_id: Optional[str] = None
+    other_date: bool = Field(False, description="the caller opted in (`allow_other_date`) to judge as of another "
+                             "date than the day of the check: a what-if, not a pre-transfer gate decision")
 
 
 class DecisionPage(BaseModel):

@@ -9,6 +9,9 @@ from typing import Optional
 MAX_BATCH = 10_000                 # requests per POST /v1/check/batch
 MAX_BODY = 64 * 1024               # bytes, every endpoint but the batch
 MAX_BATCH_BODY = 16 * 1024 * 1024  # bytes, POST /v1/check/batch (10,000 requests of ~1.5 KB)
+WHATIF_ENGINES = 16                # compiled what-if engines kept
+WHATIF_SCENARIOS_PER_MINUTE = 30   # distinct law-changing what-if scenarios per API key and minute
+BATCH_BUFFER = 8 * 1024 * 1024     # bytes of decisions a batch response holds in memory; larger ones are streamed
 
 
 @dataclass
@@ -21,6 +24,13 @@ class Settings:
     max_batch: int = field(default_factory=lambda: int(os.environ.get("DFFT_MAX_BATCH", MAX_BATCH)))
     max_body: int = field(default_factory=lambda: int(os.environ.get("DFFT_MAX_BODY", MAX_BODY)))
     max_batch_body: int = field(default_factory=lambda: int(os.environ.get("DFFT_MAX_BATCH_BODY", MAX_BATCH_BODY)))
+    # what-if: compiled engines kept (evicted ones are freed when idle) and distinct law-changing scenarios one API
+    # key may send per minute (0: unlimited)
+    whatif_engines: int = field(default_factory=lambda: int(os.environ.get("DFFT_WHATIF_ENGINES", WHATIF_ENGINES)))
+    whatif_scenarios_per_minute: int = field(default_factory=lambda: int(os.environ.get(
+        "DFFT_WHATIF_SCENARIOS_PER_MINUTE", WHATIF_SCENARIOS_PER_MINUTE)))
+    # a batch response larger than this (bytes of decisions) is streamed, its decisions re-read from the engine
+    batch_buffer: int = field(default_factory=lambda: int(os.environ.get("DFFT_BATCH_BUFFER", BATCH_BUFFER)))
 
     @property
     def url(self) -> str:

@@ -93,17 +93,21 @@ class Client:
         return r
 
     # -- checks -------------------------------------------------------------------------------------------------
-    def check(self, request: Any = None, **fields: Any) -> Decision:
+    def check(self, request: Any = None, allow_other_date: bool = False, **fields: Any) -> Decision:
         """Judge one transfer: `check(TransferRequest(...))`, `check({...})` or `check(origin=..., ...)`. The audit
-        log id of the decision is kept in `last_decision_id`."""
-        r = self._call("POST", "/v1/check", json=_request_dict(request, fields))
+        log id of the decision is kept in `last_decision_id`. An `as_of` other than today is refused unless
+        `allow_other_date` (a what-if, recorded as such in the audit log)."""
+        params = {"allow_other_date": "true"} if allow_other_date else None
+        r = self._call("POST", "/v1/check", json=_request_dict(request, fields), params=params)
         self.last_decision_id = r.headers.get("Dfft-Decision-Id")
         return Decision.model_validate_json(r.content)
 
-    def check_batch(self, requests: Iterable[Any]) -> BatchResponse:
+    def check_batch(self, requests: Iterable[Any], allow_other_date: bool = False) -> BatchResponse:
         """Judge many transfers (at most the service's batch limit, 10,000 by default); results in order."""
         body = {"requests": [_request_dict(q, {}) for q in requests]}
-        return BatchResponse.model_validate_json(self._call("POST", "/v1/check/batch", json=body).content)
+        params = {"allow_other_date": "true"} if allow_other_date else None
+        return BatchResponse.model_validate_json(self._call("POST", "/v1/check/batch", json=body,
+                                                            params=params).content)
 
     # -- rule sets ----------------------------------------------------------------------------------------------
     def jurisdictions(self) -> list[JurisdictionSummary]:

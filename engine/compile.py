@@ -351,12 +351,16 @@ class DurableBackend:
 
     name = "durable"
 
-    def __init__(self, rs: RuleSet, fact_memo: int = 0):
-        """fact_memo: how many (jurisdiction, fact) -> matched units answers to keep (0: none). What durable-rules
-        answers for a fact is a pure function of the fact, so a fact seen before (canonical values, see _bucket)
-        is answered from the memo; the memo belongs to this backend, so a reload (a new backend) starts empty."""
+    def __init__(self, rs: RuleSet, fact_memo: int = 0, fact_memo_bytes: int = 16 * 1024 * 1024):
+        """fact_memo: how many (jurisdiction, fact) -> matched units answers to keep (0: none), and fact_memo_bytes
+        how many bytes they may take (estimated: the fact's JSON plus a fixed overhead per entry and unit). What
+        durable-rules answers for a fact is a pure function of the fact, so a fact seen before (canonical values,
+        see _bucket) is answered from the memo; the memo belongs to this backend, so a reload (a new backend)
+        starts empty."""
         self.rs = rs
         self.fact_memo = fact_memo
+        self.fact_memo_bytes = fact_memo_bytes
+        self._memo_size = 0
         self._memo: dict[tuple[str, str], list[Unit]] = {}
         self.memo_hits = 0
         self.prepared: dict[str, Prepared] = {}
@@ -510,9 +514,13 @@ class DurableBackend:
         # a rule is a predicate, so it counts once per fact
         matched = [units[i] for i in sorted(hits)]
         if self.fact_memo:
-            if len(self._memo) >= self.fact_memo:
+            size = 200 + 2 * len(body) + 8 * len(matched)   # key tuple, the str (UCS-1/2), the list
+            if len(self._memo) >= self.fact_memo or self._memo_size + size > self.fact_memo_bytes:
                 self._memo.clear()
-            self._memo[(code, body)] = matched
+                self._memo_size = 0
+            if size <= self.fact_memo_bytes:
+                self._memo[(code, body)] = matched
+                self._memo_size += size
         return matched
 
 

@@ -7,6 +7,7 @@ decision is a pure function of the normalised request and the rule set.
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from datetime import date
@@ -20,6 +21,36 @@ from .plan import Fact, Unit, facts_for, holds
 from .request import Normalised, RequestError, TransferRequest, normalise
 
 BackendName = Literal["durable", "reference"]
+
+# Memo sizes are bounded by (estimated) bytes as well as by count. DFFT_MEMO_BYTES sets the budget of an engine's
+# decision memos (the fact memo of its durable backend and its memo of output parts get a quarter each; the API's
+# memo of serialised decisions gets the same budget). Default 64 MiB.
+DEFAULT_MEMO_BYTES = 64 * 1024 * 1024
+
+
+def memo_bytes() -> int:
+    """The memo budget in bytes: DFFT_MEMO_BYTES (an integer >= 0; 0 disables the byte bound's memos), default 64 MiB."""
+    v = os.environ.get("DFFT_MEMO_BYTES")
+    if not v:
+        return DEFAULT_MEMO_BYTES
+    try:
+        n = int(v.replace("_", ""))
+    except ValueError:
+        raise ValueError(f"DFFT_MEMO_BYTES must be a whole number of bytes; got {v!r}") from None
+    if n < 0:
+        raise ValueError(f"DFFT_MEMO_BYTES must be >= 0; got {n}")
+    return n
+
+
+def decision_bytes(d: Decision) -> int:
+    """An estimate of the memory a Decision (with its request) holds, for the memo budgets: measured sizes of the
+    pydantic objects are ~1-2 KB per finding or obligation and ~0.4 KB per trace entry. Parts shared between
+    decisions are counted in each (an over-estimate: the bound errs on the safe side)."""
+    return 2048 + 1536 * len(d.findings) + 1024 * len(d.obligations) + 400 * len(d.trace) + 200 * len(d.notes)
+
+
+_RAW_ENTRY = 512     # estimated bytes of a raw memo key (a request as given) beyond the decision it points to
+_PART_BYTES = 1024   # estimated bytes of one shared output part (a trace entry or finding)
 
 
 def _raw_key(request: Any, today: date) -> Optional[Hashable]:
@@ -54,10 +85,11 @@ class EngineError(RuntimeError):
     """An internal failure while judging a request. Never read it as 'allowed'."""
 
 
-def _backend(rs: RuleSet, name: str, cache_size: int = 0) -> Any:
+def _backend(rs: RuleSet, name: str, cache_size: int = 0, fact_memo_bytes: Optional[int] = None) -> Any:
     if name == "durable":
         from .compile import DurableBackend
-        return DurableBackend(rs, fact_memo=4 * cache_size)
+        return DurableBackend(rs, fact_memo=4 * cache_size,
+                              fact_memo_bytes=memo_bytes() // 4 if fact_memo_bytes is None else fact_memo_bytes)
     if name == "reference":
         from .reference import ReferenceBackend
         return ReferenceBackend(rs)
@@ -69,9 +101,19 @@ class Engine:
     extension holds the GIL anyway); scale with processes."""
 
     def __init__(self, ruleset: RuleSet, backend: BackendName = "durable", cache_size: int = 65536,
-                 today: Optional[date] = None):
+                 today: Optional[date] = None, memo_budget: Optional[int] = None):
         self.backend_name = backend
         self.cache_size = cache_size
+        # the byte budget of the decision memos (_cache and _raw together); a quarter each for the backend's fact
+        # memo and the output parts
+        self.memo_budget = memo_bytes() if memo_budget is None else memo_budget
+        self._cache_bytes = 0
+        self._raw_bytes = 0
+        self._sizes: dict[Hashable, int] = {}
+        # leases: users that judge with this engine now (see lease()); a retired engine is closed by its last user
+        self._users = 0
+        self._retired = False
+        self._closed = False
         # Two memos, both pure functions of (rule set, request) and both emptied by reload():
         #   _cache: normalised request (canonical JSON) -> Decision;
         #   _raw:   the request exactly as given (a dict or TransferRequest, with today's date) -> Decision, so a
@@ -82,7 +124,7 @@ class Engine:
         self._today = today
         self.hits = 0
         self.misses = 0
-        self._install(ruleset, _backend(ruleset, backend, cache_size))
+        self._install(ruleset, _backend(ruleset, backend, cache_size, self.memo_budget // 4))
 
     def _install(self, ruleset: RuleSet, backend: Any) -> None:
         self.ruleset = ruleset
@@ -93,15 +135,25 @@ class Engine:
         # output parts are immutable and a pure function of their key, so equal ones are built once and shared
         self._parts: dict[tuple, Any] = {}
         self._unless_leaves: dict[str, list[tuple[dict, str, Any]]] = {}
+        self._clear_memos()
+
+    def _clear_memos(self) -> None:
         self._cache.clear()
         self._raw.clear()
+        self._sizes.clear()
+        self._cache_bytes = self._raw_bytes = 0
 
     # -- public API -------------------------------------------------------------------------------------------
     def reload(self, ruleset: RuleSet) -> None:
         """Judge with another rule set from now on. Compiles first (a failure leaves the engine as it was), then
         swaps under the lock, empties every memo and frees the old durable rulesets."""
-        backend = _backend(ruleset, self.backend_name, self.cache_size)
+        backend = _backend(ruleset, self.backend_name, self.cache_size, self.memo_budget // 4)
         with self._lock:
+            if self._closed:
+                backend_close = getattr(backend, "close", None)
+                if backend_close is not None:
+                    backend_close()
+                raise EngineError("this engine is closed")
             old = self.backend
             self._install(ruleset, backend)
         close = getattr(old, "close", None)
@@ -109,12 +161,56 @@ class Engine:
             with self._lock:
                 close()
 
-    def normalise(self, request: Any) -> Normalised:
-        return normalise(request, self.ruleset, self._today)
+    def normalise(self, request: Any, today: Optional[date] = None) -> Normalised:
+        return normalise(request, self.ruleset, today or self._today)
 
-    def check(self, request: Any) -> Decision:
-        """Judge one request. Raises RequestError for invalid input and EngineError on internal failure."""
-        raw = _raw_key(request, self._today or date.today()) if self.cache_size else None
+    # -- leases: an engine is immutable per rule set; whoever swaps it out retires it, and it is closed (its
+    # durable-rules rulesets freed) once the last user that took a lease before the swap is done
+    def acquire(self) -> "Engine":
+        with self._lock:
+            if self._closed:
+                raise EngineError("this engine is closed (its rule set was replaced); take the current one")
+            self._users += 1
+        return self
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            close = self._retired and self._users <= 0
+        if close:
+            self.close()
+
+    def retire(self) -> None:
+        """No new users will come (the engine was swapped out or evicted): close it now if idle, else when the last
+        lease is released."""
+        with self._lock:
+            self._retired = True
+            close = self._users <= 0
+        if close:
+            self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Free the compiled rule set now. Checks after this raise EngineError (fail closed)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._clear_memos()
+            self._parts = {}
+            close = getattr(self.backend, "close", None)
+            if close is not None:
+                close()
+
+    def check(self, request: Any, today: Optional[date] = None) -> Decision:
+        """Judge one request. `today`: the date a request without `as_of` is judged as of (default: the engine's
+        date, else the current date); it is part of every memo key, so callers with different dates never share an
+        answer. Raises RequestError for invalid input and EngineError on internal failure."""
+        day = today or self._today or date.today()
+        raw = _raw_key(request, day) if self.cache_size else None
         if raw is not None:
             with self._lock:
                 hit = self._raw.get(raw)
@@ -123,11 +219,13 @@ class Engine:
                     self.hits += 1
                     return hit
         ruleset = self.ruleset
-        n = normalise(request, ruleset, self._today)
+        n = normalise(request, ruleset, day)
         key = (self.hash, n.key)
         with self._lock:
+            if self._closed:
+                raise EngineError("this engine is closed (its rule set was replaced); no verdict")
             if ruleset is not self.ruleset:  # reloaded meanwhile: normalise against the new rule set
-                n = normalise(request, self.ruleset, self._today)
+                n = normalise(request, self.ruleset, day)
                 key = (self.hash, n.key)
             hit = self._cache.get(key) if self.cache_size else None
             if hit is not None:
@@ -142,22 +240,33 @@ class Engine:
                 except Exception as e:  # fail closed: an internal error never yields a verdict
                     raise EngineError(f"internal error while judging the request: {type(e).__name__}: {e}") from e
                 if self.cache_size:
+                    size = decision_bytes(hit)
                     self._cache[key] = hit
-                    if len(self._cache) > self.cache_size:
-                        self._cache.popitem(last=False)
-            if raw is not None:
+                    self._sizes[key] = size
+                    self._cache_bytes += size
+                    self._trim(self._cache, "_cache_bytes")
+            if raw is not None and raw not in self._raw:
+                size = decision_bytes(hit) + _RAW_ENTRY
                 self._raw[raw] = hit
-                if len(self._raw) > self.cache_size:
-                    self._raw.popitem(last=False)
+                self._sizes[raw] = size
+                self._raw_bytes += size
+                self._trim(self._raw, "_raw_bytes")
             return hit
 
-    def check_many(self, requests: Iterable[Any]) -> list[Decision]:
-        return [self.check(r) for r in requests]
+    def _trim(self, memo: OrderedDict, counter: str) -> None:
+        """Evict the oldest entries while the memo holds more than cache_size entries or than half the byte budget
+        (the two decision memos share it)."""
+        budget = self.memo_budget // 2
+        while memo and (len(memo) > self.cache_size or getattr(self, counter) > budget):
+            k, _ = memo.popitem(last=False)
+            setattr(self, counter, getattr(self, counter) - self._sizes.pop(k, 0))
+
+    def check_many(self, requests: Iterable[Any], today: Optional[date] = None) -> list[Decision]:
+        return [self.check(r, today) for r in requests]
 
     def clear_cache(self) -> None:
         with self._lock:
-            self._cache.clear()
-            self._raw.clear()
+            self._clear_memos()
 
     # -- evaluation -------------------------------------------------------------------------------------------
     def _evaluate(self, n: Normalised) -> Decision:
@@ -187,7 +296,7 @@ class Engine:
     def _part(self, key: tuple, make: Any) -> Any:
         hit = self._parts.get(key)
         if hit is None:
-            if len(self._parts) > 200_000:
+            if len(self._parts) > 200_000 or (len(self._parts) + 1) * _PART_BYTES > self.memo_budget // 4:
                 self._parts.clear()
             hit = self._parts[key] = make()
         return hit

@@ -1,17 +1,44 @@
 """Transfer requests: the public model, validation against the rule set's vocabulary, and normalisation."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import date
-from typing import Any, Optional
+from datetime import date, datetime
+from typing import Annotated, Any, Optional
 
 import pycountry
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 
 from ..rules.model import RuleSet
 
 # Volume assumed when a request does not say how many people it covers: above every threshold (fail closed).
 UNKNOWN_SUBJECTS = 2**31 - 1
+
+# Size limits of one request (every size bounded, so no request can make a large decision or a large error).
+# A real transfer chain rarely has more than three or four hops; the vocabulary has ~20 data categories and ~15
+# safeguards (64 leaves room for fideslang / DPV labels); every value is a code or a vocabulary word of a few dozen
+# characters at most.
+MAX_VIA = 8          # onward hops in `via`
+MAX_ITEMS = 64       # entries in `data_categories` and in `safeguards`
+MAX_STR = 64         # characters in any string value
+MAX_SUBJECTS = 10**12  # more than every person and device on earth
+MAX_LISTED = 10      # unknown values quoted in one error (the rest are counted)
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(v: Any) -> Any:
+    """Dates are ISO `YYYY-MM-DD` strings (or date objects from Python callers); never numbers (Unix time),
+    datetimes or other spellings."""
+    if v is None:
+        return v
+    if isinstance(v, datetime) or (not isinstance(v, date) and not (isinstance(v, str) and _ISO_DATE.fullmatch(v))):
+        raise ValueError("expected an ISO date string YYYY-MM-DD")
+    return v
+
+
+Text = Annotated[str, StringConstraints(strict=True, max_length=MAX_STR)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
 class TransferRequest(BaseModel):
@@ -21,17 +48,23 @@ class TransferRequest(BaseModel):
         "origin": "JP", "destination": "VN", "data_categories": ["personal"], "subjects": 1000,
         "safeguards": ["consent"], "as_of": "2026-06-01"}]})
 
-    origin: str = Field(description="ISO 3166-1 alpha-2 code (or EU) of the exporting jurisdiction")
-    destination: str = Field(description="ISO 3166-1 alpha-2 code (or EU) of the final recipient")
-    via: tuple[str, ...] = Field(default=(), description="intermediate hops, in order")
-    data_categories: tuple[str, ...] = Field(min_length=1, description="categories from the vocabulary")
-    subjects: Optional[int] = Field(default=None, ge=0, description="distinct individuals or devices in the law's "
-                                    "counting period; omitted = unknown, judged as above every threshold")
-    safeguards: tuple[str, ...] = Field(default=(), description="safeguards already in place")
-    exporter: str = Field(default="private", description="private | public_body | ciio")
-    sector: str = "general"
-    purpose: str = "general"
-    as_of: Optional[date] = Field(default=None, description="date the law is applied as of; default today")
+    origin: Text = Field(description="ISO 3166-1 alpha-2 code (or EU) of the exporting jurisdiction "
+                         f"(a string of at most {MAX_STR} characters)")
+    destination: Text = Field(description="ISO 3166-1 alpha-2 code (or EU) of the final recipient")
+    via: tuple[Text, ...] = Field(default=(), max_length=MAX_VIA,
+                                  description=f"intermediate hops, in order (at most {MAX_VIA})")
+    data_categories: tuple[Text, ...] = Field(min_length=1, max_length=MAX_ITEMS,
+                                              description=f"categories from the vocabulary (1 to {MAX_ITEMS})")
+    subjects: Optional[StrictInt] = Field(default=None, ge=0, le=MAX_SUBJECTS, description="distinct individuals or "
+                                          "devices in the law's counting period, a JSON integer (not a string, float "
+                                          "or boolean); omitted = unknown, judged as above every threshold")
+    safeguards: tuple[Text, ...] = Field(default=(), max_length=MAX_ITEMS,
+                                         description=f"safeguards already in place (at most {MAX_ITEMS})")
+    exporter: Text = Field(default="private", description="private | public_body | ciio")
+    sector: Text = "general"
+    purpose: Text = "general"
+    as_of: Optional[IsoDate] = Field(default=None, description="date the law is applied as of, an ISO date string "
+                                     "YYYY-MM-DD (numbers are refused); default today")
 
 
 class RequestError(ValueError):
@@ -75,8 +108,28 @@ def parse(data: Any) -> TransferRequest:
     try:
         return TransferRequest.model_validate(data)
     except ValidationError as e:
-        raise RequestError([{"field": ".".join(str(p) for p in err["loc"]) or "request", "message": err["msg"]}
-                            for err in e.errors()]) from None
+        raise RequestError(collapse(e.errors())) from None
+
+
+def collapse(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic's errors, one per field and message: the same problem in 3,000 items of a list is one error that
+    names the first items and counts the rest."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for err in errors:
+        loc = [str(p) for p in err["loc"]]
+        top = loc[0] if loc else "request"
+        k = (top, err["msg"])
+        if k not in out:
+            out[k] = {"field": ".".join(loc) or "request", "message": err["msg"], "_items": []}
+        if len(loc) > 1:
+            out[k]["_items"].append(".".join(loc))
+    for e in out.values():
+        items = e.pop("_items")
+        if len(items) > 1:
+            e["field"] = items[0].split(".")[0]
+            e["message"] += (f" (items {', '.join(i.partition('.')[2] for i in items[:MAX_LISTED])}"
+                             + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "") + ")")
+    return list(out.values())
 
 
 def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalised:
@@ -114,13 +167,16 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
     vocab = rs.vocabulary
 
     def members(field: str, values: tuple[str, ...], valid: list[str]) -> frozenset[str]:
-        out = set()
-        for v in values:
-            if v not in valid:
-                hint = " (or a fideslang / W3C DPV label mapped in rules/vocabulary.yaml)" if field == "data_categories" else ""
-                errors.append({"field": field, "message": f"unknown value {v!r}; expected one of {', '.join(valid)}{hint}",
-                               "valid": list(valid)})
-            out.add(v)
+        out = set(values)
+        # one error per field, whatever the number of unknown values: the valid values are listed once
+        unknown = list(dict.fromkeys(v for v in values if v not in valid))
+        if unknown:
+            hint = " (or a fideslang / W3C DPV label mapped in rules/vocabulary.yaml)" if field == "data_categories" else ""
+            shown = ", ".join(repr(v) for v in unknown[:MAX_LISTED])
+            more = f" and {len(unknown) - MAX_LISTED} more" if len(unknown) > MAX_LISTED else ""
+            what = "unknown value" if len(unknown) == 1 else "unknown values"
+            errors.append({"field": field, "message": f"{what} {shown}{more}; expected one of {', '.join(valid)}{hint}",
+                           "unknown": unknown[:MAX_LISTED], "valid": list(valid)})
         return frozenset(out)
 
     resolved = []

@@ -184,7 +184,10 @@ class ApiChecker:
         if self.api_key:
             headers[self.api_key_header] = (f"Bearer {self.api_key}" if self.api_key_header.lower() == "authorization"
                                             else self.api_key)
-        req = urllib.request.Request(self.api_url + "/v1/check", data=body, headers=headers, method="POST")
+        # a guard given an explicit as_of asks for that date on purpose: that is its opt-in to a what-if date (the
+        # API refuses an as_of other than today without it, and records the opt-in in the audit log)
+        url = self.api_url + "/v1/check" + ("?allow_other_date=true" if request.get("as_of") else "")
+        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 payload = resp.read()

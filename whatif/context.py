@@ -19,48 +19,130 @@ from .scenario import Scenario
 SEVERITY = {"allowed": 0, "conditional": 1, "blocked": 2}
 
 
+class EnginePool:
+    """Compiled engines shared across analyses, one per distinct rule set (by content hash), at most `limit`.
+
+    Each Engine compiles its own durable-rules rulesets. An engine evicted from the pool (least recently used) is
+    retired: it is closed -- its compiled rulesets freed -- as soon as no analysis holds a lease on it, so memory
+    stays bounded by the pool size plus the engines in use right now. Engines are immutable and have no date of
+    their own: each analysis passes its date with every check (see Engines)."""
+
+    def __init__(self, backend: str = "durable", limit: int = 32, memo_budget: Optional[int] = None):
+        self.backend = backend
+        self.limit = max(1, limit)
+        self.memo_budget = memo_budget
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._hashes: dict[int, tuple[RuleSet, str]] = {}
+        self._lock = threading.Lock()
+        self.compiled = 0
+        self.evicted = 0
+
+    def hash_of(self, rs: RuleSet) -> str:
+        with self._lock:
+            return self._hash(rs)
+
+    def _hash(self, rs: RuleSet) -> str:
+        known = self._hashes.get(id(rs))
+        if known is None or known[0] is not rs:   # RuleSet.hash dumps the whole bundle: compute it once
+            known = self._hashes[id(rs)] = (rs, rs.hash)
+            if len(self._hashes) > 4 * self.limit:
+                self._hashes.pop(next(iter(self._hashes)))
+        return known[1]
+
+    def lease(self, rs: RuleSet) -> Engine:
+        """The engine of `rs`, with a lease taken on it: the caller must release() it when done."""
+        with self._lock:
+            key = self._hash(rs)
+            e = self._engines.get(key)
+            if e is None:
+                e = Engine(rs, backend=self.backend, memo_budget=self.memo_budget)  # type: ignore[arg-type]
+                self.compiled += 1
+                self._engines[key] = e
+            else:
+                self._engines.move_to_end(key)
+            e.acquire()
+            while len(self._engines) > self.limit:
+                _, old = self._engines.popitem(last=False)
+                self.evicted += 1
+                old.retire()
+            return e
+
+    def __len__(self) -> int:
+        return len(self._engines)
+
+    def close(self) -> None:
+        with self._lock:
+            engines, self._engines = list(self._engines.values()), OrderedDict()
+        for e in engines:
+            e.retire()
+
+
+class Dated:
+    """An engine as one analysis sees it: every check is judged as of the analysis's date (requests without
+    `as_of`), passed per call, so analyses with different dates can share the engine."""
+
+    __slots__ = ("engine", "today")
+
+    def __init__(self, engine: Engine, today: date):
+        self.engine, self.today = engine, today
+
+    def check(self, request: Any, today: Optional[date] = None) -> Decision:
+        return self.engine.check(request, today or self.today)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+
 class Engines:
-    """One Engine per distinct rule set (by content hash), reused across analyses.
+    """What one analysis (or a CLI run) judges with: the baseline rule set, the date requests without `as_of` are
+    judged as of, and engines from a pool (its own, or one shared by the service).
 
-    Each Engine compiles its own durable-rules rulesets, which durable-rules never frees; the pool keeps at most
-    `limit` engines (an evicted engine's compiled rulesets stay in the C engine, so a long-running service should
-    bound the number of distinct scenarios it serves)."""
+    Every engine handed out is leased from the pool until close() (or the end of a `with` block), so an engine in
+    use is never closed under an analysis. A service creates one Engines per request on a shared EnginePool and
+    closes it when the request is done."""
 
-    def __init__(self, baseline: RuleSet, backend: str = "durable", limit: int = 32, today: Optional[date] = None):
+    def __init__(self, baseline: RuleSet, backend: str = "durable", limit: int = 32, today: Optional[date] = None,
+                 pool: Optional[EnginePool] = None):
         self.baseline = baseline
         self.backend = backend
         self.limit = limit
         self.today = today or date.today()
-        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self.pool = pool if pool is not None else EnginePool(backend, limit)
+        self._leased: dict[int, Engine] = {}
         self._lock = threading.Lock()
-        self._hashes: dict[int, tuple[RuleSet, str]] = {}
 
-    def engine(self, rs: Optional[RuleSet] = None) -> Engine:
-        rs = rs or self.baseline
+    def engine(self, rs: Optional[RuleSet] = None) -> Dated:
+        e = self.pool.lease(rs or self.baseline)
         with self._lock:
-            known = self._hashes.get(id(rs))
-            if known is None or known[0] is not rs:   # RuleSet.hash dumps the whole bundle: compute it once
-                known = self._hashes[id(rs)] = (rs, rs.hash)
-                if len(self._hashes) > 4 * self.limit:
-                    self._hashes.pop(next(iter(self._hashes)))
-            key = known[1]
-            e = self._engines.get(key)
-            if e is None:
-                e = Engine(rs, backend=self.backend, today=self.today)  # type: ignore[arg-type]
-                self._engines[key] = e
-                if len(self._engines) > self.limit:
-                    self._engines.popitem(last=False)
+            if id(e) in self._leased:
+                held = True
             else:
-                self._engines.move_to_end(key)
-            return e
+                held = False
+                self._leased[id(e)] = e
+        if held:
+            e.release()   # one lease per engine and analysis is enough
+        return Dated(e, self.today)
 
-    def for_scenario(self, sc: Optional[Scenario]) -> tuple[RuleSet, Engine]:
+    def for_scenario(self, sc: Optional[Scenario]) -> tuple[RuleSet, Dated]:
         rs = sc.apply_law(self.baseline) if sc else self.baseline
         return rs, self.engine(rs)
 
     def judge(self, request: dict[str, Any], sc: Optional[Scenario] = None) -> Decision:
         rs, e = self.for_scenario(sc)
         return e.check(sc.apply_request(request, rs, self.today) if sc else request)
+
+    def close(self) -> None:
+        """Release every lease this analysis holds."""
+        with self._lock:
+            leased, self._leased = list(self._leased.values()), {}
+        for e in leased:
+            e.release()
+
+    def __enter__(self) -> "Engines":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 class InventoryError(ValueError):

@@ -56,6 +56,12 @@ class TransferCheckMixin:
     def _transfers(self) -> list[dict[str, Any]]:
         common = {k: getattr(self, k) for k in ("subjects", "safeguards", "exporter", "sector", "purpose", "as_of")}
         common = {k: v for k, v in common.items() if v not in (None, "", [])}
+        if isinstance(common.get("subjects"), str):
+            # a templated field renders as a string; requests take integers only (strict), so read it here
+            try:
+                common["subjects"] = int(common["subjects"].strip().replace("_", ""))
+            except ValueError:
+                raise RegionMapError(f"subjects={common['subjects']!r} is not a whole number") from None
         if self.origin is not None:
             req = {"origin": self.origin, "destination": self.destination, **common}
             if self.via:

@@ -77,7 +77,8 @@ def test_sighup_reloads_and_refuses_a_bad_bundle(served):
     proc.send_signal(signal.SIGHUP)
     time.sleep(1.0)
     assert proc.poll() is None and current(url, key)["hash"] == second["hash"]
-    r = httpx.post(url + "/v1/check", json=REQ, headers={"X-API-Key": key}, timeout=5)
+    r = httpx.post(url + "/v1/check", json=REQ, params={"allow_other_date": "true"}, headers={"X-API-Key": key},
+                   timeout=5)
     assert r.status_code == 200 and r.json()["ruleset"]["hash"] == second["hash"]
 
 
@@ -89,7 +90,8 @@ def test_sigkill_under_load_loses_no_acknowledged_decision(served):
 
     def load(worker: int) -> None:
         i = 0
-        with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=5) as c:
+        with httpx.Client(base_url=url, headers={"X-API-Key": key}, params={"allow_other_date": "true"},
+                          timeout=5) as c:
             while not stop.is_set() and i < 5000:   # bounded
                 i += 1
                 try:

@@ -1,0 +1,34 @@
+"""Engines are immutable per rule set; whoever swaps one out retires it, and it is closed (its durable-rules rulesets
+freed) only when the last user that leased it is done (issue 10, items 2 and 5)."""
+from __future__ import annotations
+
+import pytest
+
+from dfft.engine import Engine, EngineError
+
+from .test_perf_properties import mini
+
+R = dict(origin="JP", destination="VN", data_categories=["personal"], subjects=5, as_of="2026-06-01")
+
+
+def test_a_retired_engine_serves_its_leases_then_closes():
+    eng = Engine(mini(), cache_size=0)
+    first = eng.acquire().check(R)
+    eng.acquire()
+    eng.retire()                       # swapped out while two users hold it
+    assert not eng.closed and eng.check(R).model_dump_json() == first.model_dump_json()
+    eng.release()
+    assert not eng.closed
+    eng.release()                      # the last user is done: the compiled rule sets are freed
+    assert eng.closed and eng.backend._closed and eng.backend._handles == {}
+    with pytest.raises(EngineError):
+        eng.check(R)                   # fail closed, never a verdict from a freed engine
+    with pytest.raises(EngineError):
+        eng.acquire()
+
+
+def test_an_idle_engine_closes_when_retired():
+    eng = Engine(mini())
+    eng.check(R)
+    eng.retire()
+    assert eng.closed and not eng._cache and not eng._raw
