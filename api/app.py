@@ -6,6 +6,7 @@ Everything a client can get wrong is answered with RFC 9457 problem details; any
 500 problem without a verdict and without a stack trace (fail closed). Every decision is committed to the audit
 log before it is returned, and names the hash of the rule bundle that produced it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,10 +16,11 @@ import logging
 import signal
 import threading
 import weakref
-from contextlib import asynccontextmanager, contextmanager
 from collections import OrderedDict
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Optional
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Path as PathParam, Query, Request
@@ -35,54 +37,94 @@ from ..rules.model import Jurisdiction
 from .audit import AuditLog, AuditUnavailable, Judged, new_id, row_for
 from .db import open_database
 from .keys import ApiKey, KeyStore
-from .models import (PROBLEM, BatchRequest, BatchResponse, DecisionPage, Health, JurisdictionSummary, Problem,
-                     ReloadResult, RulesetInfo, problem)
+from .models import (
+    PROBLEM,
+    BatchRequest,
+    BatchResponse,
+    DecisionPage,
+    Health,
+    JurisdictionSummary,
+    Problem,
+    ReloadResult,
+    RulesetInfo,
+    problem,
+)
 from .settings import Settings
 
 log = logging.getLogger("dfft.api")
 MEMO_SIZE = 65_536
-ALLOW_OTHER_DATE = ("judge a request whose `as_of` is not today (UTC): a what-if about the past or the future, "
-                    "recorded as such in the audit log (`other_date`). Without it such a request is refused (422): "
-                    "the check is the gate for a transfer about to happen, and a law that lapses or takes effect on "
-                    "another date would give another answer than today's")
-OTHER_DATE = ("the as_of date {as_of} is not today ({today}, UTC): /v1/check judges a transfer about to happen, so "
-              "another date is a what-if. Leave as_of out, or opt in with ?allow_other_date=true (recorded in the "
-              "audit log), or use /v1/whatif")
+ALLOW_OTHER_DATE = (
+    "judge a request whose `as_of` is not today (UTC): a what-if about the past or the future, "
+    "recorded as such in the audit log (`other_date`). Without it such a request is refused (422): "
+    "the check is the gate for a transfer about to happen, and a law that lapses or takes effect on "
+    "another date would give another answer than today's"
+)
+OTHER_DATE = (
+    "the as_of date {as_of} is not today ({today}, UTC): /v1/check judges a transfer about to happen, so "
+    "another date is a what-if. Leave as_of out, or opt in with ?allow_other_date=true (recorded in the "
+    "audit log), or use /v1/whatif"
+)
 
 
 def utc_today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
+
+
 JSONL = "application/x-ndjson"
 
 
 # -- problems -------------------------------------------------------------------------------------------------------
 class ProblemError(Exception):
-    def __init__(self, status: int, title: str, detail: Optional[str] = None, type_: str = "about:blank",
-                 headers: Optional[dict[str, str]] = None, **extra: Any):
-        self.status, self.title, self.detail, self.type, self.headers, self.extra = status, title, detail, type_, headers, extra
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: Optional[str] = None,
+        type_: str = "about:blank",
+        headers: Optional[dict[str, str]] = None,
+        **extra: Any,
+    ):
+        self.status, self.title, self.detail, self.type, self.headers, self.extra = (
+            status,
+            title,
+            detail,
+            type_,
+            headers,
+            extra,
+        )
         super().__init__(detail or title)
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    text = {401: "Missing or invalid API key", 403: "The API key's scope does not allow this",
-            404: "Not found", 413: "Request body too large", 422: "Invalid request",
-            429: "Too many distinct what-if scenarios for this API key: retry after `Retry-After` seconds",
-            500: "Internal error: no verdict (treat the transfer as not allowed)",
-            503: "Not ready, or the audit log is unavailable: no verdict"}
+    text = {
+        401: "Missing or invalid API key",
+        403: "The API key's scope does not allow this",
+        404: "Not found",
+        413: "Request body too large",
+        422: "Invalid request",
+        429: "Too many distinct what-if scenarios for this API key: retry after `Retry-After` seconds",
+        500: "Internal error: no verdict (treat the transfer as not allowed)",
+        503: "Not ready, or the audit log is unavailable: no verdict",
+    }
     return {c: {"model": Problem, "description": text[c], "content": {PROBLEM: {}}} for c in codes}
 
 
-RETRY_AFTER = "5"   # seconds, on every 503
+RETRY_AFTER = "5"  # seconds, on every 503
 
 
 def unavailable() -> JSONResponse:
-    return problem(503, "Service unavailable: no verdict", "the service database is unavailable; retry later",
-                   "urn:dfft:problem:database-unavailable", headers={"Retry-After": RETRY_AFTER})
+    return problem(
+        503,
+        "Service unavailable: no verdict",
+        "the service database is unavailable; retry later",
+        "urn:dfft:problem:database-unavailable",
+        headers={"Retry-After": RETRY_AFTER},
+    )
 
 
 # -- bounded problem details: a 422 names the bad input, but never echoes more than a few KB of it --------------
-MAX_ECHO = 200      # characters of any one string in a problem's detail or errors (the rest is counted, not shown)
-MAX_ERRORS = 20     # errors listed in one problem; `more_errors` counts the rest
+MAX_ECHO = 200  # characters of any one string in a problem's detail or errors (the rest is counted, not shown)
+MAX_ERRORS = 20  # errors listed in one problem; `more_errors` counts the rest
 
 
 def clip(value: Any, limit: int = MAX_ECHO) -> Any:
@@ -108,8 +150,10 @@ def clipped_errors(errors: Optional[list[dict[str, Any]]]) -> dict[str, Any]:
 # -- security headers (pure ASGI, outermost: every response, including 413s and 500s) ----------------------------
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 # HTML this service renders (the what-if report): inline styles and SVG, no script, nothing from elsewhere
-HTML_CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; "
-            "base-uri 'none'; form-action 'none'")
+HTML_CSP = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'"
+)
 
 
 class SecurityHeaders:
@@ -142,8 +186,10 @@ class SecurityHeaders:
 # -- API docs, served from the package (no CDN: they work offline) ---------------------------------------------
 def docs_assets() -> Any:
     """The Swagger UI and ReDoc bundles shipped by the fastapi-offline package."""
-    import fastapi_offline.core
     from pathlib import Path
+
+    import fastapi_offline.core
+
     return Path(fastapi_offline.core.__file__).parent / "static"
 
 
@@ -151,11 +197,16 @@ def docs_page(html: str) -> Response:
     """An HTML docs page with a CSP that allows its own inline script (by hash) and everything else from self only."""
     import base64
     import re
-    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(m.encode()).digest()).decode()}'"
-                      for m in re.findall(r"<script>(.*?)</script>", html, flags=re.S))
-    csp = (f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
-           "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
-           "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(m.encode()).digest()).decode()}'"
+        for m in re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+    )
+    csp = (
+        f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
     return Response(html, media_type="text/html", headers={"Content-Security-Policy": csp})
 
 
@@ -201,8 +252,13 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: dict, receive: Any, send: Any, limit: int) -> None:
-        resp = problem(413, "Request body too large", f"the body of {scope['path']} may not exceed {limit:,} bytes",
-                       "urn:dfft:problem:body-too-large", headers={"Connection": "close"})
+        resp = problem(
+            413,
+            "Request body too large",
+            f"the body of {scope['path']} may not exceed {limit:,} bytes",
+            "urn:dfft:problem:body-too-large",
+            headers={"Connection": "close"},
+        )
         await resp(scope, receive, send)
 
 
@@ -226,12 +282,16 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:   # noqa: BLE001
+        except Exception:  # noqa: BLE001
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            await problem(500, "Internal error: no verdict", "an internal error occurred; treat the transfer as "
-                          "not allowed", "urn:dfft:problem:internal-error")(scope, receive, send)
+            await problem(
+                500,
+                "Internal error: no verdict",
+                "an internal error occurred; treat the transfer as not allowed",
+                "urn:dfft:problem:internal-error",
+            )(scope, receive, send)
 
 
 def as_utc(t: datetime) -> datetime:
@@ -240,13 +300,13 @@ def as_utc(t: datetime) -> datetime:
     it selects the same records (none is older than year 1 or newer than year 9999), where the conversion itself
     would overflow."""
     if t.tzinfo is None:
-        return t.replace(tzinfo=timezone.utc)
+        return t.replace(tzinfo=UTC)
     try:
-        return t.astimezone(timezone.utc)
+        return t.astimezone(UTC)
     except OverflowError:
         offset = t.utcoffset()
-        early = offset is not None and offset > timedelta(0)   # a positive offset moves the instant earlier
-        return (datetime.min if early else datetime.max).replace(tzinfo=timezone.utc)
+        early = offset is not None and offset > timedelta(0)  # a positive offset moves the instant earlier
+        return (datetime.min if early else datetime.max).replace(tzinfo=UTC)
 
 
 # -- rule sets, hot-reloadable ---------------------------------------------------------------------------------
@@ -260,7 +320,7 @@ class Rules:
     def __init__(self, rules_dir: Any, memo_budget: Optional[int] = None):
         self.rules_dir = rules_dir
         self.engine = Engine(load_ruleset(rules_dir))
-        self.loaded_at = datetime.now(timezone.utc)
+        self.loaded_at = datetime.now(UTC)
         self._lock = threading.Lock()
         self._swap = threading.Lock()
         self._memo: OrderedDict[tuple, Judged] = OrderedDict()
@@ -308,15 +368,21 @@ class Rules:
         with self._swap:
             eng, at = self.engine, self.loaded_at
         rs = eng.ruleset
-        return RulesetInfo(version=rs.version, hash=eng.hash, title=rs.title, loaded_at=at,
-                           jurisdictions=sorted(rs.jurisdictions), rules=len(rs.all_rules()))
+        return RulesetInfo(
+            version=rs.version,
+            hash=eng.hash,
+            title=rs.title,
+            loaded_at=at,
+            jurisdictions=sorted(rs.jurisdictions),
+            rules=len(rs.all_rules()),
+        )
 
     def reload(self) -> ReloadResult:
         """Raises RuleSetError / CompileError (or RuntimeError) when the bundle is refused."""
         with self._lock:
             previous = self.engine.ref
             rs = load_ruleset(self.rules_dir)
-            dropped = check_successor(self.engine.ruleset, rs)   # a jurisdiction dropped under the same version
+            dropped = check_successor(self.engine.ruleset, rs)  # a jurisdiction dropped under the same version
             if dropped:
                 raise RuleSetError(dropped)
             if rs.hash == self.engine.hash:
@@ -326,35 +392,48 @@ class Rules:
                 eng = Engine(rs)
             except CompileError:
                 raise
-            except Exception as e:   # noqa: BLE001 — any compilation failure refuses the bundle
+            except Exception as e:  # noqa: BLE001 — any compilation failure refuses the bundle
                 raise CompileError(f"{type(e).__name__}: {e}") from e
             with self._swap:
                 old, self.engine = self.engine, eng
-                self.loaded_at = datetime.now(timezone.utc)
+                self.loaded_at = datetime.now(UTC)
             # closed (its durable-rules rulesets freed) once the batches and checks that leased it are done
             old.retire()
             with self._memo_lock:
                 self._memo.clear()
                 self._memo_bytes = 0
             self.reloads += 1
-            log.warning("rule bundle reloaded: %s (%s) replaces %s (%s)", rs.version, eng.hash[:12],
-                        previous.version, previous.hash[:12])
+            log.warning(
+                "rule bundle reloaded: %s (%s) replaces %s (%s)",
+                rs.version,
+                eng.hash[:12],
+                previous.version,
+                previous.hash[:12],
+            )
             return ReloadResult(status="reloaded", previous=previous, current=self.info())
 
     def reload_quietly(self) -> None:
         """For SIGHUP: reload, logging the outcome."""
         try:
             self.reload()
-        except Exception as e:   # noqa: BLE001
+        except Exception as e:  # noqa: BLE001
             log.error("rule bundle refused, still serving %s: %s", self.engine.hash[:12], e)
 
 
 def refused(e: Exception, current: Any) -> ProblemError:
-    errors = [{"file": p.file, "rule_id": p.rule_id, "field": p.field, "message": p.message}
-              for p in getattr(e, "problems", [])] or [{"message": str(e)}]
+    errors = [
+        {"file": p.file, "rule_id": p.rule_id, "field": p.field, "message": p.message}
+        for p in getattr(e, "problems", [])
+    ] or [{"message": str(e)}]
     kind = "does not validate" if isinstance(e, RuleSetError) else "does not compile"
-    return ProblemError(422, "Rule bundle refused", f"the new rule bundle {kind}; still serving {current.hash}",
-                        "urn:dfft:problem:ruleset-refused", errors=errors, serving=current.model_dump())
+    return ProblemError(
+        422,
+        "Rule bundle refused",
+        f"the new rule bundle {kind}; still serving {current.hash}",
+        "urn:dfft:problem:ruleset-refused",
+        errors=errors,
+        serving=current.model_dump(),
+    )
 
 
 # -- the app ---------------------------------------------------------------------------------------------------
@@ -371,8 +450,10 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     async def lifespan(app: FastAPI):
         previous = None
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
-            previous = signal.signal(signal.SIGHUP, lambda *_: threading.Thread(
-                target=rules.reload_quietly, name="dfft-reload", daemon=True).start())
+            previous = signal.signal(
+                signal.SIGHUP,
+                lambda *_: threading.Thread(target=rules.reload_quietly, name="dfft-reload", daemon=True).start(),
+            )
         try:
             yield
         finally:
@@ -382,13 +463,23 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             db.dispose()
 
     app = FastAPI(
-        title="dfft", version="1",
+        title="dfft",
+        version="1",
         description="Pre-transfer checks for cross-border data flows: allowed / conditional / blocked, with the "
-                    "article of law behind every finding. Authenticate with `Authorization: Bearer <key>` or "
-                    "`X-API-Key: <key>` (keys: `dfft keys create --scope check|admin`). Errors are RFC 9457 "
-                    "problem details. Every decision is recorded in the audit log before it is returned.",
-        lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.settings, app.state.rules, app.state.audit, app.state.keys, app.state.db = settings, rules, audit, keys, db
+        "article of law behind every finding. Authenticate with `Authorization: Bearer <key>` or "
+        "`X-API-Key: <key>` (keys: `dfft keys create --scope check|admin`). Errors are RFC 9457 "
+        "problem details. Every decision is recorded in the audit log before it is returned.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings, app.state.rules, app.state.audit, app.state.keys, app.state.db = (
+        settings,
+        rules,
+        audit,
+        keys,
+        db,
+    )
     app.add_middleware(CatchAll)
     app.add_middleware(BodyLimit, default=settings.max_body, larger={"/v1/check/batch": settings.max_batch_body})
     app.add_middleware(SecurityHeaders)
@@ -396,23 +487,35 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     # -- docs (the assets are served from the package: the pages work offline) ---------------------------------
     from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
     from fastapi.staticfiles import StaticFiles
+
     app.mount("/docs-assets", StaticFiles(directory=docs_assets()), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(req: Request):
         root = req.scope.get("root_path", "")
-        return docs_page(get_swagger_ui_html(
-            openapi_url=f"{root}{app.openapi_url}", title="dfft API",
-            swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}/docs-assets/swagger-ui.css", swagger_favicon_url=f"{root}/docs-assets/favicon.png",
-            swagger_ui_parameters={"validatorUrl": None}).body.decode())   # no badge from the online validator
+        return docs_page(
+            get_swagger_ui_html(
+                openapi_url=f"{root}{app.openapi_url}",
+                title="dfft API",
+                swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+                swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
+                swagger_favicon_url=f"{root}/docs-assets/favicon.png",
+                swagger_ui_parameters={"validatorUrl": None},
+            ).body.decode()
+        )  # no badge from the online validator
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(req: Request):
         root = req.scope.get("root_path", "")
-        return docs_page(get_redoc_html(
-            openapi_url=f"{root}{app.openapi_url}", title="dfft API", redoc_js_url=f"{root}/docs-assets/redoc.standalone.js",
-            redoc_favicon_url=f"{root}/docs-assets/favicon.png", with_google_fonts=False).body.decode())
+        return docs_page(
+            get_redoc_html(
+                openapi_url=f"{root}{app.openapi_url}",
+                title="dfft API",
+                redoc_js_url=f"{root}/docs-assets/redoc.standalone.js",
+                redoc_favicon_url=f"{root}/docs-assets/favicon.png",
+                with_google_fonts=False,
+            ).body.decode()
+        )
 
     # -- errors -------------------------------------------------------------------------------------------------
     @app.exception_handler(ProblemError)
@@ -421,31 +524,59 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, e: RequestError):
-        return problem(422, "Invalid transfer request", clip(str(e), 4 * MAX_ECHO), "urn:dfft:problem:invalid-request",
-                       **clipped_errors(e.errors))
+        return problem(
+            422,
+            "Invalid transfer request",
+            clip(str(e), 4 * MAX_ECHO),
+            "urn:dfft:problem:invalid-request",
+            **clipped_errors(e.errors),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(req: Request, e: RequestValidationError):
         ctype = req.headers.get("content-type", "")
         if req.method == "POST" and ctype and "json" not in ctype.split(";")[0]:
-            return problem(415, "Unsupported media type", f"send a JSON body with `Content-Type: application/json`; "
-                           f"got {ctype[:100]!r}", "urn:dfft:problem:unsupported-media-type")
-        errors = [{"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
-                   "message": err.get("msg", "invalid"), "type": err.get("type")} for err in e.errors()]
+            return problem(
+                415,
+                "Unsupported media type",
+                f"send a JSON body with `Content-Type: application/json`; got {ctype[:100]!r}",
+                "urn:dfft:problem:unsupported-media-type",
+            )
+        errors = [
+            {
+                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
+                "message": err.get("msg", "invalid"),
+                "type": err.get("type"),
+            }
+            for err in e.errors()
+        ]
         detail = "; ".join(f"{clip(x['field'])}: {clip(x['message'])}" for x in errors[:10])
-        return problem(422, "Invalid request", clip(detail, 4 * MAX_ECHO), "urn:dfft:problem:invalid-request",
-                       **clipped_errors(errors))
+        return problem(
+            422,
+            "Invalid request",
+            clip(detail, 4 * MAX_ECHO),
+            "urn:dfft:problem:invalid-request",
+            **clipped_errors(errors),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException):
-        return problem(e.status_code, {404: "Not found", 405: "Method not allowed"}.get(e.status_code, "Error"),
-                       str(e.detail) if e.detail else None, headers=getattr(e, "headers", None))
+        return problem(
+            e.status_code,
+            {404: "Not found", 405: "Method not allowed"}.get(e.status_code, "Error"),
+            str(e.detail) if e.detail else None,
+            headers=getattr(e, "headers", None),
+        )
 
     @app.exception_handler(EngineError)
     async def _engine(_: Request, e: EngineError):
         log.error("engine error: %s", e)
-        return problem(500, "Internal error: no verdict", "the engine failed on this request; treat the transfer as "
-                       "not allowed", "urn:dfft:problem:engine-error")
+        return problem(
+            500,
+            "Internal error: no verdict",
+            "the engine failed on this request; treat the transfer as not allowed",
+            "urn:dfft:problem:engine-error",
+        )
 
     @app.exception_handler(sa.exc.OperationalError)
     @app.exception_handler(sa.exc.InterfaceError)
@@ -459,8 +590,13 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     @app.exception_handler(AuditUnavailable)
     async def _audit(_: Request, e: AuditUnavailable):
         log.error("audit log unavailable: %s", e)
-        return problem(503, "Audit log unavailable: no verdict", "the decision could not be recorded, so it is not "
-                       "returned; retry later", "urn:dfft:problem:audit-unavailable", headers={"Retry-After": RETRY_AFTER})
+        return problem(
+            503,
+            "Audit log unavailable: no verdict",
+            "the decision could not be recorded, so it is not returned; retry later",
+            "urn:dfft:problem:audit-unavailable",
+            headers={"Retry-After": RETRY_AFTER},
+        )
 
     def other_date(request: TransferRequest, today: date) -> bool:
         return request.as_of is not None and request.as_of != today
@@ -478,27 +614,47 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: dfft_...`")
 
     def require(scope: str):
-        async def dep(cred: Optional[HTTPAuthorizationCredentials] = Depends(bearer),
-                      token: Optional[str] = Depends(header)) -> ApiKey:
+        async def dep(
+            cred: Optional[HTTPAuthorizationCredentials] = Depends(bearer), token: Optional[str] = Depends(header)
+        ) -> ApiKey:
             presented = cred.credentials if cred else token
             challenge = {"WWW-Authenticate": 'Bearer realm="dfft"'}
             if not presented:
-                raise ProblemError(401, "Missing API key", "send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
-                                   "urn:dfft:problem:unauthenticated", headers=challenge)
+                raise ProblemError(
+                    401,
+                    "Missing API key",
+                    "send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+                    "urn:dfft:problem:unauthenticated",
+                    headers=challenge,
+                )
             try:
                 key = keys.verify(presented)
-            except sa.exc.SQLAlchemyError as e:   # the key store is unreachable: an outage, not a bad key
+            except sa.exc.SQLAlchemyError as e:  # the key store is unreachable: an outage, not a bad key
                 log.error("key lookup failed: %s", f"{type(e).__name__}: {e}"[:500])
-                raise ProblemError(503, "Service unavailable: no verdict", "the API keys cannot be checked now "
-                                   "(service database unavailable); retry later", "urn:dfft:problem:database-unavailable",
-                                   headers={"Retry-After": RETRY_AFTER})
+                raise ProblemError(
+                    503,
+                    "Service unavailable: no verdict",
+                    "the API keys cannot be checked now (service database unavailable); retry later",
+                    "urn:dfft:problem:database-unavailable",
+                    headers={"Retry-After": RETRY_AFTER},
+                )
             if key is None:
-                raise ProblemError(401, "Invalid API key", "the key is unknown, malformed or revoked",
-                                   "urn:dfft:problem:unauthenticated", headers=challenge)
+                raise ProblemError(
+                    401,
+                    "Invalid API key",
+                    "the key is unknown, malformed or revoked",
+                    "urn:dfft:problem:unauthenticated",
+                    headers=challenge,
+                )
             if not key.allows(scope):
-                raise ProblemError(403, "Insufficient scope", f"this endpoint needs a key with scope {scope!r}; "
-                                   f"this key has scope {key.scope!r}", "urn:dfft:problem:forbidden")
+                raise ProblemError(
+                    403,
+                    "Insufficient scope",
+                    f"this endpoint needs a key with scope {scope!r}; this key has scope {key.scope!r}",
+                    "urn:dfft:problem:forbidden",
+                )
             return key
+
         return dep
 
     check_scope, admin_scope = require("check"), require("admin")
@@ -507,67 +663,110 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     # -- probes -------------------------------------------------------------------------------------------------
     # Unauthenticated: they say whether to send traffic and nothing else (the bundle hash is on the authenticated
     # /v1/rulesets/current).
-    @app.get("/healthz", response_model=Health, response_model_exclude_none=True, tags=["probes"],
-             summary="Liveness: the process answers")
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        response_model_exclude_none=True,
+        tags=["probes"],
+        summary="Liveness: the process answers",
+    )
     async def healthz():
         return {"status": "ok"}
 
-    @app.get("/readyz", response_model=Health, response_model_exclude_none=True, tags=["probes"],
-             responses=_problems(503),
-             summary="Readiness: rule set loaded, audit database reachable and writable, audit writer running")
+    @app.get(
+        "/readyz",
+        response_model=Health,
+        response_model_exclude_none=True,
+        tags=["probes"],
+        responses=_problems(503),
+        summary="Readiness: rule set loaded, audit database reachable and writable, audit writer running",
+    )
     def readyz():
         def not_ready(why: str) -> ProblemError:
-            return ProblemError(503, "Not ready", why, "urn:dfft:problem:not-ready", headers={"Retry-After": RETRY_AFTER})
+            return ProblemError(
+                503, "Not ready", why, "urn:dfft:problem:not-ready", headers={"Retry-After": RETRY_AFTER}
+            )
+
         try:
             with db.connect() as c:
                 c.execute(sa.text("SELECT 1"))
-        except Exception:   # noqa: BLE001
+        except Exception:  # noqa: BLE001
             raise not_ready("the audit database is unreachable") from None
         if not audit.alive:
             raise not_ready("the audit writer is stopped")
-        if audit.writable() is not None:   # a decision could not be audited, so every check would be refused
+        if audit.writable() is not None:  # a decision could not be audited, so every check would be refused
             raise not_ready("the audit database cannot be written (disk full, read-only, ...)")
         return {"status": "ready"}
 
     # -- checks -------------------------------------------------------------------------------------------------
-    @app.post("/v1/check", response_model=Decision, tags=["checks"],
-              responses={**auth_errors, **_problems(413, 422, 500, 503)},
-              summary="Judge one transfer", response_description="The decision; its id is in the `Dfft-Decision-Id` "
-              "header and in the audit log")
-    async def check(request: TransferRequest, key: ApiKey = Depends(check_scope),
-                    allow_other_date: bool = Query(False, description=ALLOW_OTHER_DATE)):
+    @app.post(
+        "/v1/check",
+        response_model=Decision,
+        tags=["checks"],
+        responses={**auth_errors, **_problems(413, 422, 500, 503)},
+        summary="Judge one transfer",
+        response_description="The decision; its id is in the `Dfft-Decision-Id` header and in the audit log",
+    )
+    async def check(
+        request: TransferRequest,
+        key: ApiKey = Depends(check_scope),
+        allow_other_date: bool = Query(False, description=ALLOW_OTHER_DATE),
+    ):
         today = utc_today()
         other = other_date(request, today)
         if other and not allow_other_date:
-            raise ProblemError(422, "as_of is not today", OTHER_DATE.format(as_of=request.as_of, today=today),
-                               "urn:dfft:problem:as-of-not-today", errors=[{
-                                   "field": "as_of", "message": f"{request.as_of} is not today ({today}, UTC); pass "
-                                   "?allow_other_date=true to judge as of another date"}])
+            raise ProblemError(
+                422,
+                "as_of is not today",
+                OTHER_DATE.format(as_of=request.as_of, today=today),
+                "urn:dfft:problem:as-of-not-today",
+                errors=[
+                    {
+                        "field": "as_of",
+                        "message": f"{request.as_of} is not today ({today}, UTC); pass "
+                        "?allow_other_date=true to judge as of another date",
+                    }
+                ],
+            )
         with rules.lease() as eng:
             j = rules.judge(eng, request, today)
         row = audited_row(j, key.id, other)
         await asyncio.wrap_future(audit.submit([row]))
-        return Response(j.json, media_type="application/json",
-                        headers={"Dfft-Decision-Id": row["id"], "Dfft-Ruleset-Hash": j.decision.ruleset.hash})
+        return Response(
+            j.json,
+            media_type="application/json",
+            headers={"Dfft-Decision-Id": row["id"], "Dfft-Ruleset-Hash": j.decision.ruleset.hash},
+        )
 
-    @app.post("/v1/check/batch", response_model=BatchResponse, tags=["checks"],
-              responses={**auth_errors, **_problems(413, 422, 500, 503)},
-              summary=f"Judge up to {settings.max_batch:,} transfers; results in order, one audit transaction",
-              description="Requests that cannot be judged (unknown country code, category, an `as_of` other than "
-                          "today without `allow_other_date`, ...) get a problem in their result; the others a "
-                          "decision. All are judged by the same rule bundle (a reload during the batch does not "
-                          "affect it). Every decision is committed to the audit log, in one transaction, before the "
-                          "response starts; a large response is streamed.")
-    def check_batch(body: BatchRequest, key: ApiKey = Depends(check_scope),
-                    allow_other_date: bool = Query(False, description=ALLOW_OTHER_DATE)):
+    @app.post(
+        "/v1/check/batch",
+        response_model=BatchResponse,
+        tags=["checks"],
+        responses={**auth_errors, **_problems(413, 422, 500, 503)},
+        summary=f"Judge up to {settings.max_batch:,} transfers; results in order, one audit transaction",
+        description="Requests that cannot be judged (unknown country code, category, an `as_of` other than "
+        "today without `allow_other_date`, ...) get a problem in their result; the others a "
+        "decision. All are judged by the same rule bundle (a reload during the batch does not "
+        "affect it). Every decision is committed to the audit log, in one transaction, before the "
+        "response starts; a large response is streamed.",
+    )
+    def check_batch(
+        body: BatchRequest,
+        key: ApiKey = Depends(check_scope),
+        allow_other_date: bool = Query(False, description=ALLOW_OTHER_DATE),
+    ):
         if len(body.requests) > settings.max_batch:
-            raise ProblemError(422, "Batch too large", f"at most {settings.max_batch:,} requests per batch; got "
-                               f"{len(body.requests):,}", "urn:dfft:problem:batch-too-large")
+            raise ProblemError(
+                422,
+                "Batch too large",
+                f"at most {settings.max_batch:,} requests per batch; got {len(body.requests):,}",
+                "urn:dfft:problem:batch-too-large",
+            )
         today = utc_today()
-        eng = rules.acquire()   # one bundle for the whole batch, even if a reload swaps engines meanwhile
+        eng = rules.acquire()  # one bundle for the whole batch, even if a reload swaps engines meanwhile
         streaming = False
         try:
-            batch_id, now = new_id(), datetime.now(timezone.utc)
+            batch_id, now = new_id(), datetime.now(UTC)
             rows: list[dict[str, Any]] = []
             # each result: its JSON, or (index, row) for a decision judged again while streaming (beyond the buffer)
             parts: list[Any] = []
@@ -577,13 +776,19 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                 other = other_date(req, today)
                 try:
                     if other and not allow_other_date:
-                        raise RequestError([{"field": "as_of", "message": OTHER_DATE.format(as_of=req.as_of,
-                                                                                            today=today)}])
+                        raise RequestError(
+                            [{"field": "as_of", "message": OTHER_DATE.format(as_of=req.as_of, today=today)}]
+                        )
                     j = rules.judge(eng, req, today)
                 except RequestError as e:
                     summary["invalid"] += 1
-                    err = {"type": "urn:dfft:problem:invalid-request", "title": "Invalid transfer request",
-                           "status": 422, "detail": str(e), "errors": e.errors}
+                    err = {
+                        "type": "urn:dfft:problem:invalid-request",
+                        "title": "Invalid transfer request",
+                        "status": 422,
+                        "detail": str(e),
+                        "errors": e.errors,
+                    }
                     parts.append(f'{{"index":{i},"error":{json.dumps(err)}}}')
                     continue
                 row = audited_row(j, key.id, other, batch_id=batch_id, now=now)
@@ -597,12 +802,14 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             # the audit guarantee: every decision of the batch is committed (one transaction) before any is sent
             if rows:
                 audit.record(rows)
-            head = json.dumps({"batch_id": batch_id, "ruleset": eng.ref.model_dump(), "count": len(parts),
-                               "summary": summary})
+            head = json.dumps(
+                {"batch_id": batch_id, "ruleset": eng.ref.model_dump(), "count": len(parts), "summary": summary}
+            )
             headers = {"Dfft-Batch-Id": batch_id, "Dfft-Ruleset-Hash": eng.hash}
             if all(type(p) is str for p in parts):
-                return Response(head[:-1] + ',"results":[' + ",".join(parts) + "]}", media_type="application/json",
-                                headers=headers)
+                return Response(
+                    head[:-1] + ',"results":[' + ",".join(parts) + "]}", media_type="application/json", headers=headers
+                )
             streaming = True
             released = threading.Event()
 
@@ -610,15 +817,17 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                 if not released.is_set():
                     released.set()
                     eng.release()
+
             gen = stream_batch(eng, head, parts, body.requests, today, release)
-            weakref.finalize(gen, release)   # a stream never started (client gone) releases its lease too
+            weakref.finalize(gen, release)  # a stream never started (client gone) releases its lease too
             return StreamingResponse(gen, media_type="application/json", headers=headers)
         finally:
             if not streaming:
                 eng.release()
 
-    def stream_batch(eng: Engine, head: str, parts: list[Any], requests: list[TransferRequest],
-                     today: date, release: Any) -> Iterator[str]:
+    def stream_batch(
+        eng: Engine, head: str, parts: list[Any], requests: list[TransferRequest], today: date, release: Any
+    ) -> Iterator[str]:
         """The batch document, in chunks of ~64 KB. Decisions beyond the buffer are judged again with the same
         engine and date (a decision is a pure function of them) and must match their committed audit row; if one
         does not (it cannot, short of a bug), the stream is cut off, so the client gets an invalid document rather
@@ -632,10 +841,16 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                 if type(p) is not str:
                     i, row = p
                     j = rules.judge(eng, requests[i], today)
-                    if j.request_hash != row["request_hash"] or j.decision.verdict != row["verdict"] \
-                            or j.rule_ids != row["rule_ids"]:
-                        log.error("batch %s: decision %s differs from its audit row; response cut off",
-                                  row["batch_id"], row["id"])
+                    if (
+                        j.request_hash != row["request_hash"]
+                        or j.decision.verdict != row["verdict"]
+                        or j.rule_ids != row["rule_ids"]
+                    ):
+                        log.error(
+                            "batch %s: decision %s differs from its audit row; response cut off",
+                            row["batch_id"],
+                            row["id"],
+                        )
                         raise EngineError("a streamed decision differs from its audit row")
                     p = f'{{"index":{i},"decision_id":"{row["id"]}","decision":{j.json}}}'
                 buf.append(p)
@@ -654,34 +869,65 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         j = rs.jurisdictions.get(code.upper())
         if j is None:
             covered = sorted(rs.jurisdictions)
-            raise ProblemError(404, "Unknown jurisdiction", f"no rule set for {code!r}; covered jurisdictions: "
-                               f"{', '.join(covered)}", "urn:dfft:problem:unknown-jurisdiction", valid=covered)
+            raise ProblemError(
+                404,
+                "Unknown jurisdiction",
+                f"no rule set for {code!r}; covered jurisdictions: {', '.join(covered)}",
+                "urn:dfft:problem:unknown-jurisdiction",
+                valid=covered,
+            )
         return j
 
-    @app.get("/v1/jurisdictions", response_model=list[JurisdictionSummary], tags=["rule sets"],
-             responses=auth_errors, summary="Covered jurisdictions with rule counts per domain")
+    @app.get(
+        "/v1/jurisdictions",
+        response_model=list[JurisdictionSummary],
+        tags=["rule sets"],
+        responses=auth_errors,
+        summary="Covered jurisdictions with rule counts per domain",
+    )
     async def jurisdictions(key: ApiKey = Depends(check_scope)):
         rs = rules.engine.ruleset
-        return [JurisdictionSummary(code=c, name=j.name, laws=sorted(j.laws),
-                                    rules={d: len(j.rules_in(d)) for d in ("data_protection", "localisation", "ip")},
-                                    low_confidence=sum(1 for r in j.rules if r.confidence == "low"))
-                for c, j in sorted(rs.jurisdictions.items())]
+        return [
+            JurisdictionSummary(
+                code=c,
+                name=j.name,
+                laws=sorted(j.laws),
+                rules={d: len(j.rules_in(d)) for d in ("data_protection", "localisation", "ip")},
+                low_confidence=sum(1 for r in j.rules if r.confidence == "low"),
+            )
+            for c, j in sorted(rs.jurisdictions.items())
+        ]
 
-    @app.get("/v1/jurisdictions/{code}/rules", response_model=Jurisdiction, tags=["rule sets"],
-             responses={**auth_errors, **_problems(404)}, summary="A jurisdiction's laws, lists and rules")
-    async def jurisdiction_rules(code: str = PathParam(max_length=8, examples=["JP"]),
-                                 key: ApiKey = Depends(check_scope)):
+    @app.get(
+        "/v1/jurisdictions/{code}/rules",
+        response_model=Jurisdiction,
+        tags=["rule sets"],
+        responses={**auth_errors, **_problems(404)},
+        summary="A jurisdiction's laws, lists and rules",
+    )
+    async def jurisdiction_rules(
+        code: str = PathParam(max_length=8, examples=["JP"]), key: ApiKey = Depends(check_scope)
+    ):
         j = jurisdiction(code)
         return Response(j.model_dump_json(by_alias=True), media_type="application/json")
 
-    @app.get("/v1/rulesets/current", response_model=RulesetInfo, tags=["rule sets"], responses=auth_errors,
-             summary="The rule bundle serving now: version, content hash, time loaded")
+    @app.get(
+        "/v1/rulesets/current",
+        response_model=RulesetInfo,
+        tags=["rule sets"],
+        responses=auth_errors,
+        summary="The rule bundle serving now: version, content hash, time loaded",
+    )
     async def ruleset_current(key: ApiKey = Depends(check_scope)):
         return rules.info()
 
-    @app.post("/v1/rulesets/reload", response_model=ReloadResult, tags=["rule sets"],
-              responses={**auth_errors, **_problems(422)},
-              summary="Reload the rule bundle from its directory (admin); a bundle that fails is refused")
+    @app.post(
+        "/v1/rulesets/reload",
+        response_model=ReloadResult,
+        tags=["rule sets"],
+        responses={**auth_errors, **_problems(422)},
+        summary="Reload the rule bundle from its directory (admin); a bundle that fails is refused",
+    )
     def ruleset_reload(key: ApiKey = Depends(admin_scope)):
         try:
             return rules.reload()
@@ -689,52 +935,82 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             raise refused(e, rules.engine.ref) from e
 
     # -- audit log ----------------------------------------------------------------------------------------------
-    def filters(verdict: Optional[str] = Query(None, pattern="^(allowed|conditional|blocked)$"),
-                origin: Optional[str] = Query(None, max_length=8), destination: Optional[str] = Query(None, max_length=8),
-                caller: Optional[str] = Query(None, max_length=64), request_hash: Optional[str] = Query(None, max_length=64),
-                ruleset_hash: Optional[str] = Query(None, max_length=64), batch_id: Optional[str] = Query(None, max_length=32),
-                since: Optional[datetime] = Query(None, description="inclusive, ISO 8601 (UTC if no offset)"),
-                until: Optional[datetime] = Query(None, description="exclusive, ISO 8601 (UTC if no offset)"),
-                after: Optional[int] = Query(None, ge=0, le=2**62, description="seq cursor: entries after this one"),
-                ) -> dict[str, Any]:
-        f: dict[str, Any] = dict(verdict=verdict, origin=origin.upper() if origin else None,
-                                 destination=destination.upper() if destination else None, caller=caller,
-                                 request_hash=request_hash, ruleset_hash=ruleset_hash, batch_id=batch_id, after=after)
+    def filters(
+        verdict: Optional[str] = Query(None, pattern="^(allowed|conditional|blocked)$"),
+        origin: Optional[str] = Query(None, max_length=8),
+        destination: Optional[str] = Query(None, max_length=8),
+        caller: Optional[str] = Query(None, max_length=64),
+        request_hash: Optional[str] = Query(None, max_length=64),
+        ruleset_hash: Optional[str] = Query(None, max_length=64),
+        batch_id: Optional[str] = Query(None, max_length=32),
+        since: Optional[datetime] = Query(None, description="inclusive, ISO 8601 (UTC if no offset)"),
+        until: Optional[datetime] = Query(None, description="exclusive, ISO 8601 (UTC if no offset)"),
+        after: Optional[int] = Query(None, ge=0, le=2**62, description="seq cursor: entries after this one"),
+    ) -> dict[str, Any]:
+        f: dict[str, Any] = dict(
+            verdict=verdict,
+            origin=origin.upper() if origin else None,
+            destination=destination.upper() if destination else None,
+            caller=caller,
+            request_hash=request_hash,
+            ruleset_hash=ruleset_hash,
+            batch_id=batch_id,
+            after=after,
+        )
         for name, t in (("since", since), ("until", until)):
             if t is not None:
                 t = as_utc(t)
                 f[name] = t.replace(tzinfo=None) if db.dialect.name == "sqlite" else t
         return f
 
-    @app.get("/v1/decisions", response_model=DecisionPage, tags=["audit"], responses=auth_errors,
-             summary="Query the audit log (admin), oldest first, keyset-paginated")
-    def decisions(f: dict = Depends(filters), limit: int = Query(100, ge=1, le=1000),
-                  key: ApiKey = Depends(admin_scope)):
+    @app.get(
+        "/v1/decisions",
+        response_model=DecisionPage,
+        tags=["audit"],
+        responses=auth_errors,
+        summary="Query the audit log (admin), oldest first, keyset-paginated",
+    )
+    def decisions(
+        f: dict = Depends(filters), limit: int = Query(100, ge=1, le=1000), key: ApiKey = Depends(admin_scope)
+    ):
         items = audit.query(f, limit)
-        return Response(json.dumps({"items": items, "next_after": items[-1]["seq"] if len(items) == limit else None}),
-                        media_type="application/json")
+        return Response(
+            json.dumps({"items": items, "next_after": items[-1]["seq"] if len(items) == limit else None}),
+            media_type="application/json",
+        )
 
-    @app.get("/v1/decisions/export", tags=["audit"], summary="Export the audit log as JSON Lines (admin)",
-             responses={**auth_errors, 200: {"description": "one DecisionRecord per line",
-                                             "content": {JSONL: {"schema": {"type": "string"}}}}})
+    @app.get(
+        "/v1/decisions/export",
+        tags=["audit"],
+        summary="Export the audit log as JSON Lines (admin)",
+        responses={
+            **auth_errors,
+            200: {"description": "one DecisionRecord per line", "content": {JSONL: {"schema": {"type": "string"}}}},
+        },
+    )
     def decisions_export(f: dict = Depends(filters), key: ApiKey = Depends(admin_scope)):
         def lines():
             for r in audit.export(f):
                 yield json.dumps(r) + "\n"
-        return StreamingResponse(lines(), media_type=JSONL,
-                                 headers={"Content-Disposition": 'attachment; filename="dfft-decisions.jsonl"'})
+
+        return StreamingResponse(
+            lines(), media_type=JSONL, headers={"Content-Disposition": 'attachment; filename="dfft-decisions.jsonl"'}
+        )
 
     # -- what-if analyses (hypothetical: not written to the audit log) --------------------------------------------
     from .whatif import create_router
 
     async def whatif_key(request: Request, key: ApiKey = Depends(check_scope)) -> ApiKey:
-        request.state.api_key = key   # the router bounds distinct scenarios per key
+        request.state.api_key = key  # the router bounds distinct scenarios per key
         return key
 
-    whatif = create_router(lambda: rules.engine.ruleset, dependencies=[Depends(whatif_key)],
-                           max_engines=settings.whatif_engines,
-                           scenarios_per_minute=settings.whatif_scenarios_per_minute)
-    app.state.whatif = whatif.state   # its engine pool and scenario limiter (for probes, tests and benches)
+    whatif = create_router(
+        lambda: rules.engine.ruleset,
+        dependencies=[Depends(whatif_key)],
+        max_engines=settings.whatif_engines,
+        scenarios_per_minute=settings.whatif_scenarios_per_minute,
+    )
+    app.state.whatif = whatif.state  # its engine pool and scenario limiter (for probes, tests and benches)
     app.include_router(whatif, responses={**auth_errors, **_problems(413, 422, 429, 500)})
 
     return app

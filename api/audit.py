@@ -5,6 +5,7 @@ concurrent load many decisions share one fsync, and a batch is always one transa
 commit of its own rows; if the commit fails the request fails (500, no verdict) — an unrecorded decision is
 never returned.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,18 +14,19 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterator, Optional
+from datetime import UTC, datetime
+from typing import Any, Optional
 
 import sqlalchemy as sa
 
 from ..engine import Decision
 from .db import decisions
 
-MAX_GROUP = 20_000   # rows per transaction at most (two full batches)
-PROBE_GAP = 1.0      # seconds between two write probes while the audit database fails (readiness, see writable)
+MAX_GROUP = 20_000  # rows per transaction at most (two full batches)
+PROBE_GAP = 1.0  # seconds between two write probes while the audit database fails (readiness, see writable)
 
 
 class AuditUnavailable(RuntimeError):
@@ -41,25 +43,40 @@ class Judged:
     """A decision with its serialised forms, computed once (and memoised by the service for repeated requests)."""
 
     decision: Decision
-    json: str             # the response body
-    request_json: str     # the normalised request, canonical JSON
-    request_hash: str     # its SHA-256: equal requests have equal hashes however they were spelt
-    rule_ids: str         # JSON list of the findings' rule ids
+    json: str  # the response body
+    request_json: str  # the normalised request, canonical JSON
+    request_hash: str  # its SHA-256: equal requests have equal hashes however they were spelt
+    rule_ids: str  # JSON list of the findings' rule ids
 
     @classmethod
-    def of(cls, decision: Decision) -> "Judged":
+    def of(cls, decision: Decision) -> Judged:
         req_json = decision.request.model_dump_json()
-        return cls(decision, decision.model_dump_json(), req_json, hashlib.sha256(req_json.encode()).hexdigest(),
-                   json.dumps([f.rule_id for f in decision.findings]))
+        return cls(
+            decision,
+            decision.model_dump_json(),
+            req_json,
+            hashlib.sha256(req_json.encode()).hexdigest(),
+            json.dumps([f.rule_id for f in decision.findings]),
+        )
 
 
 def row_for(j: Judged, caller: str, batch_id: Optional[str] = None, now: Optional[datetime] = None) -> dict[str, Any]:
     """The audit row of a decision."""
     d = j.decision
-    return dict(id=new_id(), created_at=now or datetime.now(timezone.utc), caller=caller,
-                request_hash=j.request_hash, request=j.request_json, origin=d.request.origin,
-                destination=d.request.destination, verdict=d.verdict, rule_ids=j.rule_ids,
-                ruleset_version=d.ruleset.version, ruleset_hash=d.ruleset.hash, batch_id=batch_id)
+    return dict(
+        id=new_id(),
+        created_at=now or datetime.now(UTC),
+        caller=caller,
+        request_hash=j.request_hash,
+        request=j.request_json,
+        origin=d.request.origin,
+        destination=d.request.destination,
+        verdict=d.verdict,
+        rule_ids=j.rule_ids,
+        ruleset_version=d.ruleset.version,
+        ruleset_hash=d.ruleset.hash,
+        batch_id=batch_id,
+    )
 
 
 class AuditLog:
@@ -68,7 +85,7 @@ class AuditLog:
         # readiness (see writable): the outcome of the last write to the audit database, by a commit or a probe
         self.probe_interval = probe_interval
         self.last_error: Optional[str] = None
-        self._last_write = 0.0          # time.monotonic() of the last outcome
+        self._last_write = 0.0  # time.monotonic() of the last outcome
         self._probe_lock = threading.Lock()
         self._q: queue.Queue[Optional[tuple[list[dict[str, Any]], Future]]] = queue.Queue()
         self._stop = threading.Event()
@@ -102,7 +119,7 @@ class AuditLog:
                 except queue.Empty:
                     break
                 if nxt is None:
-                    self._q.put(None)   # finish this group, then stop
+                    self._q.put(None)  # finish this group, then stop
                     break
                 group.append(nxt)
                 n += len(nxt[0])
@@ -112,7 +129,7 @@ class AuditLog:
                     c.execute(decisions.insert(), rows)
                 self.transactions += 1
                 self._wrote(None)
-            except Exception as e:   # noqa: BLE001 — reported to every waiting request
+            except Exception as e:  # noqa: BLE001 — reported to every waiting request
                 self._wrote(f"{type(e).__name__}: {e}"[:500])
                 err = AuditUnavailable(f"audit log write failed: {type(e).__name__}")
                 for _, fut in group:
@@ -132,7 +149,7 @@ class AuditLog:
             with self.db.begin() as c:
                 c.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
             self._wrote(None)
-        except Exception as e:   # noqa: BLE001
+        except Exception as e:  # noqa: BLE001
             self._wrote(f"{type(e).__name__}: {e}"[:500])
         return self.last_error
 
@@ -200,13 +217,23 @@ class AuditLog:
     def public(r: Any) -> dict[str, Any]:
         created = r["created_at"]
         if created.tzinfo is None:
-            created = created.replace(tzinfo=timezone.utc)
+            created = created.replace(tzinfo=UTC)
         request = json.loads(r["request"])
-        other_date = bool(request.pop("other_date", False))   # set by /v1/check?allow_other_date=true
-        return dict(seq=r["seq"], id=r["id"], created_at=created.isoformat(), caller=r["caller"],
-                    request_hash=r["request_hash"], request=request, verdict=r["verdict"],
-                    rule_ids=json.loads(r["rule_ids"]), ruleset_version=r["ruleset_version"],
-                    ruleset_hash=r["ruleset_hash"], batch_id=r["batch_id"], other_date=other_date)
+        other_date = bool(request.pop("other_date", False))  # set by /v1/check?allow_other_date=true
+        return dict(
+            seq=r["seq"],
+            id=r["id"],
+            created_at=created.isoformat(),
+            caller=r["caller"],
+            request_hash=r["request_hash"],
+            request=request,
+            verdict=r["verdict"],
+            rule_ids=json.loads(r["rule_ids"]),
+            ruleset_version=r["ruleset_version"],
+            ruleset_hash=r["ruleset_hash"],
+            batch_id=r["batch_id"],
+            other_date=other_date,
+        )
 
 
 class DatabaseSink:

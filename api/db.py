@@ -5,6 +5,7 @@ SQLite (the default, one file in the data directory) runs in WAL mode with synch
 (the WAL is fsynced) before it returns, and the service commits every decision before it answers, so a decision a
 client has seen survives a killed process or a power cut. PostgreSQL (a URL setting) serves several instances.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,8 @@ from sqlalchemy import event
 metadata = sa.MetaData()
 
 decisions = sa.Table(
-    "decisions", metadata,
+    "decisions",
+    metadata,
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("id", sa.String(32), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
@@ -33,7 +35,8 @@ decisions = sa.Table(
 )
 
 api_keys = sa.Table(
-    "api_keys", metadata,
+    "api_keys",
+    metadata,
     sa.Column("id", sa.String(16), primary_key=True),
     sa.Column("name", sa.String(128), nullable=False),
     sa.Column("scope", sa.String(16), nullable=False),
@@ -66,7 +69,7 @@ def _private_sqlite_file(path: Path) -> None:
     its -wal and -shm files the database file's mode, so they are 0600 too. Existing files keep their mode."""
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(path.parent, 0o700)   # mkdir's mode is masked by the umask only towards fewer bits; be explicit
+        os.chmod(path.parent, 0o700)  # mkdir's mode is masked by the umask only towards fewer bits; be explicit
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
@@ -78,8 +81,13 @@ def create_db_engine(url: str) -> sa.Engine:
         path = url.split("///", 1)[-1].split("?", 1)[0] if "///" in url else ""
         if path and path != ":memory:" and not path.startswith("file:"):
             _private_sqlite_file(Path(path))
-        eng = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, pool_size=8,
-                               max_overflow=8, poolclass=sa.pool.QueuePool)
+        eng = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 10},
+            pool_size=8,
+            max_overflow=8,
+            poolclass=sa.pool.QueuePool,
+        )
         event.listen(eng, "connect", _sqlite_pragmas)
         return eng
     return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)

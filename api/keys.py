@@ -1,6 +1,7 @@
 """API keys: `dfft_<id>_<secret>`. Only the SHA-256 of the secret is stored (the secret is 256 random bits, so a
 plain hash is enough: there is nothing to brute-force). Scopes: `check` (judge transfers, browse rule sets) and
 `admin` (also reload rule sets and read the audit log)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +10,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Optional
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from .db import api_keys
 
 SCOPES = ("check", "admin")
 PREFIX = "dfft_"
-CACHE_SECONDS = 5.0   # a revoked key stops working within this time on every instance
+CACHE_SECONDS = 5.0  # a revoked key stops working within this time on every instance
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def _hash(secret: str) -> str:
 def parse(token: str) -> Optional[tuple[str, str]]:
     if not token.startswith(PREFIX):
         return None
-    rest = token[len(PREFIX):]
+    rest = token[len(PREFIX) :]
     key_id, sep, secret = rest.partition("_")
     if not sep or len(key_id) != 12 or not secret:
         return None
@@ -59,23 +60,31 @@ class KeyStore:
             raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         key = ApiKey(id=key_id, name=name or f"{scope} key", scope=scope, created_at=now)
         with self.db.begin() as c:
-            c.execute(api_keys.insert().values(id=key_id, name=key.name, scope=scope, secret_hash=_hash(secret),
-                                               created_at=now))
+            c.execute(
+                api_keys.insert().values(
+                    id=key_id, name=key.name, scope=scope, secret_hash=_hash(secret), created_at=now
+                )
+            )
         return f"{PREFIX}{key_id}_{secret}", key
 
     def list(self) -> list[ApiKey]:
         with self.db.connect() as c:
             rows = c.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).mappings().all()
-        return [ApiKey(id=r["id"], name=r["name"], scope=r["scope"], created_at=r["created_at"],
-                       revoked_at=r["revoked_at"]) for r in rows]
+        return [
+            ApiKey(id=r["id"], name=r["name"], scope=r["scope"], created_at=r["created_at"], revoked_at=r["revoked_at"])
+            for r in rows
+        ]
 
     def revoke(self, key_id: str) -> bool:
         with self.db.begin() as c:
-            n = c.execute(api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-                          .values(revoked_at=datetime.now(timezone.utc))).rowcount
+            n = c.execute(
+                api_keys.update()
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            ).rowcount
         with self._lock:
             self._cache.pop(key_id, None)
         return n > 0

@@ -1,5 +1,6 @@
 """The API's wire models, shared by the service and the Python client (`dfft.client`). Decisions and requests are
 the engine's own models (`TransferRequest`, `Decision`)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -15,8 +16,14 @@ from .settings import MAX_BATCH
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: Optional[str] = None, type_: str = "about:blank",
-            headers: Optional[dict[str, str]] = None, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: Optional[str] = None,
+    type_: str = "about:blank",
+    headers: Optional[dict[str, str]] = None,
+    **extra: Any,
+) -> JSONResponse:
     """An RFC 9457 problem-details response; extra members with value None are left out."""
     body = {"type": type_, "title": title, "status": status}
     if detail:
@@ -24,18 +31,40 @@ def problem(status: int, title: str, detail: Optional[str] = None, type_: str = 
     body.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
-EXAMPLE: dict[str, Any] = {"origin": "JP", "destination": "VN", "data_categories": ["personal"], "subjects": 1000,
-           "safeguards": ["consent"], "as_of": "2026-06-01"}
+
+EXAMPLE: dict[str, Any] = {
+    "origin": "JP",
+    "destination": "VN",
+    "data_categories": ["personal"],
+    "subjects": 1000,
+    "safeguards": ["consent"],
+    "as_of": "2026-06-01",
+}
 
 
 class Problem(BaseModel):
     """An error, as RFC 9457 problem details (`application/problem+json`)."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
-        "type": "urn:dfft:problem:invalid-request", "title": "Invalid transfer request", "status": 422,
-        "detail": "origin: no rule set for 'XX'; covered jurisdictions: JP, SG, VN",
-        "errors": [{"field": "origin", "message": "no rule set for 'XX'; covered jurisdictions: JP, SG, VN",
-                    "valid": ["JP", "SG", "VN"]}]}]})
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:dfft:problem:invalid-request",
+                    "title": "Invalid transfer request",
+                    "status": 422,
+                    "detail": "origin: no rule set for 'XX'; covered jurisdictions: JP, SG, VN",
+                    "errors": [
+                        {
+                            "field": "origin",
+                            "message": "no rule set for 'XX'; covered jurisdictions: JP, SG, VN",
+                            "valid": ["JP", "SG", "VN"],
+                        }
+                    ],
+                }
+            ]
+        },
+    )
 
     type: str = "about:blank"
     title: str
@@ -45,11 +74,23 @@ class Problem(BaseModel):
 
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"requests": [
-        EXAMPLE, {"origin": "SG", "destination": "JP", "data_categories": ["personal", "health"]}]}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "requests": [
+                        EXAMPLE,
+                        {"origin": "SG", "destination": "JP", "data_categories": ["personal", "health"]},
+                    ]
+                }
+            ]
+        },
+    )
 
-    requests: list[TransferRequest] = Field(min_length=1, max_length=MAX_BATCH,
-                                            description=f"at most {MAX_BATCH:,} transfer requests; judged in order")
+    requests: list[TransferRequest] = Field(
+        min_length=1, max_length=MAX_BATCH, description=f"at most {MAX_BATCH:,} transfer requests; judged in order"
+    )
 
 
 class BatchItem(BaseModel):
@@ -107,8 +148,11 @@ class DecisionRecord(BaseModel):
     ruleset_version: str
     ruleset_hash: str
     batch_id: Optional[str] = None
-    other_date: bool = Field(False, description="the caller opted in (`allow_other_date`) to judge as of another "
-                             "date than the day of the check: a what-if, not a pre-transfer gate decision")
+    other_date: bool = Field(
+        False,
+        description="the caller opted in (`allow_other_date`) to judge as of another "
+        "date than the day of the check: a what-if, not a pre-transfer gate decision",
+    )
 
 
 class DecisionPage(BaseModel):

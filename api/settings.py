@@ -1,4 +1,5 @@
 """Service settings: command-line options override environment variables, which override the embedded defaults."""
+
 from __future__ import annotations
 
 import os
@@ -6,19 +7,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-MAX_BATCH = 10_000                 # requests per POST /v1/check/batch
-MAX_BODY = 64 * 1024               # bytes, every endpoint but the batch
+MAX_BATCH = 10_000  # requests per POST /v1/check/batch
+MAX_BODY = 64 * 1024  # bytes, every endpoint but the batch
 MAX_BATCH_BODY = 16 * 1024 * 1024  # bytes, POST /v1/check/batch (10,000 requests of ~1.5 KB)
-WHATIF_ENGINES = 16                # compiled what-if engines kept
-WHATIF_SCENARIOS_PER_MINUTE = 30   # distinct law-changing what-if scenarios per API key and minute
-BATCH_BUFFER = 8 * 1024 * 1024     # bytes of decisions a batch response holds in memory; larger ones are streamed
+WHATIF_ENGINES = 16  # compiled what-if engines kept
+WHATIF_SCENARIOS_PER_MINUTE = 30  # distinct law-changing what-if scenarios per API key and minute
+BATCH_BUFFER = 8 * 1024 * 1024  # bytes of decisions a batch response holds in memory; larger ones are streamed
 
 
 @dataclass
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("DFFT_DATA_DIR", "./data")))
     database_url: Optional[str] = field(default_factory=lambda: os.environ.get("DFFT_DATABASE_URL") or None)
-    rules_dir: Optional[Path] = field(default_factory=lambda: Path(os.environ["DFFT_RULES"]) if os.environ.get("DFFT_RULES") else None)
+    rules_dir: Optional[Path] = field(
+        default_factory=lambda: Path(os.environ["DFFT_RULES"]) if os.environ.get("DFFT_RULES") else None
+    )
     # /readyz trusts the audit database's last successful write for this many seconds, then probes it with a write
     ready_probe_interval: float = field(default_factory=lambda: float(os.environ.get("DFFT_READY_PROBE_SECONDS", 10)))
     max_batch: int = field(default_factory=lambda: int(os.environ.get("DFFT_MAX_BATCH", MAX_BATCH)))
@@ -27,8 +30,9 @@ class Settings:
     # what-if: compiled engines kept (evicted ones are freed when idle) and distinct law-changing scenarios one API
     # key may send per minute (0: unlimited)
     whatif_engines: int = field(default_factory=lambda: int(os.environ.get("DFFT_WHATIF_ENGINES", WHATIF_ENGINES)))
-    whatif_scenarios_per_minute: int = field(default_factory=lambda: int(os.environ.get(
-        "DFFT_WHATIF_SCENARIOS_PER_MINUTE", WHATIF_SCENARIOS_PER_MINUTE)))
+    whatif_scenarios_per_minute: int = field(
+        default_factory=lambda: int(os.environ.get("DFFT_WHATIF_SCENARIOS_PER_MINUTE", WHATIF_SCENARIOS_PER_MINUTE))
+    )
     # a batch response larger than this (bytes of decisions) is streamed, its decisions re-read from the engine
     batch_buffer: int = field(default_factory=lambda: int(os.environ.get("DFFT_BATCH_BUFFER", BATCH_BUFFER)))
 

@@ -1,8 +1,9 @@
 """HTTP API for what-if analyses: a FastAPI APIRouter under /v1/whatif, with the same models as the CLI's --json.
 
-    from dfft.api.whatif import create_router
-    app.include_router(create_router(ruleset))
+from dfft.api.whatif import create_router
+app.include_router(create_router(ruleset))
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +11,9 @@ import math
 import threading
 import time
 from collections import deque
-from datetime import date, datetime, timezone
-from typing import Annotated, Any, Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Optional, Union
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -29,13 +31,12 @@ from ..whatif.scenario import Scenario, ScenarioError, parse_scenario
 from ..whatif.timeline import Timeline, timeline
 from .models import problem
 
-
 # Size limits of what-if request bodies (each request in them is a TransferRequest, with its own limits).
-MAX_REQUESTS = 1_000        # transfer requests in one diff / report
-MAX_CODES = 256             # origins, destinations in a matrix (the corpus names ~40 codes)
-MAX_PROFILES = 16           # profiles (built-in names or custom) in a matrix (5 are built in)
-MAX_CELLS = 20_000          # origins x profiles x destinations in one matrix (all of the corpus: ~4,000)
-MAX_SPAN_DAYS = 100 * 366   # a timeline's span, end - start
+MAX_REQUESTS = 1_000  # transfer requests in one diff / report
+MAX_CODES = 256  # origins, destinations in a matrix (the corpus names ~40 codes)
+MAX_PROFILES = 16  # profiles (built-in names or custom) in a matrix (5 are built in)
+MAX_CELLS = 20_000  # origins x profiles x destinations in one matrix (all of the corpus: ~4,000)
+MAX_SPAN_DAYS = 100 * 366  # a timeline's span, end - start
 # Distinct scenarios that change the law (each compiles rule sets) one API key may send per minute, and compiled
 # engines kept by the service (DFFT_WHATIF_SCENARIOS_PER_MINUTE, DFFT_WHATIF_ENGINES in dfft.api.settings).
 SCENARIOS_PER_MINUTE = 30
@@ -51,16 +52,19 @@ class In(BaseModel):
 
 class WhatIfRequest(In):
     scenario: dict[str, Any] = Field(description="A scenario, as in a scenario file (see examples/)")
-    requests: list[dict[str, Any]] = Field(max_length=MAX_REQUESTS, description="Transfer requests, each optionally "
-                                           f"with an `id` (at most {MAX_REQUESTS:,})")
+    requests: list[dict[str, Any]] = Field(
+        max_length=MAX_REQUESTS,
+        description=f"Transfer requests, each optionally with an `id` (at most {MAX_REQUESTS:,})",
+    )
     as_of: Optional[IsoDate] = Field(None, description="Baseline date for requests without as_of (YYYY-MM-DD)")
 
 
 class MatrixRequest(In):
     origins: Optional[list[Code]] = Field(None, max_length=MAX_CODES)
     destinations: Optional[list[Code]] = Field(None, max_length=MAX_CODES)
-    profiles: Optional[list[Name]] = Field(None, max_length=MAX_PROFILES,
-                                           description="Names of built-in profiles (default: all)")
+    profiles: Optional[list[Name]] = Field(
+        None, max_length=MAX_PROFILES, description="Names of built-in profiles (default: all)"
+    )
     custom_profiles: Optional[list[Profile]] = Field(None, max_length=MAX_PROFILES)
     scenario: Optional[dict[str, Any]] = None
     as_of: Optional[IsoDate] = None
@@ -73,10 +77,11 @@ class TimelineRequest(In):
     scenario: Optional[dict[str, Any]] = None
 
     @model_validator(mode="after")
-    def _span(self) -> "TimelineRequest":
+    def _span(self) -> TimelineRequest:
         if (self.end - self.start).days > MAX_SPAN_DAYS:
-            raise ValueError(f"the timeline may span at most {MAX_SPAN_DAYS:,} days (100 years); got "
-                             f"{self.start} to {self.end}")
+            raise ValueError(
+                f"the timeline may span at most {MAX_SPAN_DAYS:,} days (100 years); got {self.start} to {self.end}"
+            )
         return self
 
 
@@ -108,7 +113,7 @@ class ScenarioLimiter:
         now = self.clock()
         with self._lock:
             for c in [c for c, q in self._seen.items() if not q or q[-1][0] <= now - self.window]:
-                del self._seen[c]   # callers idle for a window: forget them (memory bounded by active callers)
+                del self._seen[c]  # callers idle for a window: forget them (memory bounded by active callers)
             q = self._seen.setdefault(caller, deque())
             while q and q[0][0] <= now - self.window:
                 q.popleft()
@@ -128,10 +133,14 @@ def _caller(request: Request) -> Any:
     return getattr(key, "id", None)
 
 
-def create_router(ruleset: Union[RuleSet, Callable[[], RuleSet]], backend: str = "durable",
-                  max_engines: int = MAX_ENGINES, dependencies: Optional[Sequence[Any]] = None,
-                  scenarios_per_minute: int = SCENARIOS_PER_MINUTE,
-                  caller: Callable[[Request], Any] = _caller) -> APIRouter:
+def create_router(
+    ruleset: Union[RuleSet, Callable[[], RuleSet]],
+    backend: str = "durable",
+    max_engines: int = MAX_ENGINES,
+    dependencies: Optional[Sequence[Any]] = None,
+    scenarios_per_minute: int = SCENARIOS_PER_MINUTE,
+    caller: Callable[[Request], Any] = _caller,
+) -> APIRouter:
     """`ruleset` is the baseline, or a function returning the current one (the service passes its live bundle,
     so what-if analyses follow rule reloads). `dependencies` (e.g. the API-key check) apply to every endpoint.
 
@@ -153,32 +162,43 @@ def create_router(ruleset: Union[RuleSet, Callable[[], RuleSet]], backend: str =
                 pool["rs"], pool["pool"] = rs, EnginePool(backend, max_engines, memo_budget=per_engine)
             out = rs, pool["pool"]
         if old is not None:
-            old.close()   # a reload: the old baseline's engines are freed once the analyses using them are done
+            old.close()  # a reload: the old baseline's engines are freed once the analyses using them are done
         return out
 
     router = APIRouter(prefix="/v1/whatif", tags=["what-if"], dependencies=list(dependencies or []))
     router.state = {"limiter": limiter, "current": current}  # type: ignore[attr-defined]  # for tests and benches
 
-    def analysis(request: Request, doc: Optional[dict[str, Any]], as_of: Optional[date],
-                 fn: Callable[[Engines, Optional[Scenario]], Any]) -> Any:
+    def analysis(
+        request: Request,
+        doc: Optional[dict[str, Any]],
+        as_of: Optional[date],
+        fn: Callable[[Engines, Optional[Scenario]], Any],
+    ) -> Any:
         """Run one analysis on one snapshot of the rule bundle, with its own date, holding leases on the engines
         it uses until it is done."""
+
         def run() -> Any:
             rs, shared = current()
-            with Engines(rs, backend=backend, today=as_of or datetime.now(timezone.utc).date(), pool=shared) as e:
+            with Engines(rs, backend=backend, today=as_of or datetime.now(UTC).date(), pool=shared) as e:
                 s = parse_scenario(doc, rs, source="request body: scenario") if doc is not None else None
                 if s is not None and not s.law.empty:
                     key = hashlib.sha256(s.law.model_dump_json().encode()).hexdigest()
                     limiter.admit(caller(request), key)
                 return fn(e, s)
+
         return guarded(run)
 
     def guarded(fn: Any) -> Any:
         try:
             return fn()
         except TooManyScenarios as e:
-            return problem(429, "Too many what-if scenarios", f"{e}; retry in {math.ceil(e.retry_after)} s",
-                           "urn:dfft:problem:too-many-scenarios", headers={"Retry-After": str(math.ceil(e.retry_after))})
+            return problem(
+                429,
+                "Too many what-if scenarios",
+                f"{e}; retry in {math.ceil(e.retry_after)} s",
+                "urn:dfft:problem:too-many-scenarios",
+                headers={"Retry-After": str(math.ceil(e.retry_after))},
+            )
         except ScenarioError as e:
             return problem(422, "Invalid scenario", str(e), errors=[str(p) for p in e.problems])
         except RequestError as e:
@@ -190,8 +210,7 @@ def create_router(ruleset: Union[RuleSet, Callable[[], RuleSet]], backend: str =
 
     @router.post("/diff", response_model=DiffResult)
     def post_diff(body: WhatIfRequest, request: Request):
-        return analysis(request, body.scenario, body.as_of,
-                        lambda e, s: diff(e, body.requests, s))  # type: ignore[arg-type]
+        return analysis(request, body.scenario, body.as_of, lambda e, s: diff(e, body.requests, s))  # type: ignore[arg-type]
 
     @router.post("/matrix", response_model=Matrix)
     def post_matrix(body: MatrixRequest, request: Request):
@@ -200,10 +219,13 @@ def create_router(ruleset: Union[RuleSet, Callable[[], RuleSet]], backend: str =
             n_o = len(body.origins) if body.origins else len(e.baseline.jurisdictions)
             n_d = len(body.destinations) if body.destinations else len(all_destinations(e.baseline))
             if n_o * len(profs) * n_d > MAX_CELLS:
-                raise ValueError(f"the matrix would have {n_o * len(profs) * n_d:,} cells (origins x profiles x "
-                                 f"destinations); at most {MAX_CELLS:,}: ask for fewer origins, profiles or "
-                                 "destinations")
+                raise ValueError(
+                    f"the matrix would have {n_o * len(profs) * n_d:,} cells (origins x profiles x "
+                    f"destinations); at most {MAX_CELLS:,}: ask for fewer origins, profiles or "
+                    "destinations"
+                )
             return matrix(e, body.origins, profs, body.destinations, s, body.as_of)
+
         return analysis(request, body.scenario, body.as_of, run)
 
     @router.post("/timeline", response_model=Timeline)
@@ -224,6 +246,7 @@ def create_router(ruleset: Union[RuleSet, Callable[[], RuleSet]], backend: str =
             assert s is not None
             d = diff(e, body.requests, s)
             return HTMLResponse(render_report(f"What-if: {s.name}", scenario=s, diff=d, ruleset=e.engine().ref))
+
         return analysis(request, body.scenario, body.as_of, run)
 
     return router

@@ -5,6 +5,7 @@ time, single cold-check latency, throughput for never-seen and repeated requests
 then dfft, Cedar and a precomputed dict side by side on the shared subset (answers checked to agree first).
 Each measurement runs in its own process, so peak memory and caches do not leak between rows. Wall-clock and CPU
 (process) time are both shown: on a shared machine the CPU figures are the steadier ones."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,14 +20,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH_BASE = 14  # rules per jurisdiction at 1x: one copy of every template in bench/synth.py
 SYNTH_JURISDICTIONS = 19
-SPECS = {"full": "full", "1x": f"synth:{SYNTH_BASE}", "4x": f"synth:{4 * SYNTH_BASE}",
-         "16x": f"synth:{16 * SYNTH_BASE}"}
+SPECS = {
+    "full": "full",
+    "1x": f"synth:{SYNTH_BASE}",
+    "4x": f"synth:{4 * SYNTH_BASE}",
+    "16x": f"synth:{16 * SYNTH_BASE}",
+}
 
 
 def _child(args: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    out = subprocess.run([sys.executable, "-m", "bench.measure", *args], capture_output=True, text=True, env=env,
-                         cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.measure", *args], capture_output=True, text=True, env=env, cwd=ROOT
+    )
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -47,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     n = 400 if a.quick else 2000
     rows = [r for r in a.only.split(",") if r]
     started = time.time()
-    print(f"dfft benchmark - {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(
+        f"dfft benchmark - {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}, {time.strftime('%Y-%m-%d %H:%M')}"
+    )
     results: dict[str, dict] = {}
     for row in rows:
         if row == "cedar":
@@ -56,8 +64,22 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results[row] = _child(["corpus", SPECS[row], str(n)])
 
-    head = ("corpus", "juris", "rules", "compile s", "p50 us", "p99 us", "never-seen/s", "(CPU)", "repeated/s",
-            "(CPU)", "batch/s", "(CPU)", "findings", "peak MB")
+    head = (
+        "corpus",
+        "juris",
+        "rules",
+        "compile s",
+        "p50 us",
+        "p99 us",
+        "never-seen/s",
+        "(CPU)",
+        "repeated/s",
+        "(CPU)",
+        "batch/s",
+        "(CPU)",
+        "findings",
+        "peak MB",
+    )
     table = []
     for row in rows:
         r = results[row]
@@ -65,15 +87,34 @@ def main(argv: list[str] | None = None) -> int:
             continue
         label = "full corpus" if row == "full" else f"synthetic {row}"
         if "error" in r or r.get("empty"):
-            table.append((label, "-", "-", r.get("error", "empty: no jurisdictions in the embedded corpus"),
-                          *[""] * (len(head) - 4)))
+            table.append(
+                (
+                    label,
+                    "-",
+                    "-",
+                    r.get("error", "empty: no jurisdictions in the embedded corpus"),
+                    *[""] * (len(head) - 4),
+                )
+            )
             continue
-        table.append((label, str(r["jurisdictions"]), str(r["rules"]), f"{r['compile_s']:.2f}",
-                      f"{r['p50_us']:.0f} ({r['p50_cpu_us']:.0f})", f"{r['p99_us']:.0f} ({r['p99_cpu_us']:.0f})",
-                      f"{r['never_seen_per_s']:,.0f}", f"{r['never_seen_cpu_per_s']:,.0f}",
-                      f"{r['repeated_per_s']:,.0f}", f"{r['repeated_cpu_per_s']:,.0f}",
-                      f"{r['batch_per_s']:,.0f}", f"{r['batch_cpu_per_s']:,.0f}",
-                      f"{r['findings_per_decision']:.1f}", f"{r['peak_rss_mb']:.0f}"))
+        table.append(
+            (
+                label,
+                str(r["jurisdictions"]),
+                str(r["rules"]),
+                f"{r['compile_s']:.2f}",
+                f"{r['p50_us']:.0f} ({r['p50_cpu_us']:.0f})",
+                f"{r['p99_us']:.0f} ({r['p99_cpu_us']:.0f})",
+                f"{r['never_seen_per_s']:,.0f}",
+                f"{r['never_seen_cpu_per_s']:,.0f}",
+                f"{r['repeated_per_s']:,.0f}",
+                f"{r['repeated_cpu_per_s']:,.0f}",
+                f"{r['batch_per_s']:,.0f}",
+                f"{r['batch_cpu_per_s']:,.0f}",
+                f"{r['findings_per_decision']:.1f}",
+                f"{r['peak_rss_mb']:.0f}",
+            )
+        )
     if table:
         widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(head)]
         print()
@@ -81,31 +122,45 @@ def main(argv: list[str] | None = None) -> int:
         print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
         for t in table:
             print("| " + " | ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)) + " |")
-        print("latency: wall (CPU) per single cold check; never-seen: unique requests, cache misses; repeated: a pool "
-              "of 256 shapes, cache hits; batch: check_many over requests drawn from 500 shapes, cache emptied first; "
-              "findings: per decision; peak MB: max RSS of the measuring process")
+        print(
+            "latency: wall (CPU) per single cold check; never-seen: unique requests, cache misses; repeated: a pool "
+            "of 256 shapes, cache hits; batch: check_many over requests drawn from 500 shapes, cache emptied first; "
+            "findings: per decision; peak MB: max RSS of the measuring process"
+        )
         synth = {k: results[k] for k in ("1x", "4x", "16x") if k in results and "never_seen_cpu_per_s" in results[k]}
         if "1x" in synth and len(synth) > 1:
             base = synth["1x"]
-            print("scaling vs 1x (CPU throughput, never-seen): " + ", ".join(
-                f"{k}: {v['rules'] / base['rules']:.0f}x rules -> {base['never_seen_cpu_per_s'] / v['never_seen_cpu_per_s']:.2f}x "
-                "slower" for k, v in synth.items() if k != "1x"))
+            print(
+                "scaling vs 1x (CPU throughput, never-seen): "
+                + ", ".join(
+                    f"{k}: {v['rules'] / base['rules']:.0f}x rules -> {base['never_seen_cpu_per_s'] / v['never_seen_cpu_per_s']:.2f}x "
+                    "slower"
+                    for k, v in synth.items()
+                    if k != "1x"
+                )
+            )
     if "cedar" in results:
         c = results["cedar"]
         print()
         if "error" in c:
             print(f"side by side: {c['error']}")
         else:
-            print(f"side by side on the shared subset (APPI Art. 28 + PDPA s.26; {c['n']} unique single-leg requests; "
-                  f"verdicts {c['verdicts']}): answers agree on {c['n'] - c['disagreements']}/{c['n']}")
-            print("| engine | us/check wall | us/check CPU | checks/s (CPU) | dfft never-seen / it (CPU) | dfft repeated / it (CPU) |")
+            print(
+                f"side by side on the shared subset (APPI Art. 28 + PDPA s.26; {c['n']} unique single-leg requests; "
+                f"verdicts {c['verdicts']}): answers agree on {c['n'] - c['disagreements']}/{c['n']}"
+            )
+            print(
+                "| engine | us/check wall | us/check CPU | checks/s (CPU) | dfft never-seen / it (CPU) | dfft repeated / it (CPU) |"
+            )
             print("|---|---|---|---|---|---|")
             ns, rp = c["dfft_never_seen"][1], c["dfft_repeated"][1]
-            for key, label in (("dfft_never_seen", "dfft, never-seen (durable-rules)"),
-                               ("dfft_repeated", "dfft, repeated (memo)"),
-                               ("cedar", "Cedar (cedarpy, parsed PolicySet, one call per request)"),
-                               ("cedar_batch", "Cedar (is_authorized_batch)"),
-                               ("floor", "floor: precomputed dict lookup")):
+            for key, label in (
+                ("dfft_never_seen", "dfft, never-seen (durable-rules)"),
+                ("dfft_repeated", "dfft, repeated (memo)"),
+                ("cedar", "Cedar (cedarpy, parsed PolicySet, one call per request)"),
+                ("cedar_batch", "Cedar (is_authorized_batch)"),
+                ("floor", "floor: precomputed dict lookup"),
+            ):
                 w, cpu = c[key]
                 print(f"| {label} | {_f(w)} | {_f(cpu)} | {1e6 / cpu:,.0f} | {ns / cpu:.2f} | {rp / cpu:.2f} |")
             if c["disagreements"]:

@@ -9,6 +9,7 @@ mix; every decision is committed to the audit log before its response.
 
     .venv/bin/python bench/bench_api.py [--rules tests/fixtures/mini] [--seconds 10] [--clients 8] [--batch 1000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,17 @@ def pct(xs: list[float], p: float) -> float:
 def requests(n: int) -> list[dict]:
     sg = [[], ["consent"], ["tia_filed"], ["consent", "tia_filed"]]
     routes = [("JP", "VN"), ("JP", "SG"), ("SG", "JP"), ("VN", "SG"), ("SG", "VN")]
-    return [{"origin": routes[i % 5][0], "destination": routes[i % 5][1], "data_categories": ["personal"],
-             "subjects": (i * 7919) % 2_000_000, "safeguards": sg[i % 4], "as_of": "2026-06-01"} for i in range(n)]
+    return [
+        {
+            "origin": routes[i % 5][0],
+            "destination": routes[i % 5][1],
+            "data_categories": ["personal"],
+            "subjects": (i * 7919) % 2_000_000,
+            "safeguards": sg[i % 4],
+            "as_of": "2026-06-01",
+        }
+        for i in range(n)
+    ]
 
 
 def drive(seconds: float, clients: int, fn) -> tuple[int, list[float], float]:
@@ -86,12 +96,31 @@ def main() -> None:
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dfft-bench-"))
     env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "131072", "MALLOC_TOP_PAD_": "131072"}
-    key = subprocess.run([sys.executable, "-m", "dfft.cli", "keys", "create", "--scope", "check", "--data-dir",
-                          str(tmp)], capture_output=True, text=True, check=True).stdout.strip()
+    key = subprocess.run(
+        [sys.executable, "-m", "dfft.cli", "keys", "create", "--scope", "check", "--data-dir", str(tmp)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     port = free_port()
     URL, HEADERS = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
-    proc = subprocess.Popen([sys.executable, "-m", "dfft.cli", "--rules", a.rules, "serve", "--port", str(port),
-                             "--data-dir", str(tmp), "--log-level", "warning"], env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dfft.cli",
+            "--rules",
+            a.rules,
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -108,30 +137,45 @@ def main() -> None:
         results = {}
 
         def one(c: httpx.Client, i: int) -> bool:
-            return c.post("/v1/check", content=body[i % len(body)],
-                          headers={"Content-Type": "application/json"}).status_code == 200
+            return (
+                c.post(
+                    "/v1/check", content=body[i % len(body)], headers={"Content-Type": "application/json"}
+                ).status_code
+                == 200
+            )
 
         for label, clients in (("check, 1 client", 1), (f"check, {a.clients} clients", a.clients)):
             n, lat, el = drive(a.seconds, clients, one)
-            results[label] = dict(requests=n, rps=round(n / el), p50_ms=round(pct(lat, 50) * 1e3, 2),
-                                  p99_ms=round(pct(lat, 99) * 1e3, 2))
+            results[label] = dict(
+                requests=n, rps=round(n / el), p50_ms=round(pct(lat, 50) * 1e3, 2), p99_ms=round(pct(lat, 99) * 1e3, 2)
+            )
             print(label, results[label], flush=True)
 
-        batches = [json.dumps({"requests": [reqs[(k * a.batch + j) % len(reqs)] for j in range(a.batch)]})
-                   for k in range(8)]
+        batches = [
+            json.dumps({"requests": [reqs[(k * a.batch + j) % len(reqs)] for j in range(a.batch)]}) for k in range(8)
+        ]
 
         def batch(c: httpx.Client, i: int) -> bool:
-            return c.post("/v1/check/batch", content=batches[i % len(batches)],
-                          headers={"Content-Type": "application/json"}).status_code == 200
+            return (
+                c.post(
+                    "/v1/check/batch", content=batches[i % len(batches)], headers={"Content-Type": "application/json"}
+                ).status_code
+                == 200
+            )
 
         for clients in (1, 2):
             n, lat, el = drive(a.seconds, clients, batch)
             label = f"batch of {a.batch}, {clients} client(s)"
-            results[label] = dict(batches=n, requests_per_s=round(n * a.batch / el),
-                                  p50_ms=round(pct(lat, 50) * 1e3, 1), p99_ms=round(pct(lat, 99) * 1e3, 1))
+            results[label] = dict(
+                batches=n,
+                requests_per_s=round(n * a.batch / el),
+                p50_ms=round(pct(lat, 50) * 1e3, 1),
+                p99_ms=round(pct(lat, 99) * 1e3, 1),
+            )
             print(label, results[label], flush=True)
         db = tmp / "dfft.db"
         import sqlite3
+
         con = sqlite3.connect(db)
         results["audit rows"] = con.execute("SELECT count(*) FROM decisions").fetchone()[0]
         con.close()

@@ -1,5 +1,6 @@
 """Side by side on the shared subset: dfft (bench/subset), Cedar (bench/subset.cedar via cedarpy) and the floor
 (a precomputed dict of the answers). Checks that all three agree before timing anything."""
+
 from __future__ import annotations
 
 import random
@@ -19,8 +20,18 @@ def subset_requests(rs, n: int, seed: int = 11) -> list[dict[str, Any]]:
     """Single-leg transfers from JP or SG (the exporters the subset covers), unique."""
     rnd = random.Random(seed)
     cats = sorted(rs.vocabulary.data_categories)
-    sgs = ["consent", "contract_necessity", "asean_mcc", "bcr", "cbpr_certified", "recipient_contract", "eu_scc",
-           "tia_filed", "encryption", "nda"]
+    sgs = [
+        "consent",
+        "contract_necessity",
+        "asean_mcc",
+        "bcr",
+        "cbpr_certified",
+        "recipient_contract",
+        "eu_scc",
+        "tia_filed",
+        "encryption",
+        "nda",
+    ]
     dests = ["VN", "US", "EU", "DE", "GB", "SG", "JP", "CN", "IN", "BR", "AU", "KR", "FR", "TH"]
     purposes = sorted(rs.vocabulary.purposes)
     out: list[dict[str, Any]] = []
@@ -28,11 +39,17 @@ def subset_requests(rs, n: int, seed: int = 11) -> list[dict[str, Any]]:
     while len(out) < n:
         o = rnd.choice(["JP", "SG"])
         d = rnd.choice([x for x in dests if x != o])
-        r = {"origin": o, "destination": d,
-             "data_categories": sorted(set(rnd.sample(cats, rnd.randint(1, 3))) | ({"personal"} if rnd.random() < .6 else set())),
-             "safeguards": sorted(rnd.sample(sgs, rnd.choice([0, 0, 1, 1, 2]))),
-             "purpose": rnd.choice(purposes) if rnd.random() < .4 else "general",
-             "subjects": rnd.randint(1, 10**7), "as_of": AS_OF}
+        r = {
+            "origin": o,
+            "destination": d,
+            "data_categories": sorted(
+                set(rnd.sample(cats, rnd.randint(1, 3))) | ({"personal"} if rnd.random() < 0.6 else set())
+            ),
+            "safeguards": sorted(rnd.sample(sgs, rnd.choice([0, 0, 1, 1, 2]))),
+            "purpose": rnd.choice(purposes) if rnd.random() < 0.4 else "general",
+            "subjects": rnd.randint(1, 10**7),
+            "as_of": AS_OF,
+        }
         k = repr(r)
         if k not in seen:
             seen.add(k)
@@ -41,8 +58,14 @@ def subset_requests(rs, n: int, seed: int = 11) -> list[dict[str, Any]]:
 
 
 def _floor_key(r: dict[str, Any]) -> tuple:
-    return (r["origin"], r["destination"], tuple(r["data_categories"]), tuple(r["safeguards"]), r["purpose"],
-            r["subjects"])
+    return (
+        r["origin"],
+        r["destination"],
+        tuple(r["data_categories"]),
+        tuple(r["safeguards"]),
+        r["purpose"],
+        r["subjects"],
+    )
 
 
 def run(n: int = 2000) -> dict[str, Any]:
@@ -58,10 +81,18 @@ def run(n: int = 2000) -> dict[str, Any]:
     reqs = subset_requests(rs, n)
 
     def cedar_request(r: dict[str, Any]) -> dict[str, Any]:
-        return {"principal": 'Exporter::"x"', "action": 'Action::"transfer"', "resource": 'Data::"d"',
-                "context": {"from": r["origin"], "to": alias.get(r["destination"], r["destination"]),
-                            "categories": sorted(closure(frozenset(r["data_categories"]))),
-                            "safeguards": r["safeguards"], "purpose": r["purpose"]}}
+        return {
+            "principal": 'Exporter::"x"',
+            "action": 'Action::"transfer"',
+            "resource": 'Data::"d"',
+            "context": {
+                "from": r["origin"],
+                "to": alias.get(r["destination"], r["destination"]),
+                "categories": sorted(closure(frozenset(r["data_categories"]))),
+                "safeguards": r["safeguards"],
+                "purpose": r["purpose"],
+            },
+        }
 
     def cedar_answer(res) -> tuple[str, tuple[str, ...]]:
         allowed = res.allowed
@@ -72,8 +103,9 @@ def run(n: int = 2000) -> dict[str, Any]:
     dfft_answers = []
     for r in reqs:
         d = eng.check(r)
-        dfft_answers.append((d.verdict, tuple(sorted(f.rule_id for f in d.findings
-                                                      if f.status == "applies" and f.effect != "allow"))))
+        dfft_answers.append(
+            (d.verdict, tuple(sorted(f.rule_id for f in d.findings if f.status == "applies" and f.effect != "allow")))
+        )
     cedar_answers = [cedar_answer(cedarpy.is_authorized(cedar_request(r), policies, entities)) for r in reqs]
     floor = {_floor_key(r): a for r, a in zip(reqs, dfft_answers, strict=True)}
     disagree = [(r, a, b) for r, a, b in zip(reqs, dfft_answers, cedar_answers, strict=True) if a != b]
@@ -84,12 +116,18 @@ def run(n: int = 2000) -> dict[str, Any]:
         fn()
         return (time.perf_counter() - w) / len(reqs) * 1e6, (time.process_time() - c) / len(reqs) * 1e6
 
-    out: dict[str, Any] = {"n": len(reqs), "disagreements": len(disagree), "verdicts": verdicts,
-                           "examples_of_disagreement": [str(x) for x in disagree[:3]]}
+    out: dict[str, Any] = {
+        "n": len(reqs),
+        "disagreements": len(disagree),
+        "verdicts": verdicts,
+        "examples_of_disagreement": [str(x) for x in disagree[:3]],
+    }
     cold = Engine(rs)
     out["dfft_never_seen"] = timed(lambda: [cold.check(r) for r in reqs])
     out["dfft_repeated"] = timed(lambda: [cold.check(r) for r in reqs])
     out["cedar"] = timed(lambda: [cedarpy.is_authorized(cedar_request(r), policies, entities) for r in reqs])
-    out["cedar_batch"] = timed(lambda: cedarpy.is_authorized_batch([cedar_request(r) for r in reqs], policies, entities))
+    out["cedar_batch"] = timed(
+        lambda: cedarpy.is_authorized_batch([cedar_request(r) for r in reqs], policies, entities)
+    )
     out["floor"] = timed(lambda: [floor[_floor_key(r)] for r in reqs])
     return out

@@ -2,6 +2,7 @@
 
 Profiles never-seen checks (cache misses) on the synthetic corpus (19 jurisdictions x RULES rules, default 14 = 1x),
 or repeated ones with --repeated."""
+
 from __future__ import annotations
 
 import sys
@@ -30,8 +31,10 @@ def main() -> None:
     p.stop()
     print(p.output_text(unicode=False, show_all=False))
     b = eng.backend
-    print(f"durable-rules assertions: {b.asserted}, skipped (no rule of the level can match): {b.skipped}, "
-          f"answered by the fact memo: {b.memo_hits}")
+    print(
+        f"durable-rules assertions: {b.asserted}, skipped (no rule of the level can match): {b.skipped}, "
+        f"answered by the fact memo: {b.memo_hits}"
+    )
 
 
 if __name__ == "__main__":

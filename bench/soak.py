@@ -12,6 +12,7 @@ bound). Nothing here is timed against a target: it measures memory.
 
     .venv/bin/python -m bench.soak [--scenarios 500] [--checks 100000] [--bound 400]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,24 +43,48 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return vals["VmRSS"], vals["VmHWM"]
 
 
-ROUTES = [("JP", "VN"), ("JP", "SG"), ("SG", "JP"), ("VN", "SG"), ("SG", "VN"), ("EU", "JP"), ("EU", "ID"),
-          ("CN", "US"), ("US", "CN"), ("KR", "JP"), ("IN", "SG"), ("AU", "NZ"), ("GB", "US"), ("TH", "MY"),
-          ("MY", "TH"), ("ID", "SG"), ("PH", "JP"), ("RU", "DE")]
+ROUTES = [
+    ("JP", "VN"),
+    ("JP", "SG"),
+    ("SG", "JP"),
+    ("VN", "SG"),
+    ("SG", "VN"),
+    ("EU", "JP"),
+    ("EU", "ID"),
+    ("CN", "US"),
+    ("US", "CN"),
+    ("KR", "JP"),
+    ("IN", "SG"),
+    ("AU", "NZ"),
+    ("GB", "US"),
+    ("TH", "MY"),
+    ("MY", "TH"),
+    ("ID", "SG"),
+    ("PH", "JP"),
+    ("RU", "DE"),
+]
 DATA = [["personal"], ["personal", "health"], ["sensitive_personal"], ["personal", "financial"], ["biometric"]]
 SAFEGUARDS = [[], ["consent"], ["tia_filed"], ["consent", "tia_filed"], ["eu_scc"], ["asean_mcc"]]
 
 
 def check_request(i: int) -> dict[str, Any]:
     o, d = ROUTES[i % len(ROUTES)]
-    return {"origin": o, "destination": d, "data_categories": DATA[(i // 7) % len(DATA)],
-            "subjects": 1 + (i * 7919) % 5_000_000, "safeguards": SAFEGUARDS[(i // 3) % len(SAFEGUARDS)]}
+    return {
+        "origin": o,
+        "destination": d,
+        "data_categories": DATA[(i // 7) % len(DATA)],
+        "subjects": 1 + (i * 7919) % 5_000_000,
+        "safeguards": SAFEGUARDS[(i // 3) % len(SAFEGUARDS)],
+    }
 
 
 def scenario(i: int, rule_id: str) -> dict[str, Any]:
     # a distinct rule set each time: one rule starts i days later than its law
-    return {"name": f"soak {i}", "law": {"rule_dates": [{"rule": rule_id,
-                                                           "effective_from": f"{2027 + i // 365}-01-01"}]},
-            "facts": [{"subjects": 1000 + i}]}
+    return {
+        "name": f"soak {i}",
+        "law": {"rule_dates": [{"rule": rule_id, "effective_from": f"{2027 + i // 365}-01-01"}]},
+        "facts": [{"subjects": 1000 + i}],
+    }
 
 
 def main() -> None:
@@ -75,13 +100,21 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dfft-soak-"))
     env = {**os.environ}
     base = [sys.executable, "-m", "dfft.cli"] + (["--rules", a.rules] if a.rules else [])
-    keys = [subprocess.run(base + ["keys", "create", "--scope", "check", "--data-dir", str(tmp), "--name", f"soak{k}"],
-                           capture_output=True, text=True, check=True, timeout=120).stdout.strip()
-            for k in range(a.keys)]
+    keys = [
+        subprocess.run(
+            base + ["keys", "create", "--scope", "check", "--data-dir", str(tmp), "--name", f"soak{k}"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout.strip()
+        for k in range(a.keys)
+    ]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(base + ["serve", "--port", str(port), "--data-dir", str(tmp), "--log-level", "warning"],
-                            env=env)
+    proc = subprocess.Popen(
+        base + ["serve", "--port", str(port), "--data-dir", str(tmp), "--log-level", "warning"], env=env
+    )
     rows: list[tuple[str, float, float, str]] = []
     try:
         deadline = time.monotonic() + 120
@@ -109,11 +142,16 @@ def main() -> None:
                 r = c.post("/v1/whatif/diff", json=body)
                 if r.status_code != 429:
                     break
-                time.sleep(min(float(r.headers.get("Retry-After", "1")), 5.0))   # rate limited: wait as told
+                time.sleep(min(float(r.headers.get("Retry-After", "1")), 5.0))  # rate limited: wait as told
                 status[429] = status.get(429, 0) + 1
             status[r.status_code] = status.get(r.status_code, 0) + 1
-        rows.append((f"after {a.scenarios} distinct scenarios", *rss_mib(proc.pid),
-                     f"{time.perf_counter() - t0:.0f} s, statuses {dict(sorted(status.items()))}"))
+        rows.append(
+            (
+                f"after {a.scenarios} distinct scenarios",
+                *rss_mib(proc.pid),
+                f"{time.perf_counter() - t0:.0f} s, statuses {dict(sorted(status.items()))}",
+            )
+        )
 
         # 2. distinct checks
         t0 = time.perf_counter()
@@ -122,14 +160,20 @@ def main() -> None:
         n_batch = a.checks - a.single
         for start in range(0, n_batch, a.batch):
             reqs = [check_request(j) for j in range(start, min(n_batch, start + a.batch))]
-            r = c.post("/v1/check/batch", content=json.dumps({"requests": reqs}),
-                       headers={"Content-Type": "application/json"})
+            r = c.post(
+                "/v1/check/batch", content=json.dumps({"requests": reqs}), headers={"Content-Type": "application/json"}
+            )
             status[r.status_code] = status.get(r.status_code, 0) + 1
         for j in range(n_batch, a.checks):
             r = c.post("/v1/check", json=check_request(j))
             status[r.status_code] = status.get(r.status_code, 0) + 1
-        rows.append((f"after {a.checks:,} distinct checks", *rss_mib(proc.pid),
-                     f"{time.perf_counter() - t0:.0f} s, statuses {dict(sorted(status.items()))}"))
+        rows.append(
+            (
+                f"after {a.checks:,} distinct checks",
+                *rss_mib(proc.pid),
+                f"{time.perf_counter() - t0:.0f} s, statuses {dict(sorted(status.items()))}",
+            )
+        )
         for cl in clients:
             cl.close()
     finally:
@@ -139,7 +183,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"| phase | RSS MiB | peak (VmHWM) MiB | notes |\n| --- | --- | --- | --- |")
+    print("| phase | RSS MiB | peak (VmHWM) MiB | notes |\n| --- | --- | --- | --- |")
     for name, rss, hwm, note in rows:
         print(f"| {name} | {rss:.0f} | {hwm:.0f} | {note} |")
     final = rows[-1][1]

@@ -6,6 +6,7 @@ Runs the real app in process (FastAPI test client, embedded corpus, SQLite audit
 posts POST /v1/whatif/diff with N distinct scenarios, each disabling a different set of rules (so each compiles its
 own durable-rules rulesets). Prints the resident set size every `--every` scenarios. The per-key scenario limit is
 switched off (DFFT_WHATIF_SCENARIOS_PER_MINUTE=0) to measure the engine pool alone."""
+
 from __future__ import annotations
 
 import argparse
@@ -40,16 +41,20 @@ def main() -> None:
     rs = app.state.rules.engine.ruleset
     leaves = sorted(r.id for r in rs.all_rules() if not r.derive)
     combos = itertools.chain.from_iterable(itertools.combinations(leaves, k) for k in (1, 2))
-    reqs = [{"origin": "VN", "destination": "JP", "data_categories": ["personal"], "subjects": 1000},
-            {"origin": "JP", "destination": "SG", "data_categories": ["personal", "health"]}]
+    reqs = [
+        {"origin": "VN", "destination": "JP", "data_categories": ["personal"], "subjects": 1000},
+        {"origin": "JP", "destination": "SG", "data_categories": ["personal", "health"]},
+    ]
     with TestClient(app, headers={"X-API-Key": key}) as c:
         c.post("/v1/whatif/diff", json={"scenario": {"name": "warm-up"}, "requests": reqs})
         print(f"{'scenarios':>9} {'RSS MiB':>8} {'s':>6}")
         print(f"{0:>9} {rss_mib():>8.0f} {0:>6.1f}")
         t0 = time.perf_counter()
         for i, combo in zip(range(args.scenarios), combos):
-            r = c.post("/v1/whatif/diff", json={"scenario": {"name": f"s{i}", "law": {"disable_rules": list(combo)}},
-                                                "requests": reqs})
+            r = c.post(
+                "/v1/whatif/diff",
+                json={"scenario": {"name": f"s{i}", "law": {"disable_rules": list(combo)}}, "requests": reqs},
+            )
             if r.status_code != 200:
                 raise SystemExit(f"scenario {i}: {r.status_code} {r.text[:300]}")
             if (i + 1) % args.every == 0:

@@ -1,4 +1,5 @@
 """Request streams for the benchmarks: realistic, reproducible (seeded), valid for the rule set at hand."""
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,10 @@ def requests(rs: RuleSet, n: int, seed: int = 1, unique: bool = True, max_via: i
         if not categories:
             categories.add(rnd.choice(cats))
         r = {
-            "origin": origin, "destination": dest, "via": via, "data_categories": sorted(categories),
+            "origin": origin,
+            "destination": dest,
+            "via": via,
+            "data_categories": sorted(categories),
             "subjects": rnd.choice([None, rnd.randint(1, 5_000), rnd.randint(5_000, 2_000_000)]),
             "safeguards": sorted(rnd.sample(sgs, rnd.choice([0, 0, 1, 1, 2, 3]))),
             "exporter": rnd.choice(exporters) if rnd.random() < 0.3 else "private",

@@ -1,9 +1,10 @@
 """dfft: before data crosses a border, tell whether the transfer is allowed, conditional or blocked, and why.
 
-    >>> import dfft
-    >>> d = dfft.check(origin="JP", destination="VN", data_categories=["personal"], subjects=1000)
-    >>> d.verdict, [f.rule_id for f in d.findings]
+>>> import dfft
+>>> d = dfft.check(origin="JP", destination="VN", data_categories=["personal"], subjects=1000)
+>>> d.verdict, [f.rule_id for f in d.findings]
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,8 +14,22 @@ from .engine.default import default_engine
 from .plugins.guard import Guard, GuardResult, TransferBlocked, guard
 from .rules import RuleSet, RuleSetError, load_ruleset
 
-__all__ = ["Decision", "Engine", "EngineError", "Guard", "GuardResult", "RequestError", "RuleSet", "RuleSetError",
-           "TransferBlocked", "TransferRequest", "check", "default_engine", "guard", "load_ruleset"]
+__all__ = [
+    "Decision",
+    "Engine",
+    "EngineError",
+    "Guard",
+    "GuardResult",
+    "RequestError",
+    "RuleSet",
+    "RuleSetError",
+    "TransferBlocked",
+    "TransferRequest",
+    "check",
+    "default_engine",
+    "guard",
+    "load_ruleset",
+]
 
 
 def check(request: Any = None, **fields: Any) -> Decision:

@@ -9,6 +9,7 @@
 Every failure raises `ApiError` carrying the service's problem details (status, title, detail, errors). A 5xx
 means no verdict: treat the transfer as not allowed. `ApiError.retryable` says whether trying again may help.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,13 @@ def _request_dict(request: Any, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 class Client:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: Optional[str] = None,
-                 timeout: float = 30.0, transport: Optional[httpx.BaseTransport] = None):
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: Optional[str] = None,
+        timeout: float = 30.0,
+        transport: Optional[httpx.BaseTransport] = None,
+    ):
         headers = {"Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -106,8 +112,9 @@ class Client:
         """Judge many transfers (at most the service's batch limit, 10,000 by default); results in order."""
         body = {"requests": [_request_dict(q, {}) for q in requests]}
         params = {"allow_other_date": "true"} if allow_other_date else None
-        return BatchResponse.model_validate_json(self._call("POST", "/v1/check/batch", json=body,
-                                                            params=params).content)
+        return BatchResponse.model_validate_json(
+            self._call("POST", "/v1/check/batch", json=body, params=params).content
+        )
 
     # -- rule sets ----------------------------------------------------------------------------------------------
     def jurisdictions(self) -> list[JurisdictionSummary]:

@@ -36,15 +36,17 @@ What we learnt about durable-rules 2.0.28 (see ../shared/DESIGN.md) shapes this 
 - a fact's field that a condition tests must be present ($neq on a missing field does not match), so every fact
   carries every field its jurisdiction's rules test.
 """
+
 from __future__ import annotations
 
 import itertools
 import json
-from bisect import bisect_left
 import re
+from bisect import bisect_left
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import durable_rules_engine as _dre
 
@@ -132,7 +134,7 @@ class _Compiler:
         if op == "in_list":
             return {self.key("l", fld, val): not neg}
         k = self.key("v", fld)
-        for v in (val if op in ("in", "not_in") else [val]):
+        for v in val if op in ("in", "not_in") else [val]:
             self._point(k, v)
         if op in ("eq", "ne"):
             equal = (op == "eq") != neg
@@ -206,21 +208,27 @@ def check_budget(code: str, units: list[tuple[str, dict]]) -> dict[str, int]:
     The model: each alternative is the path of its tests from the root, then its rule; a node's children are the
     distinct next tests (and rules) of the paths through it. See the module doc for the measured limits."""
     if len(units) > MAX_RULESET_UNITS:
-        raise CompileError(f"{code}: {len(units)} rule variants in one rule set exceed the limit of {MAX_RULESET_UNITS} "
-                           "(durable-rules fails near 500); split the jurisdiction's rules")
+        raise CompileError(
+            f"{code}: {len(units)} rule variants in one rule set exceed the limit of {MAX_RULESET_UNITS} "
+            "(durable-rules fails near 500); split the jurisdiction's rules"
+        )
     total = 0
     counts: list[int] = []
     for rid, e in units:
         n = _shape(e)
         if n > MAX_RULE_ALTERNATIVES:
-            raise CompileError(f"{code}: rule {rid} expands into {n} alternatives (every `in`/`not_in`/`contains_any` "
-                               f"value and every `any` branch multiplies them), over the limit of "
-                               f"{MAX_RULE_ALTERNATIVES} per rule; use a list (in_list) or split the rule")
+            raise CompileError(
+                f"{code}: rule {rid} expands into {n} alternatives (every `in`/`not_in`/`contains_any` "
+                f"value and every `any` branch multiplies them), over the limit of "
+                f"{MAX_RULE_ALTERNATIVES} per rule; use a list (in_list) or split the rule"
+            )
         counts.append(n)
         total += n
         if total > MAX_RULESET_ALTERNATIVES:
-            raise CompileError(f"{code}: the rules expand into more than {MAX_RULESET_ALTERNATIVES} alternatives in "
-                               "one rule set; use lists (in_list) or fewer alternatives")
+            raise CompileError(
+                f"{code}: the rules expand into more than {MAX_RULESET_ALTERNATIVES} alternatives in "
+                "one rule set; use lists (in_list) or fewer alternatives"
+            )
     root: dict = {}
     through: dict[int, Counter] = {}  # id(node) -> rule ids of the paths through it
     for i, (rid, e) in enumerate(units):
@@ -240,7 +248,7 @@ def check_budget(code: str, units: list[tuple[str, dict]]) -> dict[str, int]:
         fields = Counter(_field(t) for t in worst_node)
         by_rule: Counter = Counter()
         for t, child in worst_node.items():
-            for rid in (through.get(id(child)) or Counter({units[int(t[1])][0]: 1})):
+            for rid in through.get(id(child)) or Counter({units[int(t[1])][0]: 1}):
                 by_rule[rid] += 1
         top = ", ".join(f"{r} ({n})" for r, n in by_rule.most_common(3))
         ops = {"$eq": "=", "$neq": "!=", "$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
@@ -249,7 +257,8 @@ def check_budget(code: str, units: list[tuple[str, dict]]) -> dict[str, int]:
             f"{code}: {worst} tests under one durable-rules node (after {after}) exceed the limit of {MAX_NODE_TESTS} "
             f"(durable-rules hangs at about 512): {', '.join(f'{n} on {f}' for f, n in fields.most_common())}; "
             f"rules contributing most: {top}. Every `in`/`not_in`/`contains_any` value and `any` branch is one "
-            "alternative: move the values into a list (in_list) or split the rules")
+            "alternative: move the values into a list (in_list) or split the rules"
+        )
     return {"siblings": worst, "alternatives": total, "units": len(units)}
 
 
@@ -264,8 +273,9 @@ def check_jurisdiction(rs: RuleSet, code: str) -> dict[str, int]:
     """check_budget for one jurisdiction of `rs`, without touching durable-rules (scenario validation, lint)."""
     prep = prepare(rs.jurisdictions[code])
     comp = _Compiler(rs, prep)
-    return check_budget(code, [(u.rule.id, comp.unit_expr(u)) for u in prep.units]
-                        + [("catch_all", {"$gte": {"lvl": 0}})])
+    return check_budget(
+        code, [(u.rule.id, comp.unit_expr(u)) for u in prep.units] + [("catch_all", {"$gte": {"lvl": 0}})]
+    )
 
 
 class _Level:
@@ -330,8 +340,7 @@ def _guard(cond: dict[str, Any]) -> Optional[tuple]:
                 if op == "contains_all":
                     vals = {sorted(vals)[0]}
                 found.append((1 if fld == "data_categories" else 3, "c" if fld == "data_categories" else "s", vals))
-            elif op in ("eq", "in") and fld in ("exporter", "sector", "purpose", "from", "to", "origin",
-                                                "destination"):
+            elif op in ("eq", "in") and fld in ("exporter", "sector", "purpose", "from", "to", "origin", "destination"):
                 found.append((2, "e", fld, {val} if op == "eq" else set(val)))
 
     visit(cond)
@@ -390,8 +399,11 @@ class DurableBackend:
                 definition[f"u{u.index}"] = {"all": [{"m": comp.unit_expr(u)}]}
                 keys_of[u.index] = comp.used
             definition["catch_all"] = {"all": [{"m": {"$gte": {"lvl": 0}}}]}
-            check_budget(code, [(u.rule.id, definition[f"u{u.index}"]["all"][0]["m"]) for u in prep.units]
-                         + [("catch_all", definition["catch_all"]["all"][0]["m"])])
+            check_budget(
+                code,
+                [(u.rule.id, definition[f"u{u.index}"]["all"][0]["m"]) for u in prep.units]
+                + [("catch_all", definition["catch_all"]["all"][0]["m"])],
+            )
             name = f"{code}_{rs.hash[:12]}_{next(_names)}"
             definitions[code] = (name, definition)
             self.ruleset_names[code] = name
@@ -401,10 +413,18 @@ class DurableBackend:
         texts = {code: json.dumps(definition, ensure_ascii=False) for code, (_, definition) in definitions.items()}
         # a definition this process has not seen pass is first tried in a child process with a timeout, so that a
         # durable-rules failure mode that check_budget does not know can never hang this process
-        _probe.probe({code: (texts[code], _probe.probe_facts(
-            sorted({u.level for u in self.prepared[code].units}),
-            {k: _probe_values(k, comp.specs[k]) for k in comp.getters}))
-            for code, (comp, _) in self._level_src.items()})
+        _probe.probe(
+            {
+                code: (
+                    texts[code],
+                    _probe.probe_facts(
+                        sorted({u.level for u in self.prepared[code].units}),
+                        {k: _probe_values(k, comp.specs[k]) for k in comp.getters},
+                    ),
+                )
+                for code, (comp, _) in self._level_src.items()
+            }
+        )
         for code, (name, definition) in definitions.items():
             try:
                 self._handles[code] = _dre.create_ruleset(name, texts[code])
@@ -469,8 +489,19 @@ class DurableBackend:
             self.skipped += 1
             return []
         roles = fact.roles
-        body = _encode(lv.project(fact.env, flags, fact.as_of, level, fact.hop, _as_int(fact.as_of),
-                                  "exporter" in roles, "importer" in roles, "origin" in roles))
+        body = _encode(
+            lv.project(
+                fact.env,
+                flags,
+                fact.as_of,
+                level,
+                fact.hop,
+                _as_int(fact.as_of),
+                "exporter" in roles,
+                "importer" in roles,
+                "origin" in roles,
+            )
+        )
         if self.fact_memo:
             known = self._memo.get((code, body))
             if known is not None:
@@ -483,8 +514,10 @@ class DurableBackend:
             # never touch a state durable-rules did not handle (deleting one segfaults, see the module doc): leave it
             # behind, leaked, and continue on a fresh sid so no later check sees what it may hold
             self._sid = f"p{next(_names)}"
-            what = {1: "did not handle a fact despite the catch-all rule",
-                    2: "saw the same fact asserted twice in one check"}.get(res[0], f"returned status {res[0]}")
+            what = {
+                1: "did not handle a fact despite the catch-all rule",
+                2: "saw the same fact asserted twice in one check",
+            }.get(res[0], f"returned status {res[0]}")
             raise EvaluationError(f"{code}: durable-rules {what}")
         self._asserted.append((h, msg))
         state = res[1]
@@ -495,7 +528,7 @@ class DurableBackend:
         action = _dre.start_action_for_state(h, state)
         message = action[1] if action else None
         while message:  # drain every pending action, even after an anomaly: a state with pending actions must not
-            rule = message[2:message.index('"', 2)]  # be deleted.  message: {"<rule name>": {...}}
+            rule = message[2 : message.index('"', 2)]  # be deleted.  message: {"<rule name>": {...}}
             i = rule_of.get(rule)
             if i is None:
                 unknown.append(rule)
@@ -514,7 +547,7 @@ class DurableBackend:
         # a rule is a predicate, so it counts once per fact
         matched = [units[i] for i in sorted(hits)]
         if self.fact_memo:
-            size = 200 + 2 * len(body) + 8 * len(matched)   # key tuple, the str (UCS-1/2), the list
+            size = 200 + 2 * len(body) + 8 * len(matched)  # key tuple, the str (UCS-1/2), the list
             if len(self._memo) >= self.fact_memo or self._memo_size + size > self.fact_memo_bytes:
                 self._memo.clear()
                 self._memo_size = 0
@@ -554,6 +587,7 @@ def _bucket(points: set) -> Optional[Callable[[Any], Any]]:
         if i < n and ts[i] == x:
             return x
         return ts[0] - 1 if i == 0 else ts[i - 1] + 1
+
     return canon
 
 
@@ -564,9 +598,11 @@ def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., dict]:
     ns: dict[str, Any] = {}
     asof = _bucket(comp.points.get("as_of", set()))
     ns["_b_as_of"] = asof
-    lines = ["def project(env, flags, on, lvl, hop, as_of, r_exporter, r_importer, r_origin):",
-             "    return {'lvl': lvl, 'hop': hop, 'as_of': _b_as_of(as_of), 'r_exporter': r_exporter,",
-             "            'r_importer': r_importer, 'r_origin': r_origin,"]
+    lines = [
+        "def project(env, flags, on, lvl, hop, as_of, r_exporter, r_importer, r_origin):",
+        "    return {'lvl': lvl, 'hop': hop, 'as_of': _b_as_of(as_of), 'r_exporter': r_exporter,",
+        "            'r_importer': r_importer, 'r_origin': r_origin,",
+    ]
     memo: dict[tuple, bool] = {}
     rs, code = comp.rs, comp.code
 

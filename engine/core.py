@@ -5,18 +5,19 @@ chaining): match the rules of that level, add the flags derived, go to the next 
 into a Decision; their order is canonical (leg, jurisdiction, rule id), never the engine's firing order, so the
 decision is a pure function of the normalised request and the rule set.
 """
+
 from __future__ import annotations
 
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable, Iterable
 from datetime import date
-from typing import Any, Hashable, Iterable, Literal, Optional
+from typing import Any, Literal, Optional
 
 from ..rules.conditions import leaf_op, walk
 from ..rules.model import SEVERITY, Rule, RuleSet
-from .decision import (VERDICT_OF_SEVERITY, CitationOut, Decision, Finding, ObligationOut, RuleSetRef,
-                       TraceEntry)
+from .decision import VERDICT_OF_SEVERITY, CitationOut, Decision, Finding, ObligationOut, RuleSetRef, TraceEntry
 from .plan import Fact, Unit, facts_for, holds
 from .request import Normalised, RequestError, TransferRequest, normalise
 
@@ -49,8 +50,8 @@ def decision_bytes(d: Decision) -> int:
     return 2048 + 1536 * len(d.findings) + 1024 * len(d.obligations) + 400 * len(d.trace) + 200 * len(d.notes)
 
 
-_RAW_ENTRY = 512     # estimated bytes of a raw memo key (a request as given) beyond the decision it points to
-_PART_BYTES = 1024   # estimated bytes of one shared output part (a trace entry or finding)
+_RAW_ENTRY = 512  # estimated bytes of a raw memo key (a request as given) beyond the decision it points to
+_PART_BYTES = 1024  # estimated bytes of one shared output part (a trace entry or finding)
 
 
 def _raw_key(request: Any, today: date) -> Optional[Hashable]:
@@ -88,10 +89,15 @@ class EngineError(RuntimeError):
 def _backend(rs: RuleSet, name: str, cache_size: int = 0, fact_memo_bytes: Optional[int] = None) -> Any:
     if name == "durable":
         from .compile import DurableBackend
-        return DurableBackend(rs, fact_memo=4 * cache_size,
-                              fact_memo_bytes=memo_bytes() // 4 if fact_memo_bytes is None else fact_memo_bytes)
+
+        return DurableBackend(
+            rs,
+            fact_memo=4 * cache_size,
+            fact_memo_bytes=memo_bytes() // 4 if fact_memo_bytes is None else fact_memo_bytes,
+        )
     if name == "reference":
         from .reference import ReferenceBackend
+
         return ReferenceBackend(rs)
     raise ValueError(f"unknown backend {name!r}; expected durable or reference")
 
@@ -100,8 +106,14 @@ class Engine:
     """Judges transfer requests against one rule set. Thread-safe (calls are serialised: the durable-rules C
     extension holds the GIL anyway); scale with processes."""
 
-    def __init__(self, ruleset: RuleSet, backend: BackendName = "durable", cache_size: int = 65536,
-                 today: Optional[date] = None, memo_budget: Optional[int] = None):
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        backend: BackendName = "durable",
+        cache_size: int = 65536,
+        today: Optional[date] = None,
+        memo_budget: Optional[int] = None,
+    ):
         self.backend_name = backend
         self.cache_size = cache_size
         # the byte budget of the decision memos (_cache and _raw together); a quarter each for the backend's fact
@@ -166,7 +178,7 @@ class Engine:
 
     # -- leases: an engine is immutable per rule set; whoever swaps it out retires it, and it is closed (its
     # durable-rules rulesets freed) once the last user that took a lease before the swap is done
-    def acquire(self) -> "Engine":
+    def acquire(self) -> Engine:
         with self._lock:
             if self._closed:
                 raise EngineError("this engine is closed (its rule set was replaced); take the current one")
@@ -304,17 +316,34 @@ class Engine:
     def _trace_entry(self, fact: Fact, level: int, u: Unit) -> TraceEntry:
         key = ("t", fact.hop, fact.jurisdiction, level, u.rule.id, u.kind)
         if u.kind == "derive":
-            return self._part(key, lambda: TraceEntry(leg=fact.hop, jurisdiction=fact.jurisdiction, level=level,
-                                                      rule_id=u.rule.id, action="derive", flags=u.rule.derive))
-        return self._part(key, lambda: TraceEntry(leg=fact.hop, jurisdiction=fact.jurisdiction, level=level,
-                                                  rule_id=u.rule.id, action=u.kind))
+            return self._part(
+                key,
+                lambda: TraceEntry(
+                    leg=fact.hop,
+                    jurisdiction=fact.jurisdiction,
+                    level=level,
+                    rule_id=u.rule.id,
+                    action="derive",
+                    flags=u.rule.derive,
+                ),
+            )
+        return self._part(
+            key,
+            lambda: TraceEntry(
+                leg=fact.hop, jurisdiction=fact.jurisdiction, level=level, rule_id=u.rule.id, action=u.kind
+            ),
+        )
 
     def _citation(self, rule: Rule) -> CitationOut:
         hit = self._citations.get(rule.id)
         if hit is None:
             law = self.ruleset.jurisdictions[rule.jurisdiction].laws[rule.citation.law]
-            hit = self._citations[rule.id] = CitationOut(law=rule.citation.law, law_title=law.title,
-                                                         article=rule.citation.article, url=rule.citation.url or law.url)
+            hit = self._citations[rule.id] = CitationOut(
+                law=rule.citation.law,
+                law_title=law.title,
+                article=rule.citation.article,
+                url=rule.citation.url or law.url,
+            )
         return hit
 
     def _met_by(self, fact: Fact, rule: Rule, flags: tuple[str, ...]) -> tuple[str, ...]:
@@ -324,7 +353,9 @@ class Engine:
         if leaves is None:
             leaves = self._unless_leaves[rule.id] = [
                 (leaf, *(leaf_op(leaf) if "field" in leaf else ("flag", leaf["flag"])))
-                for leaf, positive in walk(rule.unless or {}) if positive]
+                for leaf, positive in walk(rule.unless or {})
+                if positive
+            ]
         fl = frozenset(flags)
         for leaf, op, val in leaves:
             if not holds(leaf, fact.env, fl, self.ruleset, fact.jurisdiction, fact.as_of):
@@ -339,8 +370,9 @@ class Engine:
                 out.append(f"{leaf['field']} {op} {val}")
         return tuple(dict.fromkeys(out))
 
-    def _assemble(self, n: Normalised, facts: list[Fact], fired: list[tuple[Fact, Unit, tuple[str, ...]]],
-                  trace: list[TraceEntry]) -> Decision:
+    def _assemble(
+        self, n: Normalised, facts: list[Fact], fired: list[tuple[Fact, Unit, tuple[str, ...]]], trace: list[TraceEntry]
+    ) -> Decision:
         findings: list[Finding] = []
         obligations: dict[str, dict[str, Any]] = {}
         order = {(f.jurisdiction, f.hop, f.roles): i for i, f in enumerate(facts)}
@@ -350,14 +382,27 @@ class Engine:
             rule = unit.rule
             cit = self._citation(rule)
             leg = n.legs[fact.hop]
-            common = dict(rule_id=rule.id, jurisdiction=rule.jurisdiction, domain=rule.domain, title=rule.title,
-                          leg=fact.hop, leg_path=f"{leg.src}->{leg.dst}", citation=cit,
-                          confidence=rule.confidence, note=rule.note)
+            common = dict(
+                rule_id=rule.id,
+                jurisdiction=rule.jurisdiction,
+                domain=rule.domain,
+                title=rule.title,
+                leg=fact.hop,
+                leg_path=f"{leg.src}->{leg.dst}",
+                citation=cit,
+                confidence=rule.confidence,
+                note=rule.note,
+            )
             if unit.kind == "exempt":
                 met_by = self._met_by(fact, rule, flags)
-                findings.append(self._part(("m", rule.id, fact.hop, common["leg_path"], met_by),
-                                           lambda common=common, met_by=met_by: Finding(
-                    **common, effect="allow", status="met", met_by=met_by)))
+                findings.append(
+                    self._part(
+                        ("m", rule.id, fact.hop, common["leg_path"], met_by),
+                        lambda common=common, met_by=met_by: Finding(
+                            **common, effect="allow", status="met", met_by=met_by
+                        ),
+                    )
+                )
                 continue
             assert rule.effect is not None
             severity = max(severity, SEVERITY[rule.effect])
@@ -369,21 +414,54 @@ class Engine:
                 if rule.id not in entry["rules"]:
                     entry["rules"].append(rule.id)
                     entry["citations"].append(cit)
-            findings.append(self._part(("a", rule.id, fact.hop, common["leg_path"]), lambda common=common, rule=rule: Finding(
-                **common, effect=rule.effect, status="applies", obligations=tuple(o.id for o in rule.obligations))))
+            findings.append(
+                self._part(
+                    ("a", rule.id, fact.hop, common["leg_path"]),
+                    lambda common=common, rule=rule: Finding(
+                        **common,
+                        effect=rule.effect,
+                        status="applies",
+                        obligations=tuple(o.id for o in rule.obligations),
+                    ),
+                )
+            )
         consulted = tuple(dict.fromkeys(f.jurisdiction for f in facts))
         if not findings:
-            findings.append(Finding(
-                rule_id="dfft-no-applicable-rule", jurisdiction=n.request.origin, domain=None, effect="allow",
-                status="none", title="No applicable restricting rule in the rule sets of " + ", ".join(consulted),
-                leg=None, leg_path=None, citation=None, confidence=None))
+            findings.append(
+                Finding(
+                    rule_id="dfft-no-applicable-rule",
+                    jurisdiction=n.request.origin,
+                    domain=None,
+                    effect="allow",
+                    status="none",
+                    title="No applicable restricting rule in the rule sets of " + ", ".join(consulted),
+                    leg=None,
+                    leg_path=None,
+                    citation=None,
+                    confidence=None,
+                )
+            )
         obs = tuple(
-            ObligationOut(id=oid, text=e["ob"].text, kind=e["kind"], one_of=e["ob"].one_of, deadline=e["ob"].deadline,
-                          rules=tuple(e["rules"]), citations=tuple(e["citations"]))
+            ObligationOut(
+                id=oid,
+                text=e["ob"].text,
+                kind=e["kind"],
+                one_of=e["ob"].one_of,
+                deadline=e["ob"].deadline,
+                rules=tuple(e["rules"]),
+                citations=tuple(e["citations"]),
+            )
             for oid, e in sorted(obligations.items(), key=lambda kv: (kv[1]["kind"] != "gating", kv[0]))
         )
         return Decision(
-            verdict=VERDICT_OF_SEVERITY[severity], request=n.request, as_of=n.request.as_of, findings=tuple(findings),
-            obligations=obs, consulted=consulted, ruleset=self.ref, trace=tuple(trace), notes=n.notes,
+            verdict=VERDICT_OF_SEVERITY[severity],
+            request=n.request,
+            as_of=n.request.as_of,
+            findings=tuple(findings),
+            obligations=obs,
+            consulted=consulted,
+            ruleset=self.ref,
+            trace=tuple(trace),
+            notes=n.notes,
             engine=self.backend.name,
         )

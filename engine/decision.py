@@ -1,4 +1,5 @@
 """The Decision returned for every check: verdict, findings with citations, obligations, trace."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -28,10 +29,10 @@ class Finding(Out):
     jurisdiction: str
     domain: Optional[str]
     effect: Literal["allow", "condition", "block"]
-    status: Literal["applies", "met", "none"]   # met: the rule applied but its `unless` held
+    status: Literal["applies", "met", "none"]  # met: the rule applied but its `unless` held
     title: str
     leg: Optional[int]
-    leg_path: Optional[str]                     # e.g. "JP->VN"
+    leg_path: Optional[str]  # e.g. "JP->VN"
     citation: Optional[CitationOut]
     confidence: Optional[str]
     note: Optional[str] = None
@@ -42,8 +43,8 @@ class Finding(Out):
 class ObligationOut(Out):
     id: str
     text: str
-    kind: Literal["gating", "ongoing"]          # gating: must be met before the transfer; ongoing: a continuing duty
-    one_of: tuple[str, ...] = ()                # safeguards, any one of which meets it
+    kind: Literal["gating", "ongoing"]  # gating: must be met before the transfer; ongoing: a continuing duty
+    one_of: tuple[str, ...] = ()  # safeguards, any one of which meets it
     deadline: Optional[str] = None
     rules: tuple[str, ...]
     citations: tuple[CitationOut, ...]

@@ -1,4 +1,5 @@
 """The process-wide engine on the embedded rule bundle: what `dfft.check` and an in-process `dfft.guard` judge with."""
+
 from __future__ import annotations
 
 import threading

@@ -1,5 +1,6 @@
 """The engine's failure types, in a module of their own so that compile.py and probe.py can both raise them without
 importing each other."""
+
 from __future__ import annotations
 
 

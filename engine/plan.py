@@ -3,6 +3,7 @@
 Both backends (durable-rules and the reference interpreter) share this module, so they differ only in how a
 condition is matched against a fact.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -103,8 +104,9 @@ def list_member(rs: RuleSet, owner: str, ref: str, code: str, on: date) -> bool:
     return rs.code_list(owner, ref).contains(code, on)
 
 
-def leaf_holds(leaf: dict[str, Any], env: dict[str, Any], flags: set[str] | frozenset[str],
-               rs: RuleSet, owner: str, on: date) -> bool:
+def leaf_holds(
+    leaf: dict[str, Any], env: dict[str, Any], flags: set[str] | frozenset[str], rs: RuleSet, owner: str, on: date
+) -> bool:
     """The reference meaning of one leaf test."""
     if "flag" in leaf:
         return leaf["flag"] in flags
@@ -138,8 +140,9 @@ def leaf_holds(leaf: dict[str, Any], env: dict[str, Any], flags: set[str] | froz
     raise ValueError(f"unknown operator {op!r}")
 
 
-def holds(cond: dict[str, Any], env: dict[str, Any], flags: set[str] | frozenset[str],
-          rs: RuleSet, owner: str, on: date) -> bool:
+def holds(
+    cond: dict[str, Any], env: dict[str, Any], flags: set[str] | frozenset[str], rs: RuleSet, owner: str, on: date
+) -> bool:
     if "all" in cond:
         return all(holds(c, env, flags, rs, owner, on) for c in cond["all"])
     if "any" in cond:

@@ -12,6 +12,7 @@ Definitions that passed are remembered by the SHA-256 of their JSON (the ruleset
 wide, at most KNOWN_LIMIT of them: the embedded corpus is probed once per process, and a what-if scenario that
 changes one jurisdiction probes only that jurisdiction's definition.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -88,12 +89,13 @@ def probe(items: dict[str, tuple[str, list[str]]], timeout: float | None = None)
     codes = ", ".join(sorted(todo))
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-I", "-c", _CHILD], input=payload, capture_output=True,
-                              timeout=limit)
+        proc = subprocess.run([sys.executable, "-I", "-c", _CHILD], input=payload, capture_output=True, timeout=limit)
     except subprocess.TimeoutExpired:
-        raise CompileError(f"{codes}: durable-rules did not finish compiling and first-asserting the rule set within "
-                           f"{limit:g} s in a trial process (it would have hung this one); the rule set is refused. "
-                           f"Simplify the rules (fewer alternatives), or raise {ENV_TIMEOUT} if the machine is slow") from None
+        raise CompileError(
+            f"{codes}: durable-rules did not finish compiling and first-asserting the rule set within "
+            f"{limit:g} s in a trial process (it would have hung this one); the rule set is refused. "
+            f"Simplify the rules (fewer alternatives), or raise {ENV_TIMEOUT} if the machine is slow"
+        ) from None
     finally:
         stats["probes"] += 1
         stats["definitions"] += len(todo)
@@ -120,9 +122,16 @@ def probe_facts(levels: list[int], keys: dict[str, Any]) -> list[str]:
     out = []
     for lvl in levels:
         for variant in (0, 1):
-            fact: dict[str, Any] = {"sid": "probe", "chk": lvl * 2 + variant, "lvl": lvl, "hop": variant,
-                                    "as_of": 20260101, "r_exporter": True, "r_importer": bool(variant),
-                                    "r_origin": not variant}
+            fact: dict[str, Any] = {
+                "sid": "probe",
+                "chk": lvl * 2 + variant,
+                "lvl": lvl,
+                "hop": variant,
+                "as_of": 20260101,
+                "r_exporter": True,
+                "r_importer": bool(variant),
+                "r_origin": not variant,
+            }
             for k, (miss, hit) in keys.items():
                 fact[k] = hit if variant else miss
             out.append(json.dumps(fact, ensure_ascii=False, separators=(",", ":")))

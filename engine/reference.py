@@ -3,6 +3,7 @@
 It shares the request normalisation, facts and decision assembly with the durable-rules backend, so the
 compiler-fidelity property compares only the matching of conditions.
 """
+
 from __future__ import annotations
 
 from ..rules.model import RuleSet
@@ -25,7 +26,10 @@ class ReferenceBackend:
     def match(self, fact: Fact, level: int, flags: frozenset[str]) -> list[Unit]:
         prep: Prepared = self.prepared[fact.jurisdiction]
         return [
-            u for u in prep.units
-            if u.level == level and u.rule.scope in fact.roles and u.rule.in_force(fact.as_of)
+            u
+            for u in prep.units
+            if u.level == level
+            and u.rule.scope in fact.roles
+            and u.rule.in_force(fact.as_of)
             and holds(u.cond, fact.env, flags, self.rs, fact.jurisdiction, fact.as_of)
         ]

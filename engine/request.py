@@ -1,4 +1,5 @@
 """Transfer requests: the public model, validation against the rule set's vocabulary, and normalisation."""
+
 from __future__ import annotations
 
 import re
@@ -18,11 +19,11 @@ UNKNOWN_SUBJECTS = 2**31 - 1
 # A real transfer chain rarely has more than three or four hops; the vocabulary has ~20 data categories and ~15
 # safeguards (64 leaves room for fideslang / DPV labels); every value is a code or a vocabulary word of a few dozen
 # characters at most.
-MAX_VIA = 8          # onward hops in `via`
-MAX_ITEMS = 64       # entries in `data_categories` and in `safeguards`
-MAX_STR = 64         # characters in any string value
+MAX_VIA = 8  # onward hops in `via`
+MAX_ITEMS = 64  # entries in `data_categories` and in `safeguards`
+MAX_STR = 64  # characters in any string value
 MAX_SUBJECTS = 10**12  # more than every person and device on earth
-MAX_LISTED = 10      # unknown values quoted in one error (the rest are counted)
+MAX_LISTED = 10  # unknown values quoted in one error (the rest are counted)
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -44,27 +45,52 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 class TransferRequest(BaseModel):
     """One planned transfer: data leaves `origin`, passes through `via` in order, and arrives at `destination`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [{
-        "origin": "JP", "destination": "VN", "data_categories": ["personal"], "subjects": 1000,
-        "safeguards": ["consent"], "as_of": "2026-06-01"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "origin": "JP",
+                    "destination": "VN",
+                    "data_categories": ["personal"],
+                    "subjects": 1000,
+                    "safeguards": ["consent"],
+                    "as_of": "2026-06-01",
+                }
+            ]
+        },
+    )
 
-    origin: Text = Field(description="ISO 3166-1 alpha-2 code (or EU) of the exporting jurisdiction "
-                         f"(a string of at most {MAX_STR} characters)")
+    origin: Text = Field(
+        description="ISO 3166-1 alpha-2 code (or EU) of the exporting jurisdiction "
+        f"(a string of at most {MAX_STR} characters)"
+    )
     destination: Text = Field(description="ISO 3166-1 alpha-2 code (or EU) of the final recipient")
-    via: tuple[Text, ...] = Field(default=(), max_length=MAX_VIA,
-                                  description=f"intermediate hops, in order (at most {MAX_VIA})")
-    data_categories: tuple[Text, ...] = Field(min_length=1, max_length=MAX_ITEMS,
-                                              description=f"categories from the vocabulary (1 to {MAX_ITEMS})")
-    subjects: Optional[StrictInt] = Field(default=None, ge=0, le=MAX_SUBJECTS, description="distinct individuals or "
-                                          "devices in the law's counting period, a JSON integer (not a string, float "
-                                          "or boolean); omitted = unknown, judged as above every threshold")
-    safeguards: tuple[Text, ...] = Field(default=(), max_length=MAX_ITEMS,
-                                         description=f"safeguards already in place (at most {MAX_ITEMS})")
+    via: tuple[Text, ...] = Field(
+        default=(), max_length=MAX_VIA, description=f"intermediate hops, in order (at most {MAX_VIA})"
+    )
+    data_categories: tuple[Text, ...] = Field(
+        min_length=1, max_length=MAX_ITEMS, description=f"categories from the vocabulary (1 to {MAX_ITEMS})"
+    )
+    subjects: Optional[StrictInt] = Field(
+        default=None,
+        ge=0,
+        le=MAX_SUBJECTS,
+        description="distinct individuals or "
+        "devices in the law's counting period, a JSON integer (not a string, float "
+        "or boolean); omitted = unknown, judged as above every threshold",
+    )
+    safeguards: tuple[Text, ...] = Field(
+        default=(), max_length=MAX_ITEMS, description=f"safeguards already in place (at most {MAX_ITEMS})"
+    )
     exporter: Text = Field(default="private", description="private | public_body | ciio")
     sector: Text = "general"
     purpose: Text = "general"
-    as_of: Optional[IsoDate] = Field(default=None, description="date the law is applied as of, an ISO date string "
-                                     "YYYY-MM-DD (numbers are refused); default today")
+    as_of: Optional[IsoDate] = Field(
+        default=None,
+        description="date the law is applied as of, an ISO date string YYYY-MM-DD (numbers are refused); default today",
+    )
 
 
 class RequestError(ValueError):
@@ -86,10 +112,10 @@ class Leg:
 class Normalised:
     """A validated request: codes upper-cased and de-aliased, sets sorted, dates filled. Hashable (memo key)."""
 
-    request: TransferRequest          # the canonical public form (sorted, de-aliased, as_of filled)
-    categories: frozenset[str]        # closed under the taxonomy
+    request: TransferRequest  # the canonical public form (sorted, de-aliased, as_of filled)
+    categories: frozenset[str]  # closed under the taxonomy
     safeguards: frozenset[str]
-    subjects: int                     # UNKNOWN_SUBJECTS when not given
+    subjects: int  # UNKNOWN_SUBJECTS when not given
     legs: tuple[Leg, ...]
     notes: tuple[str, ...]
 
@@ -127,8 +153,11 @@ def collapse(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
         items = e.pop("_items")
         if len(items) > 1:
             e["field"] = items[0].split(".")[0]
-            e["message"] += (f" (items {', '.join(i.partition('.')[2] for i in items[:MAX_LISTED])}"
-                             + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "") + ")")
+            e["message"] += (
+                f" (items {', '.join(i.partition('.')[2] for i in items[:MAX_LISTED])}"
+                + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
+                + ")"
+            )
     return list(out.values())
 
 
@@ -147,12 +176,22 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
         if v in rs.jurisdictions:
             return v
         if must_be_covered:
-            errors.append({"field": field, "message": f"no rule set for {value!r}; covered jurisdictions: {', '.join(covered)}",
-                           "valid": covered})
+            errors.append(
+                {
+                    "field": field,
+                    "message": f"no rule set for {value!r}; covered jurisdictions: {', '.join(covered)}",
+                    "valid": covered,
+                }
+            )
         elif not _iso_code(v) and v not in rs.aliases:
-            errors.append({"field": field, "message": f"{value!r} is not an ISO 3166-1 alpha-2 code; covered "
-                           f"jurisdictions: {', '.join(covered)} (any other ISO code is accepted as a destination)",
-                           "valid": covered})
+            errors.append(
+                {
+                    "field": field,
+                    "message": f"{value!r} is not an ISO 3166-1 alpha-2 code; covered "
+                    f"jurisdictions: {', '.join(covered)} (any other ISO code is accepted as a destination)",
+                    "valid": covered,
+                }
+            )
         return v
 
     origin = code("origin", req.origin, True)
@@ -161,8 +200,12 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
     path = (origin, *via, dest)
     for i, (a, b) in enumerate(zip(path, path[1:], strict=False)):
         if a == b:
-            errors.append({"field": "via" if via else "destination",
-                           "message": f"leg {i} goes from {a} to {b}: a transfer must cross a border on every leg"})
+            errors.append(
+                {
+                    "field": "via" if via else "destination",
+                    "message": f"leg {i} goes from {a} to {b}: a transfer must cross a border on every leg",
+                }
+            )
 
     vocab = rs.vocabulary
 
@@ -171,12 +214,22 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
         # one error per field, whatever the number of unknown values: the valid values are listed once
         unknown = list(dict.fromkeys(v for v in values if v not in valid))
         if unknown:
-            hint = " (or a fideslang / W3C DPV label mapped in rules/vocabulary.yaml)" if field == "data_categories" else ""
+            hint = (
+                " (or a fideslang / W3C DPV label mapped in rules/vocabulary.yaml)"
+                if field == "data_categories"
+                else ""
+            )
             shown = ", ".join(repr(v) for v in unknown[:MAX_LISTED])
             more = f" and {len(unknown) - MAX_LISTED} more" if len(unknown) > MAX_LISTED else ""
             what = "unknown value" if len(unknown) == 1 else "unknown values"
-            errors.append({"field": field, "message": f"{what} {shown}{more}; expected one of {', '.join(valid)}{hint}",
-                           "unknown": unknown[:MAX_LISTED], "valid": list(valid)})
+            errors.append(
+                {
+                    "field": field,
+                    "message": f"{what} {shown}{more}; expected one of {', '.join(valid)}{hint}",
+                    "unknown": unknown[:MAX_LISTED],
+                    "valid": list(valid),
+                }
+            )
         return frozenset(out)
 
     resolved = []
@@ -190,16 +243,28 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
     for field in ("exporter", "sector", "purpose"):
         valid = vocab.values_for(field)
         if getattr(req, field) not in valid:
-            errors.append({"field": field, "message": f"unknown value {getattr(req, field)!r}; expected one of "
-                           f"{', '.join(valid)}", "valid": list(valid)})
+            errors.append(
+                {
+                    "field": field,
+                    "message": f"unknown value {getattr(req, field)!r}; expected one of {', '.join(valid)}",
+                    "valid": list(valid),
+                }
+            )
     if errors:
         raise RequestError(errors)
 
     if req.subjects is None:
         notes.append("subjects not given: judged as above every volume threshold")
     canonical = TransferRequest(
-        origin=origin, destination=dest, via=via, data_categories=tuple(sorted(cats)), subjects=req.subjects,
-        safeguards=tuple(sorted(sgs)), exporter=req.exporter, sector=req.sector, purpose=req.purpose,
+        origin=origin,
+        destination=dest,
+        via=via,
+        data_categories=tuple(sorted(cats)),
+        subjects=req.subjects,
+        safeguards=tuple(sorted(sgs)),
+        exporter=req.exporter,
+        sector=req.sector,
+        purpose=req.purpose,
         as_of=req.as_of or today or date.today(),
     )
     return Normalised(

@@ -24,6 +24,7 @@ Audit: pass `audit=` (a callable taking one dict, or "module:callable") to recei
 the API keeps its own audit log of every check it answers; the sink is for in-process mode (wire it to the API's audit
 store) or for a local trail.
 """
+
 from __future__ import annotations
 
 import functools
@@ -57,6 +58,7 @@ class GuardLogger(Protocol):
     def warning(self, msg: str, /, *args: Any) -> Any: ...
     def error(self, msg: str, /, *args: Any) -> Any: ...
 
+
 ENV_API_URL = "DFFT_API_URL"
 ENV_API_KEY = "DFFT_API_KEY"
 ENV_ON_CONDITIONAL = "DFFT_ON_CONDITIONAL"
@@ -76,8 +78,15 @@ class TransferBlocked(Exception):
     "unavailable" (no verdict could be had and on_unavailable="block"; `decision` is then None and `error` says why).
     """
 
-    def __init__(self, message: str, *, reason: str, request: dict[str, Any], decision: Optional[Decision] = None,
-                 error: Optional[BaseException] = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        request: dict[str, Any],
+        decision: Optional[Decision] = None,
+        error: Optional[BaseException] = None,
+    ):
         super().__init__(message)
         self.reason = reason
         self.request = request
@@ -87,13 +96,17 @@ class TransferBlocked(Exception):
     def __reduce__(self) -> Any:
         # Picklable (Prefect stores exceptions in task states; multiprocessing sends them across processes). The
         # original error may hold a socket or a response: carry its text only.
-        error = self.error if self.error is None or isinstance(self.error, CheckUnavailable) \
+        error = (
+            self.error
+            if self.error is None or isinstance(self.error, CheckUnavailable)
             else CheckUnavailable(f"{type(self.error).__name__}: {self.error}")
+        )
         return (_rebuild_blocked, (str(self), self.reason, self.request, self.decision, error))
 
 
-def _rebuild_blocked(message: str, reason: str, request: dict[str, Any], decision: Optional[Decision],
-                     error: Optional[BaseException]) -> TransferBlocked:
+def _rebuild_blocked(
+    message: str, reason: str, request: dict[str, Any], decision: Optional[Decision], error: Optional[BaseException]
+) -> TransferBlocked:
     return TransferBlocked(message, reason=reason, request=request, decision=decision, error=error)
 
 
@@ -102,11 +115,11 @@ class GuardResult:
     """The outcome of one guarded check, without raising (for asset checks and custom handling)."""
 
     request: dict[str, Any]
-    decision: Optional[Decision]           # None when no verdict could be had
-    proceed: bool                          # whether the guard lets the work run
-    reason: str                            # allowed | conditional | blocked | unavailable
+    decision: Optional[Decision]  # None when no verdict could be had
+    proceed: bool  # whether the guard lets the work run
+    reason: str  # allowed | conditional | blocked | unavailable
     message: str
-    mode: str                              # "in-process" or "api"
+    mode: str  # "in-process" or "api"
     error: Optional[BaseException] = field(default=None, compare=False)
 
     @property
@@ -115,11 +128,13 @@ class GuardResult:
 
     def raise_if_stopped(self) -> None:
         if not self.proceed:
-            raise TransferBlocked(self.message, reason=self.reason, request=self.request, decision=self.decision,
-                                  error=self.error)
+            raise TransferBlocked(
+                self.message, reason=self.reason, request=self.request, decision=self.decision, error=self.error
+            )
 
 
 # -- checkers ---------------------------------------------------------------------------------------------------------
+
 
 class InProcessChecker:
     """Judge with an Engine in this process (default: the embedded bundle via dfft.default_engine())."""
@@ -137,6 +152,7 @@ class InProcessChecker:
                 self._engine = _engine_for_dir(self._rules_dir)
             else:
                 from ..engine.default import default_engine
+
                 self._engine = default_engine()
         return self._engine
 
@@ -158,6 +174,7 @@ _engines_lock = threading.Lock()
 def _engine_for_dir(rules_dir: Path) -> Engine:
     """One Engine per rules folder per process (compiling registers durable-rules rulesets; do it once)."""
     from ..rules import load_ruleset
+
     key = rules_dir.resolve()
     with _engines_lock:
         if key not in _engines:
@@ -170,8 +187,9 @@ class ApiChecker:
 
     mode = "api"
 
-    def __init__(self, api_url: str, api_key: Optional[str] = None, timeout: float = 10.0,
-                 api_key_header: str = "Authorization"):
+    def __init__(
+        self, api_url: str, api_key: Optional[str] = None, timeout: float = 10.0, api_key_header: str = "Authorization"
+    ):
         self.api_url = api_url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
@@ -179,11 +197,11 @@ class ApiChecker:
 
     def check(self, request: dict[str, Any]) -> Decision:
         body = json.dumps(request, default=str).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   "User-Agent": "dfft-guard"}
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "dfft-guard"}
         if self.api_key:
-            headers[self.api_key_header] = (f"Bearer {self.api_key}" if self.api_key_header.lower() == "authorization"
-                                            else self.api_key)
+            headers[self.api_key_header] = (
+                f"Bearer {self.api_key}" if self.api_key_header.lower() == "authorization" else self.api_key
+            )
         # a guard given an explicit as_of asks for that date on purpose: that is its opt-in to a what-if date (the
         # API refuses an as_of other than today without it, and records the opt-in in the audit log)
         url = self.api_url + "/v1/check" + ("?allow_other_date=true" if request.get("as_of") else "")
@@ -196,8 +214,10 @@ class ApiChecker:
             if e.code == 422:
                 errors = detail.get("errors") or [{"field": "request", "message": detail.get("detail", str(e))}]
                 raise RequestError(errors) from None
-            raise CheckUnavailable(f"dfft API at {self.api_url} answered {e.code}: "
-                                   f"{detail.get('detail') or detail.get('title') or e.reason}") from e
+            raise CheckUnavailable(
+                f"dfft API at {self.api_url} answered {e.code}: "
+                f"{detail.get('detail') or detail.get('title') or e.reason}"
+            ) from e
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             reason = getattr(e, "reason", e)
             raise CheckUnavailable(f"dfft API at {self.api_url} unreachable: {reason}") from e
@@ -216,6 +236,7 @@ def _problem(e: urllib.error.HTTPError) -> dict[str, Any]:
 
 
 # -- the guard --------------------------------------------------------------------------------------------------------
+
 
 def resolve_audit(audit: Union[AuditSink, str, None]) -> Optional[AuditSink]:
     """A sink from a callable, "module:callable" (or "module.callable"), or None."""
@@ -245,8 +266,10 @@ def describe(decision: Decision) -> str:
     """A few human lines: verdict, findings with citations, gating obligations."""
     r = decision.request
     path = " -> ".join((r.origin, *r.via, r.destination))
-    lines = [f"dfft: {path} [{', '.join(r.data_categories)}] as of {decision.as_of}: {decision.verdict.upper()} "
-             f"(rule set {decision.ruleset.version} {decision.ruleset.hash[:12]})"]
+    lines = [
+        f"dfft: {path} [{', '.join(r.data_categories)}] as of {decision.as_of}: {decision.verdict.upper()} "
+        f"(rule set {decision.ruleset.version} {decision.ruleset.hash[:12]})"
+    ]
     for f in decision.findings:
         cit = f" -- {f.citation.law_title}, {f.citation.article}" if f.citation else ""
         lines.append(f"  [{f.effect}/{f.status}] {f.rule_id}: {f.title}{cit}")
@@ -260,15 +283,29 @@ def describe(decision: Decision) -> str:
 class Guard:
     """Check a transfer; a context manager and a decorator (sync and async functions). See the module docstring."""
 
-    def __init__(self, request: Union[TransferRequest, dict[str, Any], None] = None, *,
-                 engine: Optional[Engine] = None, rules_dir: Union[str, Path, None] = None,
-                 api_url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 10.0,
-                 api_key_header: str = "Authorization", on_conditional: Optional[OnConditional] = None,
-                 on_unavailable: Optional[OnUnavailable] = None,
-                 audit: Union[AuditSink, str, None] = None, context: Optional[dict[str, Any]] = None,
-                 checker: Any = None, logger: Optional[GuardLogger] = None, **fields: Any):
-        req = (request.model_dump(mode="json", exclude_none=True) if isinstance(request, TransferRequest)
-               else dict(request or {}))
+    def __init__(
+        self,
+        request: Union[TransferRequest, dict[str, Any], None] = None,
+        *,
+        engine: Optional[Engine] = None,
+        rules_dir: Union[str, Path, None] = None,
+        api_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        timeout: float = 10.0,
+        api_key_header: str = "Authorization",
+        on_conditional: Optional[OnConditional] = None,
+        on_unavailable: Optional[OnUnavailable] = None,
+        audit: Union[AuditSink, str, None] = None,
+        context: Optional[dict[str, Any]] = None,
+        checker: Any = None,
+        logger: Optional[GuardLogger] = None,
+        **fields: Any,
+    ):
+        req = (
+            request.model_dump(mode="json", exclude_none=True)
+            if isinstance(request, TransferRequest)
+            else dict(request or {})
+        )
         unknown = set(fields) - set(_REQUEST_FIELDS)
         if unknown:
             raise TypeError(f"unknown guard argument(s) {sorted(unknown)}; request fields are {list(_REQUEST_FIELDS)}")
@@ -284,8 +321,11 @@ class Guard:
             api_url = api_url if api_url is not None else (None if engine or rules_dir else os.environ.get(ENV_API_URL))
             if api_url and (engine is not None or rules_dir is not None):
                 raise ValueError("give either api_url or engine/rules_dir, not both")
-            checker = (ApiChecker(api_url, api_key or os.environ.get(ENV_API_KEY), timeout, api_key_header) if api_url
-                       else InProcessChecker(engine, rules_dir))
+            checker = (
+                ApiChecker(api_url, api_key or os.environ.get(ENV_API_KEY), timeout, api_key_header)
+                if api_url
+                else InProcessChecker(engine, rules_dir)
+            )
         self.checker = checker
         self.audit = resolve_audit(audit)
         self.context = dict(context or {})
@@ -324,16 +364,29 @@ class Guard:
         if d.verdict == "blocked":
             return GuardResult(self.request, d, False, "blocked", "transfer blocked\n" + text, mode)
         if self.on_conditional == "warn":
-            return GuardResult(self.request, d, True, "conditional",
-                               "transfer conditional (on_conditional=warn: proceeding)\n" + text, mode)
-        return GuardResult(self.request, d, False, "conditional",
-                           "transfer conditional: gating obligations not met (on_conditional=fail)\n" + text, mode)
+            return GuardResult(
+                self.request,
+                d,
+                True,
+                "conditional",
+                "transfer conditional (on_conditional=warn: proceeding)\n" + text,
+                mode,
+            )
+        return GuardResult(
+            self.request,
+            d,
+            False,
+            "conditional",
+            "transfer conditional: gating obligations not met (on_conditional=fail)\n" + text,
+            mode,
+        )
 
     def _unavailable(self, e: BaseException, mode: str, cause: Optional[BaseException] = None) -> GuardResult:
         proceed = self.on_unavailable == "allow"
         what = "proceeding (on_unavailable=allow)" if proceed else "failing closed (on_unavailable=block)"
-        return GuardResult(self.request, None, proceed, "unavailable", f"no dfft verdict: {e}; {what}", mode,
-                           error=cause or e)
+        return GuardResult(
+            self.request, None, proceed, "unavailable", f"no dfft verdict: {e}; {what}", mode, error=cause or e
+        )
 
     def _record(self, result: GuardResult) -> GuardResult:
         if self.audit is None:
@@ -354,12 +407,20 @@ class Guard:
             self.audit(record)
         except Exception as e:
             if self.on_unavailable == "allow":
-                self.log.warning("dfft audit sink failed (%s: %s); proceeding (on_unavailable=allow)",
-                                 type(e).__name__, e)
+                self.log.warning(
+                    "dfft audit sink failed (%s: %s); proceeding (on_unavailable=allow)", type(e).__name__, e
+                )
                 return result
-            return GuardResult(result.request, result.decision, False, "unavailable",
-                               f"dfft audit sink failed ({type(e).__name__}: {e}): failing closed "
-                               f"(on_unavailable=block)\n{result.message}", result.mode, error=e)
+            return GuardResult(
+                result.request,
+                result.decision,
+                False,
+                "unavailable",
+                f"dfft audit sink failed ({type(e).__name__}: {e}): failing closed "
+                f"(on_unavailable=block)\n{result.message}",
+                result.mode,
+                error=e,
+            )
         return result
 
     def _log(self, r: GuardResult) -> None:
@@ -379,16 +440,19 @@ class Guard:
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.iscoroutinefunction(fn):
+
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 self.check()
                 return await fn(*args, **kwargs)
+
             return async_wrapper
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             self.check()
             return fn(*args, **kwargs)
+
         return wrapper
 
 

@@ -1,4 +1,5 @@
 """The dfft rule language: schema (cerberus), models (pydantic) and the loader."""
+
 from .loader import Problem, RuleSetError, default_rules_dir, load_ruleset, load_vocabulary
 from .model import Rule, RuleSet
 

@@ -1,4 +1,5 @@
 """Helpers over condition trees (the `when` / `unless` of a rule): walking, flags, stratification."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -47,7 +48,7 @@ def stratify(rules: list[Any]) -> dict[str, int]:
         if r.id in level:
             return level[r.id]
         if r.id in visiting:
-            cycle = visiting[visiting.index(r.id):] + [r.id]
+            cycle = visiting[visiting.index(r.id) :] + [r.id]
             raise ValueError("flags depend on themselves: " + " -> ".join(cycle))
         visiting.append(r.id)
         lv = 0

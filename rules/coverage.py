@@ -1,4 +1,5 @@
 """Coverage of the rule sets: for every jurisdiction x domain, how many rules, how confident, how recent the sources."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,12 @@ def coverage(rs: RuleSet) -> dict[str, dict[str, Cell]]:
         row = {}
         for domain in DOMAINS:
             rules = j.rules_in(domain)
-            dates = [d for r in rules for d in (j.laws[r.citation.law].source_date,
-                                                  j.laws[r.citation.law].effective_from, r.effective_from) if d]
+            dates = [
+                d
+                for r in rules
+                for d in (j.laws[r.citation.law].source_date, j.laws[r.citation.law].effective_from, r.effective_from)
+                if d
+            ]
             high, medium, low = (sum(r.confidence == c for r in rules) for c in ("high", "medium", "low"))
             row[domain] = Cell(len(rules), high, medium, low, max(dates) if dates else None)
         out[code] = row
@@ -55,8 +60,11 @@ def markdown(rs: RuleSet) -> str:
     ]
     for code, row in cov.items():
         total = sum(c.rules for c in row.values())
-        lines.append(f"| {code} | {rs.jurisdictions[code].name} | " + " | ".join(row[d].text() for d in DOMAINS)
-                     + f" | {total} |")
+        lines.append(
+            f"| {code} | {rs.jurisdictions[code].name} | "
+            + " | ".join(row[d].text() for d in DOMAINS)
+            + f" | {total} |"
+        )
     n = sum(c.rules for row in cov.values() for c in row.values())
     low = sum(c.low for row in cov.values() for c in row.values())
     lines += ["", f"{len(cov)} jurisdictions, {n} rules, {low} of low confidence.", ""]

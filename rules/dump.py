@@ -1,4 +1,5 @@
 """Write a RuleSet back to YAML files in the layout the loader reads (round trip: load(dump(rs)) == rs)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,11 +26,21 @@ def rule_doc(r: Rule) -> dict[str, Any]:
     then: dict[str, Any] = {"derive": list(r.derive)} if r.derive else {"effect": r.effect}
     if r.obligations:
         then["obligations"] = [_clean({**o.model_dump(), "one_of": list(o.one_of)}) for o in r.obligations]
-    return _clean({
-        "id": r.id, "title": r.title, "scope": r.scope, "citation": _clean(r.citation.model_dump()),
-        "effective_from": r.effective_from, "effective_until": r.effective_until, "confidence": r.confidence,
-        "note": r.note, "when": r.when, "unless": r.unless, "then": then,
-    })
+    return _clean(
+        {
+            "id": r.id,
+            "title": r.title,
+            "scope": r.scope,
+            "citation": _clean(r.citation.model_dump()),
+            "effective_from": r.effective_from,
+            "effective_until": r.effective_until,
+            "confidence": r.confidence,
+            "note": r.note,
+            "when": r.when,
+            "unless": r.unless,
+            "then": then,
+        }
+    )
 
 
 def dump_ruleset(rs: RuleSet, root: Path, vocabulary: Optional[Path] = None) -> Path:
@@ -41,23 +52,38 @@ def dump_ruleset(rs: RuleSet, root: Path, vocabulary: Optional[Path] = None) -> 
         path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
 
     write(root / "bundle.yaml", _clean({"version": rs.version, "title": rs.title}))
-    write(root / "groups.yaml", _clean({
-        "aliases": {k: {"members": list(v)} for k, v in rs.aliases.items()},
-        "groups": {k: _list_doc(v) for k, v in rs.groups.items()},
-    }))
+    write(
+        root / "groups.yaml",
+        _clean(
+            {
+                "aliases": {k: {"members": list(v)} for k, v in rs.aliases.items()},
+                "groups": {k: _list_doc(v) for k, v in rs.groups.items()},
+            }
+        ),
+    )
     for code, j in rs.jurisdictions.items():
-        write(root / code / "jurisdiction.yaml", _clean({
-            "code": code, "name": j.name, "note": j.note,
-            "regulators": [_clean(r.model_dump()) for r in j.regulators],
-            "laws": {k: _clean(law.model_dump(exclude={"key"})) for k, law in j.laws.items()},
-            "lists": {k: _list_doc(v) for k, v in j.lists.items()},
-        }))
+        write(
+            root / code / "jurisdiction.yaml",
+            _clean(
+                {
+                    "code": code,
+                    "name": j.name,
+                    "note": j.note,
+                    "regulators": [_clean(r.model_dump()) for r in j.regulators],
+                    "laws": {k: _clean(law.model_dump(exclude={"key"})) for k, law in j.laws.items()},
+                    "lists": {k: _list_doc(v) for k, v in j.lists.items()},
+                }
+            ),
+        )
         for domain in ("data_protection", "localisation", "ip"):
             rules = j.rules_in(domain)
             if rules:
-                write(root / code / f"{domain}.yaml",
-                      {"jurisdiction": code, "domain": domain, "rules": [rule_doc(r) for r in rules]})
+                write(
+                    root / code / f"{domain}.yaml",
+                    {"jurisdiction": code, "domain": domain, "rules": [rule_doc(r) for r in rules]},
+                )
     from .loader import write_manifest
+
     write_manifest(root)
     if vocabulary is not None:
         vocabulary.write_text(yaml.safe_dump(_vocab_doc(rs), sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -67,8 +93,14 @@ def dump_ruleset(rs: RuleSet, root: Path, vocabulary: Optional[Path] = None) -> 
 def _vocab_doc(rs: RuleSet) -> dict[str, Any]:
     v = rs.vocabulary
     return {
-        "data_categories": {n: _clean({"title": c.title, "parents": list(c.parents), "fideslang": list(c.fideslang),
-                                       "dpv": list(c.dpv)}) for n, c in v.data_categories.items()},
-        "safeguards": dict(v.safeguards), "purposes": dict(v.purposes), "sectors": list(v.sectors),
+        "data_categories": {
+            n: _clean(
+                {"title": c.title, "parents": list(c.parents), "fideslang": list(c.fideslang), "dpv": list(c.dpv)}
+            )
+            for n, c in v.data_categories.items()
+        },
+        "safeguards": dict(v.safeguards),
+        "purposes": dict(v.purposes),
+        "sectors": list(v.sectors),
         "exporters": dict(v.exporters),
     }

@@ -3,21 +3,23 @@
 The loader never half-loads: it collects every problem in every file and raises one RuleSetError listing them all,
 or returns a complete RuleSet.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import yaml
 
 from . import schema as S
-from .conditions import flags_in, leaf_op, leaf_values, stratify, walk
+from .conditions import leaf_op, leaf_values, stratify, walk
 from .model import (
     DEFAULT_SCOPE,
     Category,
@@ -70,8 +72,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen[key] = loader.construct_object(value_node, deep=deep)
     return seen
 
@@ -79,8 +80,8 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-MAX_FILE_BYTES = 2 * 1024 * 1024   # one rule file (the largest embedded one is ~40 KB)
-MAX_FILES = 2000                    # entries read or listed in one bundle
+MAX_FILE_BYTES = 2 * 1024 * 1024  # one rule file (the largest embedded one is ~40 KB)
+MAX_FILES = 2000  # entries read or listed in one bundle
 
 
 class _Reader:
@@ -99,8 +100,14 @@ class _Reader:
     def inside(self, path: Path) -> bool:
         real = os.path.realpath(path)
         if real != self.real_root and not real.startswith(self.real_root.rstrip(os.sep) + os.sep):
-            self.problems.append(Problem(str(path), None, None, f"leads outside the bundle directory (to {real}); "
-                                        "links out of the bundle are not followed"))
+            self.problems.append(
+                Problem(
+                    str(path),
+                    None,
+                    None,
+                    f"leads outside the bundle directory (to {real}); links out of the bundle are not followed",
+                )
+            )
             return False
         return True
 
@@ -110,8 +117,9 @@ class _Reader:
             for e in it:
                 self.entries += 1
                 if self.entries > MAX_FILES:
-                    raise RuleSetError([Problem(str(self.root), None, None,
-                                                f"more than {MAX_FILES} files and folders; refused")])
+                    raise RuleSetError(
+                        [Problem(str(self.root), None, None, f"more than {MAX_FILES} files and folders; refused")]
+                    )
                 out.append(Path(path) / e.name)
         return sorted(out)
 
@@ -127,12 +135,19 @@ class _Reader:
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                self.problems.append(Problem(str(path), None, None, "not a regular file (a FIFO, device, socket or "
-                                            "folder); rule files must be regular files"))
+                self.problems.append(
+                    Problem(
+                        str(path),
+                        None,
+                        None,
+                        "not a regular file (a FIFO, device, socket or folder); rule files must be regular files",
+                    )
+                )
                 return None
             if st.st_size > MAX_FILE_BYTES:
-                self.problems.append(Problem(str(path), None, None,
-                                             f"{st.st_size} bytes; a rule file may have at most {MAX_FILE_BYTES}"))
+                self.problems.append(
+                    Problem(str(path), None, None, f"{st.st_size} bytes; a rule file may have at most {MAX_FILE_BYTES}")
+                )
                 return None
             chunks, size = [], 0
             while True:
@@ -187,7 +202,11 @@ def _flatten_errors(errors: Any, path: str = "") -> Iterable[tuple[str, str]]:
     """Cerberus nests errors as {field: [msg | {index: [...]}]}; yield (dotted path, message)."""
     if isinstance(errors, dict):
         for key, val in errors.items():
-            sub = f"{path}.{key}" if path and not isinstance(key, int) else (f"{path}[{key}]" if isinstance(key, int) else str(key))
+            sub = (
+                f"{path}.{key}"
+                if path and not isinstance(key, int)
+                else (f"{path}[{key}]" if isinstance(key, int) else str(key))
+            )
             yield from _flatten_errors(val, sub)
     elif isinstance(errors, list):
         for item in errors:
@@ -239,18 +258,32 @@ def load_vocabulary(path: Optional[Path] = None) -> Vocabulary:
         for name, c in cats.items():
             for label in c.get("fideslang", []) + c.get("dpv", []):
                 if label in owner:
-                    problems.append(Problem(str(path), None, f"data_categories.{name}",
-                                            f"label {label!r} is also mapped to {owner[label]!r}; a label maps to one category"))
+                    problems.append(
+                        Problem(
+                            str(path),
+                            None,
+                            f"data_categories.{name}",
+                            f"label {label!r} is also mapped to {owner[label]!r}; a label maps to one category",
+                        )
+                    )
                 owner[label] = name
             for p in c.get("parents", []):
                 if p not in cats:
-                    problems.append(Problem(str(path), None, f"data_categories.{name}.parents",
-                                            f"unknown parent {p!r}; expected one of {sorted(cats)}"))
+                    problems.append(
+                        Problem(
+                            str(path),
+                            None,
+                            f"data_categories.{name}.parents",
+                            f"unknown parent {p!r}; expected one of {sorted(cats)}",
+                        )
+                    )
     if problems:
         raise RuleSetError(problems)
     return Vocabulary(
-        data_categories={n: Category(name=n, **{k: tuple(v) if isinstance(v, list) else v for k, v in c.items()})
-                         for n, c in doc["data_categories"].items()},
+        data_categories={
+            n: Category(name=n, **{k: tuple(v) if isinstance(v, list) else v for k, v in c.items()})
+            for n, c in doc["data_categories"].items()
+        },
         safeguards=doc["safeguards"],
         purposes=doc["purposes"],
         sectors=tuple(doc["sectors"]),
@@ -270,8 +303,9 @@ def _code_list(name: str, d: dict) -> CodeList:
     )
 
 
-def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None, *,
-                 require_manifest: bool = True) -> RuleSet:
+def load_ruleset(
+    root: Optional[Path] = None, vocabulary: Optional[Path] = None, *, require_manifest: bool = True
+) -> RuleSet:
     """Load and validate the bundle under `root` (default: the embedded `jurisdictions/`).
 
     bundle.yaml's `manifest` (the jurisdictions and the SHA-256 of every file; `dfft rules manifest DIR` writes it)
@@ -306,7 +340,11 @@ def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None,
         if not reader.inside(entry):
             continue
         if not entry.is_dir():
-            problems.append(Problem(str(entry), None, None, "unexpected file; expected bundle.yaml, groups.yaml or jurisdiction folders"))
+            problems.append(
+                Problem(
+                    str(entry), None, None, "unexpected file; expected bundle.yaml, groups.yaml or jurisdiction folders"
+                )
+            )
             continue
         folders.append(entry.name)
         jpath = entry / "jurisdiction.yaml"
@@ -317,7 +355,9 @@ def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None,
         if jdoc is None or not _schema_check(jdoc, S.JURISDICTION_FILE, jpath, problems):
             continue
         if jdoc["code"] != entry.name:
-            problems.append(Problem(str(jpath), None, "code", f"{jdoc['code']!r} does not match the folder name {entry.name!r}"))
+            problems.append(
+                Problem(str(jpath), None, "code", f"{jdoc['code']!r} does not match the folder name {entry.name!r}")
+            )
             continue
         files = []
         for f in reader.listdir(entry):
@@ -330,15 +370,30 @@ def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None,
             if doc is None or not _schema_check(doc, S.RULE_FILE, f, problems):
                 continue
             if doc["jurisdiction"] != entry.name:
-                problems.append(Problem(str(f), None, "jurisdiction", f"{doc['jurisdiction']!r} does not match the folder {entry.name!r}"))
+                problems.append(
+                    Problem(
+                        str(f),
+                        None,
+                        "jurisdiction",
+                        f"{doc['jurisdiction']!r} does not match the folder {entry.name!r}",
+                    )
+                )
             if doc["domain"] != DOMAIN_FILES[f.name]:
-                problems.append(Problem(str(f), None, "domain", f"{doc['domain']!r} does not match the file name {f.name!r}"))
+                problems.append(
+                    Problem(str(f), None, "domain", f"{doc['domain']!r} does not match the file name {f.name!r}")
+                )
             files.append((f, doc))
         raw[entry.name] = (jdoc, files)
 
     if not folders and not problems:
-        problems.append(Problem(str(root), None, None, "no jurisdiction folders: a bundle without rule sets would "
-                                "refuse every request; refused"))
+        problems.append(
+            Problem(
+                str(root),
+                None,
+                None,
+                "no jurisdiction folders: a bundle without rule sets would refuse every request; refused",
+            )
+        )
     if isinstance(bundle, dict):
         problems += _check_manifest(root, bundle.get("manifest"), folders, reader, require_manifest)
 
@@ -361,30 +416,44 @@ def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None,
                 seen_ids[r["id"]] = str(f)
                 then = r["then"]
                 law = jdoc["laws"].get(r["citation"]["law"]) or {}
-                rules.append(Rule(
-                    id=r["id"], jurisdiction=code, domain=doc["domain"], title=r["title"],
-                    scope=r.get("scope") or DEFAULT_SCOPE[doc["domain"]],
-                    citation=Citation(**r["citation"]),
-                    # a rule's window defaults to its law's: no rule is in force before the law it cites
-                    effective_from=r.get("effective_from") or law.get("effective_from"),
-                    effective_until=r.get("effective_until") or law.get("effective_until"),
-                    confidence=r["confidence"], note=r.get("note"),
-                    when=r["when"], unless=r.get("unless"),
-                    effect=then.get("effect"),
-                    obligations=tuple(Obligation(**o) for o in then.get("obligations", [])),
-                    derive=tuple(then.get("derive", [])),
-                ))
+                rules.append(
+                    Rule(
+                        id=r["id"],
+                        jurisdiction=code,
+                        domain=doc["domain"],
+                        title=r["title"],
+                        scope=r.get("scope") or DEFAULT_SCOPE[doc["domain"]],
+                        citation=Citation(**r["citation"]),
+                        # a rule's window defaults to its law's: no rule is in force before the law it cites
+                        effective_from=r.get("effective_from") or law.get("effective_from"),
+                        effective_until=r.get("effective_until") or law.get("effective_until"),
+                        confidence=r["confidence"],
+                        note=r.get("note"),
+                        when=r["when"],
+                        unless=r.get("unless"),
+                        effect=then.get("effect"),
+                        obligations=tuple(Obligation(**o) for o in then.get("obligations", [])),
+                        derive=tuple(then.get("derive", [])),
+                    )
+                )
         jurisdictions[code] = Jurisdiction(
-            code=code, name=jdoc["name"], note=jdoc.get("note"),
+            code=code,
+            name=jdoc["name"],
+            note=jdoc.get("note"),
             regulators=tuple(Regulator(**x) for x in jdoc.get("regulators", [])),
             laws={k: Law(key=k, **v) for k, v in jdoc["laws"].items()},
-            lists=lists, rules=tuple(rules),
+            lists=lists,
+            rules=tuple(rules),
         )
 
     assert bundle is not None  # a missing or unreadable bundle.yaml is a problem, raised above
     rs = RuleSet(
-        version=bundle["version"], title=bundle.get("title"), vocabulary=vocab,
-        aliases=aliases, groups=groups, jurisdictions=jurisdictions,
+        version=bundle["version"],
+        title=bundle.get("title"),
+        vocabulary=vocab,
+        aliases=aliases,
+        groups=groups,
+        jurisdictions=jurisdictions,
     )
     problems += check_meaning(rs, root)
     if problems:
@@ -395,22 +464,30 @@ def load_ruleset(root: Optional[Path] = None, vocabulary: Optional[Path] = None,
 MANIFEST_HINT = "run `dfft rules manifest DIR` after changing the bundle (and bump its version)"
 
 
-def _check_manifest(root: Path, manifest: Any, folders: list[str], reader: _Reader,
-                    require: bool) -> list[Problem]:
+def _check_manifest(root: Path, manifest: Any, folders: list[str], reader: _Reader, require: bool) -> list[Problem]:
     """The bundle is exactly what bundle.yaml's manifest lists: the same jurisdictions, the same files, the same
     bytes (SHA-256)."""
     out: list[Problem] = []
     if manifest is None:
         if require:
-            out.append(Problem(str(root / "bundle.yaml"), None, "manifest",
-                               f"missing: a bundle lists its jurisdictions and file hashes; {MANIFEST_HINT}"))
+            out.append(
+                Problem(
+                    str(root / "bundle.yaml"),
+                    None,
+                    "manifest",
+                    f"missing: a bundle lists its jurisdictions and file hashes; {MANIFEST_HINT}",
+                )
+            )
         return out
     listed = set(manifest.get("jurisdictions") or [])
     for code in sorted(listed - set(folders)):
         out.append(Problem(str(root / code), None, None, f"jurisdiction {code} is listed in the manifest but missing"))
     for code in sorted(set(folders) - listed):
-        out.append(Problem(str(root / code), None, None, f"jurisdiction {code} is not listed in the manifest; "
-                                                          + MANIFEST_HINT))
+        out.append(
+            Problem(
+                str(root / code), None, None, f"jurisdiction {code} is not listed in the manifest; " + MANIFEST_HINT
+            )
+        )
     files: dict[str, str] = manifest.get("files") or {}
     for rel, want in sorted(files.items()):
         got = reader.hashes.get(rel)
@@ -418,8 +495,14 @@ def _check_manifest(root: Path, manifest: Any, folders: list[str], reader: _Read
             if not (root / rel).exists():
                 out.append(Problem(str(root / rel), None, None, "listed in the manifest but missing"))
         elif got != want:
-            out.append(Problem(str(root / rel), None, None, f"content changed: sha256 {got[:16]}..., the manifest "
-                                                            f"says {want[:16]}...; {MANIFEST_HINT}"))
+            out.append(
+                Problem(
+                    str(root / rel),
+                    None,
+                    None,
+                    f"content changed: sha256 {got[:16]}..., the manifest says {want[:16]}...; {MANIFEST_HINT}",
+                )
+            )
     for rel in sorted(set(reader.hashes) - set(files) - {"bundle.yaml"}):
         out.append(Problem(str(root / rel), None, None, f"not listed in the manifest; {MANIFEST_HINT}"))
     return out
@@ -451,11 +534,13 @@ def write_manifest(root: Path) -> dict[str, Any]:
     path = root / "bundle.yaml"
     text = path.read_text(encoding="utf-8")
     m = re.search(r"^manifest:", text, flags=re.M)
-    head = (text[:m.start()] if m else text).rstrip("\n") + "\n"
+    head = (text[: m.start()] if m else text).rstrip("\n") + "\n"
     man = manifest_of(root)
     block = yaml.safe_dump({"manifest": man}, sort_keys=False, default_flow_style=False, width=200)
-    header = ("# written by `dfft rules manifest`: the jurisdictions and the SHA-256 of every file; the loader refuses\n"
-              "# a bundle that differs from it\n")
+    header = (
+        "# written by `dfft rules manifest`: the jurisdictions and the SHA-256 of every file; the loader refuses\n"
+        "# a bundle that differs from it\n"
+    )
     if header not in head:
         head += header
     path.write_text(head + block, encoding="utf-8")
@@ -466,8 +551,15 @@ def check_successor(old: RuleSet, new: RuleSet) -> list[Problem]:
     """A bundle replacing a serving one (reload) may drop a jurisdiction only under a new version."""
     dropped = sorted(set(old.jurisdictions) - set(new.jurisdictions))
     if dropped and new.version == old.version:
-        return [Problem("bundle.yaml", None, "version", f"jurisdiction(s) {', '.join(dropped)} dropped under the same "
-                        f"version {old.version}; a bundle that removes a jurisdiction needs a new version")]
+        return [
+            Problem(
+                "bundle.yaml",
+                None,
+                "version",
+                f"jurisdiction(s) {', '.join(dropped)} dropped under the same "
+                f"version {old.version}; a bundle that removes a jurisdiction needs a new version",
+            )
+        ]
     return []
 
 
@@ -483,8 +575,14 @@ def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
         law: Optional[Law]
         for key, law in j.laws.items():
             if law.effective_from and law.effective_until and law.effective_from >= law.effective_until:
-                out.append(Problem(str(root / code / "jurisdiction.yaml"), None, f"laws.{key}",
-                                   "effective_from is not before effective_until"))
+                out.append(
+                    Problem(
+                        str(root / code / "jurisdiction.yaml"),
+                        None,
+                        f"laws.{key}",
+                        "effective_from is not before effective_until",
+                    )
+                )
         derived = {f for r in j.rules for f in r.derive}
         for r in j.rules:
             file = str(root / code / f"{r.domain}.yaml")
@@ -511,7 +609,10 @@ def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
                 for leaf, positive in walk(cond):
                     if "flag" in leaf:
                         if leaf["flag"] not in derived:
-                            bad(part, f"flag {leaf['flag']!r} is not derived by any rule of {code}; derived flags: {sorted(derived)}")
+                            bad(
+                                part,
+                                f"flag {leaf['flag']!r} is not derived by any rule of {code}; derived flags: {sorted(derived)}",
+                            )
                         continue
                     field = leaf["field"]
                     op, _ = leaf_op(leaf)
@@ -526,21 +627,44 @@ def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
                             try:
                                 rs.code_list(code, v)
                             except KeyError:
-                                bad(part, f"unknown list {v!r}; own lists {sorted(j.lists)}, groups {sorted(rs.groups)}, "
-                                          "or another jurisdiction's as CODE.name")
+                                bad(
+                                    part,
+                                    f"unknown list {v!r}; own lists {sorted(j.lists)}, groups {sorted(rs.groups)}, "
+                                    "or another jurisdiction's as CODE.name",
+                                )
                     if field == "safeguards" and r.effect in ("condition", "block") and (positive == (part == "when")):
-                        bad(part, "a safeguard here would make the rule fire when it is added "
-                                  "(adding a safeguard must never make a verdict more severe)")
-            held_in_unless = {v for leaf, pos in walk(r.unless) if pos and leaf.get("field") == "safeguards"
-                              for v in leaf_values(leaf)} if r.unless else set()
+                        bad(
+                            part,
+                            "a safeguard here would make the rule fire when it is added "
+                            "(adding a safeguard must never make a verdict more severe)",
+                        )
+            held_in_unless = (
+                {
+                    v
+                    for leaf, pos in walk(r.unless)
+                    if pos and leaf.get("field") == "safeguards"
+                    for v in leaf_values(leaf)
+                }
+                if r.unless
+                else set()
+            )
             for ob in r.obligations:
                 for s in ob.one_of:
                     if s not in vocab.safeguards:
-                        bad("then.obligations", f"obligation {ob.id}: unknown safeguard {s!r}; expected one of {sorted(vocab.safeguards)}")
+                        bad(
+                            "then.obligations",
+                            f"obligation {ob.id}: unknown safeguard {s!r}; expected one of {sorted(vocab.safeguards)}",
+                        )
                     elif r.effect == "condition" and s not in held_in_unless:
-                        bad("unless", f"obligation {ob.id} is met by {s!r}, but holding {s!r} does not make `unless` true")
+                        bad(
+                            "unless",
+                            f"obligation {ob.id} is met by {s!r}, but holding {s!r} does not make `unless` true",
+                        )
             if r.effect == "block" and any(ob.one_of for ob in r.obligations):
-                bad("then.obligations", "a block rule cannot list obligations that a safeguard meets; use effect: condition")
+                bad(
+                    "then.obligations",
+                    "a block rule cannot list obligations that a safeguard meets; use effect: condition",
+                )
         try:
             stratify(list(j.rules))
         except ValueError as e:

@@ -1,4 +1,5 @@
 """Pydantic models of a loaded rule bundle. Everything here is immutable and JSON-serialisable."""
+
 from __future__ import annotations
 
 import hashlib
@@ -144,7 +145,9 @@ class Vocabulary(Frozen):
         """External label (fideslang key or DPV term) -> our category."""
         derived = _derived(self)
         if "labels" not in derived:
-            derived["labels"] = {label: name for name, c in self.data_categories.items() for label in (*c.fideslang, *c.dpv)}
+            derived["labels"] = {
+                label: name for name, c in self.data_categories.items() for label in (*c.fideslang, *c.dpv)
+            }
         return derived["labels"]
 
     def resolve(self, label: str) -> Optional[str]:

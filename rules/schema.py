@@ -3,6 +3,7 @@
 The schema is the first gate: nothing is compiled or evaluated until every file passes it.
 Conditions are recursive, so they are checked by a custom ``check_with`` rule that walks the tree.
 """
+
 from __future__ import annotations
 
 import re
@@ -74,7 +75,9 @@ def condition_problems(cond: Any, path: str = "") -> list[str]:
             return [f"{here}.field: unknown field {field!r}; expected one of {sorted(FIELD_OPS)}"]
         ops = keys - {"field"}
         if len(ops) != 1:
-            return [f"{here}: expected exactly one operator beside 'field', one of {list(FIELD_OPS[field])}; got {sorted(ops)}"]
+            return [
+                f"{here}: expected exactly one operator beside 'field', one of {list(FIELD_OPS[field])}; got {sorted(ops)}"
+            ]
         (op,) = ops
         if op not in FIELD_OPS[field]:
             return [f"{here}.{op}: operator not valid for field {field!r}; expected one of {list(FIELD_OPS[field])}"]
@@ -137,8 +140,13 @@ RULE: dict[str, Any] = {
             "schema": {
                 "effect": {"type": "string", "allowed": EFFECTS, "excludes": "derive", "required": True},
                 "obligations": {"type": "list", "schema": OBLIGATION, "excludes": "derive"},
-                "derive": {"type": "list", "schema": {"type": "string", "regex": FLAG_RE}, "empty": False,
-                           "excludes": ["effect", "obligations"], "required": True},
+                "derive": {
+                    "type": "list",
+                    "schema": {"type": "string", "regex": FLAG_RE},
+                    "empty": False,
+                    "excludes": ["effect", "obligations"],
+                    "required": True,
+                },
             },
         },
     },
@@ -205,7 +213,10 @@ GROUPS_FILE = {
         "keysrules": {"type": "string", "regex": CODE_RE},
         "valuesrules": {
             "type": "dict",
-            "schema": {"title": {"type": "string"}, "members": {"type": "list", "schema": {"type": "string", "regex": CODE_RE}}},
+            "schema": {
+                "title": {"type": "string"},
+                "members": {"type": "list", "schema": {"type": "string", "regex": CODE_RE}},
+            },
         },
     },
     "groups": {"type": "dict", "keysrules": {"type": "string", "regex": r"^[A-Z][A-Z0-9_]*$"}, "valuesrules": LIST},
@@ -215,11 +226,18 @@ BUNDLE_FILE = {
     "version": {"type": "string", "required": True, "regex": r"^\d+\.\d+\.\d+$"},
     "title": {"type": "string"},
     # written by `dfft rules manifest`; verified by the loader
-    "manifest": {"type": "dict", "schema": {
-        "jurisdictions": {"type": "list", "required": True, "schema": {"type": "string", "regex": CODE_RE}},
-        "files": {"type": "dict", "required": True, "keysrules": {"type": "string", "regex": r"^[A-Za-z0-9_./\-]+$"},
-                  "valuesrules": {"type": "string", "regex": r"^[0-9a-f]{64}$"}},
-    }},
+    "manifest": {
+        "type": "dict",
+        "schema": {
+            "jurisdictions": {"type": "list", "required": True, "schema": {"type": "string", "regex": CODE_RE}},
+            "files": {
+                "type": "dict",
+                "required": True,
+                "keysrules": {"type": "string", "regex": r"^[A-Za-z0-9_./\-]+$"},
+                "valuesrules": {"type": "string", "regex": r"^[0-9a-f]{64}$"},
+            },
+        },
+    },
 }
 
 VOCABULARY_FILE = {
@@ -237,11 +255,23 @@ VOCABULARY_FILE = {
             },
         },
     },
-    "safeguards": {"type": "dict", "required": True, "keysrules": {"type": "string", "regex": FLAG_RE},
-                   "valuesrules": {"type": "string"}},
-    "purposes": {"type": "dict", "required": True, "keysrules": {"type": "string", "regex": FLAG_RE},
-                 "valuesrules": {"type": "string"}},
+    "safeguards": {
+        "type": "dict",
+        "required": True,
+        "keysrules": {"type": "string", "regex": FLAG_RE},
+        "valuesrules": {"type": "string"},
+    },
+    "purposes": {
+        "type": "dict",
+        "required": True,
+        "keysrules": {"type": "string", "regex": FLAG_RE},
+        "valuesrules": {"type": "string"},
+    },
     "sectors": {"type": "list", "required": True, "schema": {"type": "string", "regex": FLAG_RE}},
-    "exporters": {"type": "dict", "required": True, "keysrules": {"type": "string", "regex": FLAG_RE},
-                  "valuesrules": {"type": "string"}},
+    "exporters": {
+        "type": "dict",
+        "required": True,
+        "keysrules": {"type": "string", "regex": FLAG_RE},
+        "valuesrules": {"type": "string"},
+    },
 }

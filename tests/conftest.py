@@ -14,8 +14,13 @@ MINI = HERE / "fixtures" / "mini"
 GOLDEN = HERE / "golden"
 
 # CI runs a fixed, reproducible set of examples; set HYPOTHESIS_PROFILE=dev locally to explore new ones.
-settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
@@ -26,10 +31,23 @@ def overcrowded(rs, code: str = "JP", n: int = 500):
     from dfft.rules.model import Rule
 
     j = rs.jurisdictions[code]
-    many = tuple(Rule(id=f"{code}-x{i}", jurisdiction=code, domain="ip", title="x", scope="exporter",
-                      citation=j.rules[0].citation, confidence="high", when={"field": "sector", "eq": "finance"},
-                      effect="condition") for i in range(n))
-    return rs.model_copy(update={"jurisdictions": {**rs.jurisdictions, code: j.model_copy(update={"rules": j.rules + many})}})
+    many = tuple(
+        Rule(
+            id=f"{code}-x{i}",
+            jurisdiction=code,
+            domain="ip",
+            title="x",
+            scope="exporter",
+            citation=j.rules[0].citation,
+            confidence="high",
+            when={"field": "sector", "eq": "finance"},
+            effect="condition",
+        )
+        for i in range(n)
+    )
+    return rs.model_copy(
+        update={"jurisdictions": {**rs.jurisdictions, code: j.model_copy(update={"rules": j.rules + many})}}
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """Rule sets that hang durable-rules 2.0.28 when they reach it (tests run them in a child process with a timeout).
 
-    python -m tests.hang_cases CASE      exit 0: compiled and checked; 4: refused (CompileError on stderr)
+python -m tests.hang_cases CASE      exit 0: compiled and checked; 4: refused (CompileError on stderr)
 """
+
 from __future__ import annotations
 
 import itertools
@@ -16,10 +17,23 @@ def crowded(rs, per_rule: list[list[str]], code: str = "JP"):
     from dfft.rules.model import Rule
 
     j = rs.jurisdictions[code]
-    extra = tuple(Rule(id=f"{code}-wide{i}", jurisdiction=code, domain="ip", title="many alternatives",
-                       scope="exporter", citation=j.rules[0].citation, confidence="high",
-                       when={"field": "to", "in": vals}, effect="condition") for i, vals in enumerate(per_rule))
-    return rs.model_copy(update={"jurisdictions": {**rs.jurisdictions, code: j.model_copy(update={"rules": j.rules + extra})}})
+    extra = tuple(
+        Rule(
+            id=f"{code}-wide{i}",
+            jurisdiction=code,
+            domain="ip",
+            title="many alternatives",
+            scope="exporter",
+            citation=j.rules[0].citation,
+            confidence="high",
+            when={"field": "to", "in": vals},
+            effect="condition",
+        )
+        for i, vals in enumerate(per_rule)
+    )
+    return rs.model_copy(
+        update={"jurisdictions": {**rs.jurisdictions, code: j.model_copy(update={"rules": j.rules + extra})}}
+    )
 
 
 CASES = {

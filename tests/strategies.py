@@ -1,5 +1,6 @@
 """Hypothesis strategies for transfer requests, built from a rule set so they hit its boundaries:
 dates around every effective date, volumes around every threshold, every code, category and safeguard."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -56,8 +57,12 @@ def requests(rs: RuleSet, max_via: int = 2) -> st.SearchStrategy[dict]:
             if dest == origin:
                 dest = next(c for c in covered + UNCOVERED if c != origin)
         return dict(
-            origin=origin, via=via, destination=dest,
-            data_categories=draw(st.lists(st.sampled_from(sorted(vocab.data_categories)), min_size=1, max_size=4, unique=True)),
+            origin=origin,
+            via=via,
+            destination=dest,
+            data_categories=draw(
+                st.lists(st.sampled_from(sorted(vocab.data_categories)), min_size=1, max_size=4, unique=True)
+            ),
             subjects=draw(st.one_of(st.none(), st.sampled_from(counts))),
             safeguards=draw(st.lists(st.sampled_from(sorted(vocab.safeguards)), max_size=4, unique=True)),
             exporter=draw(st.sampled_from(sorted(vocab.exporters))),
@@ -65,4 +70,5 @@ def requests(rs: RuleSet, max_via: int = 2) -> st.SearchStrategy[dict]:
             purpose=draw(st.sampled_from(sorted(vocab.purposes))),
             as_of=draw(st.sampled_from(days)).isoformat(),
         )
+
     return build()

@@ -2,6 +2,7 @@
 two modules import each other, directly or round a loop -- counting imports inside functions, which grimp sees too.
 The layering of the rooms (cli > plugins > api > whatif > engine > rules) is import-linter's contract in pyproject.toml,
 run by `lint-imports` in .ci/run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -87,12 +88,18 @@ def test_every_room_is_reached_through_the_facade(graph):
         link = ROOT / "dfft" / room
         assert link.is_symlink() and link.resolve() == ROOT / room, f"dfft/{room} must be a symlink to ../{room}"
         assert f"dfft.{room}" in graph.modules
-    assert {"dfft.engine.core", "dfft.api.app", "dfft.whatif.scenario", "dfft.plugins.guard", "dfft.cli.options"} \
-        <= graph.modules
+    assert {
+        "dfft.engine.core",
+        "dfft.api.app",
+        "dfft.whatif.scenario",
+        "dfft.plugins.guard",
+        "dfft.cli.options",
+    } <= graph.modules
 
 
 def test_no_module_imports_a_room_by_its_bare_name():
     # `import engine` (instead of dfft.engine or a relative import) would load a second copy of the room from a checkout
     external = grimp.build_graph("dfft", include_external_packages=True, cache_dir=None).modules - set(
-        grimp.build_graph("dfft", cache_dir=None).modules)
+        grimp.build_graph("dfft", cache_dir=None).modules
+    )
     assert not external & set(ROOMS), sorted(external & set(ROOMS))

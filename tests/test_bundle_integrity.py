@@ -2,6 +2,7 @@
 
 On the old code each of these bundles loaded (or, for the FIFO, the loader blocked forever: that test loads in a
 child process with a timeout, so it fails instead of hanging)."""
+
 from __future__ import annotations
 
 import os
@@ -55,9 +56,12 @@ def test_deleted_jurisdiction_is_refused(bundle):
 
 def test_extra_jurisdiction_or_file_is_refused(bundle):
     shutil.copytree(bundle / "SG", bundle / "TH")
-    (bundle / "TH" / "jurisdiction.yaml").write_text((bundle / "TH" / "jurisdiction.yaml").read_text().replace("SG", "TH"))
+    (bundle / "TH" / "jurisdiction.yaml").write_text(
+        (bundle / "TH" / "jurisdiction.yaml").read_text().replace("SG", "TH")
+    )
     (bundle / "TH" / "data_protection.yaml").write_text(
-        (bundle / "TH" / "data_protection.yaml").read_text().replace("SG", "TH"))
+        (bundle / "TH" / "data_protection.yaml").read_text().replace("SG", "TH")
+    )
     msgs = refused(bundle)
     assert any("jurisdiction TH is not listed in the manifest" in m for m in msgs)
     assert any("TH/data_protection.yaml" in m and "not listed" in m for m in msgs)
@@ -104,15 +108,19 @@ def test_symlinked_rule_file_outside_the_bundle_is_refused(bundle, tmp_path):
 def test_fifo_as_rule_file_is_refused_promptly(bundle):
     (bundle / "JP" / "ip.yaml").unlink()
     os.mkfifo(bundle / "JP" / "ip.yaml")
-    code = ("import sys\nfrom dfft.rules import RuleSetError, load_ruleset\n"
-            "try:\n    load_ruleset(sys.argv[1])\nexcept RuleSetError as e:\n    print(e); sys.exit(4)\n")
-    p = subprocess.run([sys.executable, "-c", code, str(bundle)], capture_output=True, text=True,
-                       timeout=60)   # old code: open() of a FIFO blocks forever
+    code = (
+        "import sys\nfrom dfft.rules import RuleSetError, load_ruleset\n"
+        "try:\n    load_ruleset(sys.argv[1])\nexcept RuleSetError as e:\n    print(e); sys.exit(4)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(bundle)], capture_output=True, text=True, timeout=60
+    )  # old code: open() of a FIFO blocks forever
     assert p.returncode == 4 and "JP/ip.yaml" in p.stdout and "not a regular file" in p.stdout
 
 
 def test_oversized_file_is_refused(bundle, monkeypatch):
     import dfft.rules.loader as L
+
     monkeypatch.setattr(L, "MAX_FILE_BYTES", 200)
     msgs = refused(bundle)
     assert any("bytes; a rule file may have at most 200" in m for m in msgs)

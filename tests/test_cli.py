@@ -1,4 +1,5 @@
 """The `dfft` command as a user runs it: a real process, documented exit codes, JSON that matches the engine."""
+
 from __future__ import annotations
 
 import json
@@ -21,15 +22,18 @@ def run(*args, rules=MINI):
     return subprocess.run([*DFFT, "--rules", str(rules), *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("args, code", [
-    (["--from", "JP", "--to", "VN", "--data", "personal", "--safeguard", "consent", "--as-of", "2025-01-01"], 0),
-    (["--from", "JP", "--to", "VN", "--data", "personal", "--as-of", "2026-06-01"], 1),
-    (["--from", "VN", "--to", "SG", "--data", "core_data", "--as-of", "2026-06-01"], 2),
-    (["--from", "XX", "--to", "VN", "--data", "personal"], 3),
-    (["--from", "JP", "--to", "VN", "--data", "personnel"], 3),
-    (["--from", "JP", "--to", "VN", "--data", "personal", "--as-of", "soon"], 3),
-    (["--from", "JP", "--data", "personal"], 3),
-])
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["--from", "JP", "--to", "VN", "--data", "personal", "--safeguard", "consent", "--as-of", "2025-01-01"], 0),
+        (["--from", "JP", "--to", "VN", "--data", "personal", "--as-of", "2026-06-01"], 1),
+        (["--from", "VN", "--to", "SG", "--data", "core_data", "--as-of", "2026-06-01"], 2),
+        (["--from", "XX", "--to", "VN", "--data", "personal"], 3),
+        (["--from", "JP", "--to", "VN", "--data", "personnel"], 3),
+        (["--from", "JP", "--to", "VN", "--data", "personal", "--as-of", "soon"], 3),
+        (["--from", "JP", "--data", "personal"], 3),
+    ],
+)
 def test_exit_codes(args, code):
     p = run("check", *args)
     assert p.returncode == code, p.stdout + p.stderr
@@ -38,17 +42,43 @@ def test_exit_codes(args, code):
 
 
 def test_text_output_cites_and_lists_obligations():
-    p = run("check", "--from", "JP", "--via", "SG", "--to", "VN", "--data", "personal,health", "--subjects", "50000",
-            "--as-of", "2026-06-01")
+    p = run(
+        "check",
+        "--from",
+        "JP",
+        "--via",
+        "SG",
+        "--to",
+        "VN",
+        "--data",
+        "personal,health",
+        "--subjects",
+        "50000",
+        "--as-of",
+        "2026-06-01",
+    )
     assert "CONDITIONAL" in p.stdout and "L1 Art. 3" in p.stdout and "[gating] JP-ob-consent" in p.stdout
 
 
 def test_json_is_the_engine_decision():
-    p = run("check", "--from", "JP", "--to", "VN", "--data", "personal", "--subjects", "1000", "--as-of", "2026-06-01",
-            "--json")
+    p = run(
+        "check",
+        "--from",
+        "JP",
+        "--to",
+        "VN",
+        "--data",
+        "personal",
+        "--subjects",
+        "1000",
+        "--as-of",
+        "2026-06-01",
+        "--json",
+    )
     assert p.returncode == 1
-    d = Engine(load_ruleset(MINI)).check(dict(origin="JP", destination="VN", data_categories=["personal"],
-                                              subjects=1000, as_of="2026-06-01"))
+    d = Engine(load_ruleset(MINI)).check(
+        dict(origin="JP", destination="VN", data_categories=["personal"], subjects=1000, as_of="2026-06-01")
+    )
     assert json.loads(p.stdout) == json.loads(d.model_dump_json())
 
 
@@ -57,7 +87,9 @@ def test_lint_ok_and_bad_rules_exit_4(tmp_path):
     assert p.returncode == 0 and "3 jurisdictions" in p.stdout
     bad = tmp_path / "b"
     shutil.copytree(MINI, bad)
-    (bad / "SG" / "data_protection.yaml").write_text("jurisdiction: SG\ndomain: data_protection\nrules:\n  - id: SG-x\n")
+    (bad / "SG" / "data_protection.yaml").write_text(
+        "jurisdiction: SG\ndomain: data_protection\nrules:\n  - id: SG-x\n"
+    )
     p = run("lint", rules=bad)
     assert p.returncode == 4 and "SG-x" in p.stderr and "title" in p.stderr
 
@@ -80,5 +112,6 @@ def test_docs_coverage_is_current():
     """docs/coverage.md is generated from the embedded corpus; regenerate it with
     `dfft rules coverage --markdown > docs/coverage.md` when the rules change."""
     from dfft.rules.coverage import markdown
+
     doc = Path(__file__).parent.parent / "docs" / "coverage.md"
     assert doc.read_text(encoding="utf-8") == markdown(load_ruleset()), "docs/coverage.md is stale"

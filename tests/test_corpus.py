@@ -1,4 +1,5 @@
 """The embedded corpus as issue 3 defines it: 19 jurisdictions, every pair checkable, every rule cited and dated."""
+
 from __future__ import annotations
 
 import itertools
@@ -7,7 +8,27 @@ import pytest
 
 from .test_golden import CASES
 
-EXPECTED = {"JP", "BN", "KH", "ID", "LA", "MY", "MM", "PH", "SG", "TH", "VN", "EU", "GB", "US", "CN", "KR", "IN", "AU", "RU"}
+EXPECTED = {
+    "JP",
+    "BN",
+    "KH",
+    "ID",
+    "LA",
+    "MY",
+    "MM",
+    "PH",
+    "SG",
+    "TH",
+    "VN",
+    "EU",
+    "GB",
+    "US",
+    "CN",
+    "KR",
+    "IN",
+    "AU",
+    "RU",
+}
 
 
 def test_all_nineteen_jurisdictions(corpus_rs):
@@ -17,8 +38,9 @@ def test_all_nineteen_jurisdictions(corpus_rs):
 def test_every_pair_gets_a_verdict(corpus_engine):
     for a, b in itertools.permutations(sorted(EXPECTED), 2):
         for as_of in ("2024-06-01", "2026-06-01"):
-            d = corpus_engine.check(dict(origin=a, destination=b, data_categories=["personal", "health"],
-                                         subjects=50_000, as_of=as_of))
+            d = corpus_engine.check(
+                dict(origin=a, destination=b, data_categories=["personal", "health"], subjects=50_000, as_of=as_of)
+            )
             assert d.verdict in ("allowed", "conditional", "blocked")
 
 

@@ -1,4 +1,5 @@
 """Engine semantics on the synthetic fixture bundle: chaining, exceptions, windows, lists, legs, failures."""
+
 from __future__ import annotations
 
 import json
@@ -84,13 +85,18 @@ def test_legs_are_judged_by_their_exporter(mini_engine):
 
 
 def test_importer_scope(mini_engine):
-    d = mini_engine.check(req(origin="SG", destination="JP", data_categories=["copyrighted_works"], purpose="ai_training"))
+    d = mini_engine.check(
+        req(origin="SG", destination="JP", data_categories=["copyrighted_works"], purpose="ai_training")
+    )
     assert d.verdict == "allowed" and ("JP-tdm", "applies") in ids(d)
 
 
 def test_block_is_not_cured_by_safeguards(mini_engine):
-    d = mini_engine.check(req(destination="KP", data_categories=["controlled_technology"],
-                              safeguards=["export_licence", "consent", "nda"]))
+    d = mini_engine.check(
+        req(
+            destination="KP", data_categories=["controlled_technology"], safeguards=["export_licence", "consent", "nda"]
+        )
+    )
     assert d.verdict == "blocked" and ("JP-embargo", "applies") in ids(d)
 
 
@@ -107,20 +113,23 @@ def test_aliases_and_uncovered_destinations(mini_engine):
     assert mini_engine.check(req(destination="BR")).verdict == "conditional"
 
 
-@pytest.mark.parametrize("bad, field, hint", [
-    (dict(origin="XX"), "origin", "covered jurisdictions: JP, SG, VN"),
-    (dict(origin="BR"), "origin", "no rule set"),
-    (dict(destination="QQ"), "destination", "not an ISO 3166-1"),
-    (dict(via=["BR"]), "via[0]", "no rule set"),
-    (dict(data_categories=["personnel"]), "data_categories", "expected one of"),
-    (dict(data_categories=[]), "data_categories", "at least 1"),
-    (dict(safeguards=["sccs"]), "safeguards", "eu_scc"),
-    (dict(exporter="government"), "exporter", "public_body"),
-    (dict(subjects=-1), "subjects", "greater than or equal"),
-    (dict(destination="JP"), "destination", "cross a border"),
-    (dict(colour="red"), "colour", "Extra inputs"),
-    (dict(as_of="2026-13-01"), "as_of", "date"),
-])
+@pytest.mark.parametrize(
+    "bad, field, hint",
+    [
+        (dict(origin="XX"), "origin", "covered jurisdictions: JP, SG, VN"),
+        (dict(origin="BR"), "origin", "no rule set"),
+        (dict(destination="QQ"), "destination", "not an ISO 3166-1"),
+        (dict(via=["BR"]), "via[0]", "no rule set"),
+        (dict(data_categories=["personnel"]), "data_categories", "expected one of"),
+        (dict(data_categories=[]), "data_categories", "at least 1"),
+        (dict(safeguards=["sccs"]), "safeguards", "eu_scc"),
+        (dict(exporter="government"), "exporter", "public_body"),
+        (dict(subjects=-1), "subjects", "greater than or equal"),
+        (dict(destination="JP"), "destination", "cross a border"),
+        (dict(colour="red"), "colour", "Extra inputs"),
+        (dict(as_of="2026-13-01"), "as_of", "date"),
+    ],
+)
 def test_bad_requests_get_clear_errors(mini_engine, bad, field, hint):
     with pytest.raises(RequestError) as exc:
         mini_engine.check(req(**bad))
@@ -141,6 +150,7 @@ def test_durable_failure_fails_closed(mini_rs, monkeypatch, fault):
     # the backend drives the C extension directly: no Python action can fail inside durable-rules, but a fact that
     # durable-rules did not process completely (no catch-all, unknown rule name, unhandled) must never give a verdict
     from dfft.engine import compile as C
+
     eng = Engine(mini_rs, cache_size=0)
     real = C._dre
 
@@ -179,6 +189,7 @@ def test_internal_error_never_returns_a_verdict(mini_rs, monkeypatch):
 def test_facts_are_retracted_after_each_check(mini_rs):
     # one long-lived durable state per ruleset: every fact a check asserts is retracted when the check ends
     import durable_rules_engine
+
     eng = Engine(mini_rs, cache_size=0)
     for i in range(5):
         eng.check(req(subjects=i))
@@ -203,14 +214,17 @@ def test_compiler_refuses_rulesets_that_would_hang_durable_rules(mini_rs):
         DurableBackend(overcrowded(mini_rs))
 
 
-@pytest.mark.parametrize("label, category", [
-    ("user.health_and_medical", "health"),
-    ("user.health_and_medical.genetic", "genomic"),
-    ("user.contact.email", "personal"),          # nearest mapped fideslang ancestor: user
-    ("user.biometric.fingerprint", "biometric"),
-    ("dpv:PseudonymisedData", "pseudonymised"),
-    ("pd:Financial", "financial"),
-])
+@pytest.mark.parametrize(
+    "label, category",
+    [
+        ("user.health_and_medical", "health"),
+        ("user.health_and_medical.genetic", "genomic"),
+        ("user.contact.email", "personal"),  # nearest mapped fideslang ancestor: user
+        ("user.biometric.fingerprint", "biometric"),
+        ("dpv:PseudonymisedData", "pseudonymised"),
+        ("pd:Financial", "financial"),
+    ],
+)
 def test_fideslang_and_dpv_labels(mini_engine, label, category):
     d = mini_engine.check(req(data_categories=[label]))
     assert d.request.data_categories == (category,)

@@ -1,5 +1,6 @@
 """Engines are immutable per rule set; whoever swaps one out retires it, and it is closed (its durable-rules rulesets
 freed) only when the last user that leased it is done (issue 10, items 2 and 5)."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,14 +16,14 @@ def test_a_retired_engine_serves_its_leases_then_closes():
     eng = Engine(mini(), cache_size=0)
     first = eng.acquire().check(R)
     eng.acquire()
-    eng.retire()                       # swapped out while two users hold it
+    eng.retire()  # swapped out while two users hold it
     assert not eng.closed and eng.check(R).model_dump_json() == first.model_dump_json()
     eng.release()
     assert not eng.closed
-    eng.release()                      # the last user is done: the compiled rule sets are freed
+    eng.release()  # the last user is done: the compiled rule sets are freed
     assert eng.closed and eng.backend._closed and eng.backend._handles == {}
     with pytest.raises(EngineError):
-        eng.check(R)                   # fail closed, never a verdict from a freed engine
+        eng.check(R)  # fail closed, never a verdict from a freed engine
     with pytest.raises(EngineError):
         eng.acquire()
 

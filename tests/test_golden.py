@@ -1,6 +1,7 @@
 """Golden cases: per jurisdiction, requests with the verdict and findings the law calls for, each citing its article.
 
 Cases live in tests/golden/<CODE>.yaml (format: docs/rule-language.md)."""
+
 from __future__ import annotations
 
 import pytest

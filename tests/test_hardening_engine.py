@@ -3,6 +3,7 @@ process holding the GIL), and every new ruleset is first tried in a child proces
 
 The old code let these rule sets through to durable-rules, where they never return: the tests that build them run
 in a child process with a timeout, so on the old code they fail (timeout) instead of hanging the suite."""
+
 from __future__ import annotations
 
 import shutil
@@ -16,8 +17,7 @@ import pytest
 import yaml
 from hypothesis import given, strategies as st
 
-from dfft.engine import CompileError
-from dfft.engine import probe as probe_mod
+from dfft.engine import CompileError, probe as probe_mod
 from dfft.engine.compile import _Compiler, _paths, _shape, check_jurisdiction
 from dfft.engine.plan import prepare
 from dfft.rules.loader import write_manifest
@@ -29,14 +29,17 @@ ROOT = Path(__file__).parent.parent
 
 
 def run_case(case: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tests.hang_cases", case], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.hang_cases", case], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
-@pytest.mark.parametrize("case, rules", [("in511", ["JP-wide0"]), ("in512", ["JP-wide0"]),
-                                         ("three200", ["JP-wide0", "JP-wide1", "JP-wide2"])])
+@pytest.mark.parametrize(
+    "case, rules",
+    [("in511", ["JP-wide0"]), ("in512", ["JP-wide0"]), ("three200", ["JP-wide0", "JP-wide1", "JP-wide2"])],
+)
 def test_many_alternatives_are_refused_naming_the_rule(case, rules):
-    p = run_case(case)   # old code: never returns (TimeoutExpired fails the test)
+    p = run_case(case)  # old code: never returns (TimeoutExpired fails the test)
     assert p.returncode == 4, p.stderr
     assert all(r in p.stderr for r in rules) and "JP:" in p.stderr and "limit" in p.stderr
 
@@ -48,8 +51,16 @@ def _bundle_with_wide_rule(tmp_path: Path, values: list[list[str]]) -> Path:
     doc = yaml.safe_load(path.read_text())
     cit = doc["rules"][0]["citation"]
     for i, vals in enumerate(values):
-        doc["rules"].append({"id": f"JP-wide{i}", "title": "many alternatives", "citation": cit, "confidence": "high",
-                             "when": {"field": "to", "in": vals}, "then": {"effect": "condition"}})
+        doc["rules"].append(
+            {
+                "id": f"JP-wide{i}",
+                "title": "many alternatives",
+                "citation": cit,
+                "confidence": "high",
+                "when": {"field": "to", "in": vals},
+                "then": {"effect": "condition"},
+            }
+        )
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     write_manifest(root)
     return root
@@ -58,17 +69,26 @@ def _bundle_with_wide_rule(tmp_path: Path, values: list[list[str]]) -> Path:
 @pytest.mark.parametrize("values", [[CODES[:512]], [CODES[:200], CODES[200:400], CODES[400:600]]])
 def test_lint_refuses_the_bundle_quickly(tmp_path, values):
     root = _bundle_with_wide_rule(tmp_path, values)
-    p = subprocess.run([sys.executable, "-m", "dfft.cli", "--rules", str(root), "lint"], capture_output=True,
-                       text=True, timeout=60)   # old code: hangs in durable-rules
+    p = subprocess.run(
+        [sys.executable, "-m", "dfft.cli", "--rules", str(root), "lint"], capture_output=True, text=True, timeout=60
+    )  # old code: hangs in durable-rules
     assert p.returncode == 4, p.stdout + p.stderr
     assert "does not compile" in p.stderr and "JP-wide0" in p.stderr
 
 
 def test_scenario_bounds_name_the_field(mini_rs):
     from dfft.whatif.scenario import ScenarioError, parse_scenario
-    rule = {"jurisdiction": "JP", "domain": "ip", "id": "JP-a", "title": "t", "confidence": "high",
-            "citation": {"law": "L1", "article": "1"}, "when": {"field": "sector", "eq": "finance"},
-            "then": {"effect": "condition"}}
+
+    rule = {
+        "jurisdiction": "JP",
+        "domain": "ip",
+        "id": "JP-a",
+        "title": "t",
+        "confidence": "high",
+        "citation": {"law": "L1", "article": "1"},
+        "when": {"field": "sector", "eq": "finance"},
+        "then": {"effect": "condition"},
+    }
     deep: dict = {"field": "sector", "eq": "finance"}
     for _ in range(10):
         deep = {"not": deep}
@@ -88,6 +108,7 @@ def test_scenario_bounds_name_the_field(mini_rs):
 def _hanging_definition() -> str:
     """A raw durable-rules definition with 600 sibling tests under one node (bypasses check_budget)."""
     import json
+
     rules = {f"r{i}": {"all": [{"m": {"$and": [{"lvl": 0}, {"v_to": c}]}}]} for i, c in enumerate(CODES[:600])}
     rules["catch_all"] = {"all": [{"m": {"$gte": {"lvl": 0}}}]}
     return json.dumps(rules)
@@ -113,16 +134,17 @@ def test_probe_catches_a_hanging_definition_and_the_parent_stays_responsive():
         stop.set()
         t.join(5)
     assert time.monotonic() - t0 < 30
-    assert len(ticks) >= 20   # the parent's other threads ran meanwhile (the GIL was never held by the C loop)
+    assert len(ticks) >= 20  # the parent's other threads ran meanwhile (the GIL was never held by the C loop)
 
 
 def test_probe_remembers_good_definitions(mini_rs):
     from dfft.engine import Engine
+
     probe_mod.forget()
     Engine(mini_rs, cache_size=0)
     n = probe_mod.stats["probes"]
     Engine(mini_rs, cache_size=0)
-    assert probe_mod.stats["probes"] == n   # the same definitions are not probed twice
+    assert probe_mod.stats["probes"] == n  # the same definitions are not probed twice
 
 
 def test_corpus_headroom(corpus_rs):
@@ -133,19 +155,33 @@ def test_corpus_headroom(corpus_rs):
 
 # -- the counted alternatives are the alternatives of the rule language's meaning -----------------------------------
 _leaf = st.one_of(
-    st.builds(lambda v: {"field": "to", "in": v}, st.lists(st.sampled_from(CODES[:40]), min_size=1, max_size=5, unique=True)),
-    st.builds(lambda v: {"field": "to", "not_in": v}, st.lists(st.sampled_from(CODES[:40]), min_size=1, max_size=5, unique=True)),
-    st.builds(lambda v: {"field": "data_categories", "contains_any": v},
-              st.lists(st.sampled_from(["personal", "health", "financial"]), min_size=1, max_size=3, unique=True)),
-    st.builds(lambda v: {"field": "data_categories", "contains_all": v},
-              st.lists(st.sampled_from(["personal", "health", "financial"]), min_size=1, max_size=3, unique=True)),
+    st.builds(
+        lambda v: {"field": "to", "in": v}, st.lists(st.sampled_from(CODES[:40]), min_size=1, max_size=5, unique=True)
+    ),
+    st.builds(
+        lambda v: {"field": "to", "not_in": v},
+        st.lists(st.sampled_from(CODES[:40]), min_size=1, max_size=5, unique=True),
+    ),
+    st.builds(
+        lambda v: {"field": "data_categories", "contains_any": v},
+        st.lists(st.sampled_from(["personal", "health", "financial"]), min_size=1, max_size=3, unique=True),
+    ),
+    st.builds(
+        lambda v: {"field": "data_categories", "contains_all": v},
+        st.lists(st.sampled_from(["personal", "health", "financial"]), min_size=1, max_size=3, unique=True),
+    ),
     st.just({"field": "sector", "eq": "finance"}),
     st.just({"field": "subjects", "gte": 1000}),
 )
-_cond = st.recursive(_leaf, lambda c: st.one_of(
-    st.builds(lambda xs: {"all": xs}, st.lists(c, min_size=1, max_size=3)),
-    st.builds(lambda xs: {"any": xs}, st.lists(c, min_size=1, max_size=3)),
-    st.builds(lambda x: {"not": x}, c)), max_leaves=8)
+_cond = st.recursive(
+    _leaf,
+    lambda c: st.one_of(
+        st.builds(lambda xs: {"all": xs}, st.lists(c, min_size=1, max_size=3)),
+        st.builds(lambda xs: {"any": xs}, st.lists(c, min_size=1, max_size=3)),
+        st.builds(lambda x: {"not": x}, c),
+    ),
+    max_leaves=8,
+)
 
 
 def _alternatives(cond: dict, neg: bool = False) -> int:

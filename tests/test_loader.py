@@ -1,4 +1,5 @@
 """Malformed rule files are refused with errors naming the file, the rule and the field; nothing half-loads."""
+
 from __future__ import annotations
 
 import shutil
@@ -25,7 +26,7 @@ def edit(path: Path, fn) -> None:
     doc = yaml.safe_load(path.read_text())
     fn(doc)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    write_manifest(path.parents[1])   # these tests are about content: the manifest follows the edit
+    write_manifest(path.parents[1])  # these tests are about content: the manifest follows the edit
 
 
 def problems(root: Path) -> list:
@@ -42,7 +43,10 @@ def test_fixture_loads(bundle):
 
 
 def test_unknown_operator_names_file_rule_and_field(bundle):
-    edit(bundle / "SG/data_protection.yaml", lambda d: d["rules"][0]["when"].update({"field": "data_categories", "has": "x"}))
+    edit(
+        bundle / "SG/data_protection.yaml",
+        lambda d: d["rules"][0]["when"].update({"field": "data_categories", "has": "x"}),
+    )
     (p,) = problems(bundle)
     assert p.file.endswith("SG/data_protection.yaml") and p.rule_id == "SG-26" and p.field == "when"
     assert "contains" in p.message  # lists what was expected
@@ -70,6 +74,7 @@ def test_unknown_law_and_bad_prefix(bundle):
     def f(d):
         d["rules"][0]["citation"]["law"] = "NOPE"
         d["rules"][0]["id"] = "JP-stray"
+
     edit(bundle / "SG/data_protection.yaml", f)
     msgs = {(p.field, p.rule_id) for p in problems(bundle)}
     assert ("citation.law", "JP-stray") in msgs and ("id", "JP-stray") in msgs
@@ -97,6 +102,7 @@ def test_flag_cycle_is_refused(bundle):
     def f(d):
         d["rules"][0]["when"] = {"flag": "recipient_system"}
         d["rules"][1]["when"] = {"flag": "equivalent"}
+
     edit(bundle / "JP/data_protection.yaml", f)
     assert any("depend on themselves" in p.message for p in problems(bundle))
 
@@ -108,15 +114,19 @@ def test_undefined_flag(bundle):
 
 
 def test_safeguard_that_would_raise_severity_is_refused(bundle):
-    edit(bundle / "VN/localisation.yaml", lambda d: d["rules"][0].update(
-        {"when": {"field": "safeguards", "contains": "encryption"}}))
+    edit(
+        bundle / "VN/localisation.yaml",
+        lambda d: d["rules"][0].update({"when": {"field": "safeguards", "contains": "encryption"}}),
+    )
     (p,) = problems(bundle)
     assert p.rule_id == "VN-core" and "more severe" in p.message
 
 
 def test_obligation_safeguard_must_discharge_the_rule(bundle):
-    edit(bundle / "SG/data_protection.yaml", lambda d: d["rules"][0]["then"]["obligations"][0].update(
-        {"one_of": ["consent", "eu_scc"]}))
+    edit(
+        bundle / "SG/data_protection.yaml",
+        lambda d: d["rules"][0]["then"]["obligations"][0].update({"one_of": ["consent", "eu_scc"]}),
+    )
     (p,) = problems(bundle)
     assert "eu_scc" in p.message and p.field == "unless"
 

@@ -1,12 +1,12 @@
 """Memos are bounded by (estimated) bytes as well as by count (issue 10, item 2), and a byte-bounded memo answers
 exactly what an uncached engine answers."""
+
 from __future__ import annotations
 
 from datetime import date
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from dfft.engine import Engine
 from dfft.engine.core import DEFAULT_MEMO_BYTES, decision_bytes, memo_bytes

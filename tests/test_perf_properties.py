@@ -3,6 +3,7 @@ them, and the optimised durable-rules path (direct C calls, retraction, per-leve
 agrees with the reference interpreter on a synthetic corpus with realistic rule shapes (bench/synth.py).
 
 No timing here: benchmarks live in bench/ (python -m bench)."""
+
 from __future__ import annotations
 
 import json
@@ -84,7 +85,11 @@ def test_cached_equals_uncached(which, data):
         # the same request as a dict, with shuffled lists, and as a TransferRequest all hit the same answers
         variant = data.draw(st.sampled_from(["dict", "shuffled", "model"]))
         if variant == "shuffled":
-            r = {**r, "data_categories": list(reversed(r["data_categories"])), "safeguards": list(reversed(r["safeguards"]))}
+            r = {
+                **r,
+                "data_categories": list(reversed(r["data_categories"])),
+                "safeguards": list(reversed(r["safeguards"])),
+            }
         elif variant == "model":
             r = cached.normalise(r).request
         assert js(cached.check(r)) == js(uncached(which).check(r))
@@ -113,8 +118,15 @@ def test_reload_invalidates_every_memo(tmp_path):
     reqs = []
     for _ in range(60):
         o, d = rnd.sample(codes, 2)
-        reqs.append({"origin": o, "destination": d, "data_categories": ["personal", "health"],
-                     "subjects": rnd.choice([None, 10, 2_000_000]), "as_of": "2026-06-01"})
+        reqs.append(
+            {
+                "origin": o,
+                "destination": d,
+                "data_categories": ["personal", "health"],
+                "subjects": rnd.choice([None, 10, 2_000_000]),
+                "as_of": "2026-06-01",
+            }
+        )
     before = [js(eng.check(r)) for r in reqs]
     assert [js(eng.check(r)) for r in reqs] == before  # served from the memo
     eng.reload(b)
@@ -129,6 +141,7 @@ def test_reload_invalidates_every_memo(tmp_path):
 
 def test_reload_with_a_broken_rule_set_keeps_the_old_one(mini_rs):
     from dfft.engine import CompileError
+
     eng = Engine(mini_rs)
     r = dict(origin="JP", destination="VN", data_categories=["personal"], subjects=5, as_of="2026-06-01")
     d = eng.check(r)
@@ -139,14 +152,16 @@ def test_reload_with_a_broken_rule_set_keeps_the_old_one(mini_rs):
 
 def test_long_run_keeps_durable_state_empty():
     import durable_rules_engine
+
     eng = uncached("synth")
     rs = synth()
     rnd = random.Random(9)
     codes = sorted(rs.jurisdictions)
     for i in range(400):
         o, d = rnd.sample(codes, 2)
-        eng.check({"origin": o, "destination": d, "data_categories": ["personal"], "subjects": i,
-                   "as_of": "2026-06-01"})
+        eng.check(
+            {"origin": o, "destination": d, "data_categories": ["personal"], "subjects": i, "as_of": "2026-06-01"}
+        )
     b = eng.backend
     for code, h in b._handles.items():
         try:

@@ -1,6 +1,7 @@
 """The properties of DESIGN.md, checked with hypothesis on the fixture bundle and on the embedded corpus.
 
 Examples per property are set below (CI runs them derandomised, so a failure reproduces)."""
+
 from __future__ import annotations
 
 import json
@@ -107,8 +108,14 @@ def test_a_chain_is_at_least_as_severe_as_its_legs(name, data):
         alone = engine(name).check({**r, "origin": a, "destination": b, "via": []})
         # judged alone, a later leg's exporter would also count as the data's origin (localisation);
         # in the chain it is not, so its origin-scoped findings are left out of the comparison
-        worst = max((SEV_OF_EFFECT[f.effect] for f in alone.findings if f.status == "applies" and
-                     (i == 0 or rs.rule(f.rule_id).scope != "origin")), default=0)
+        worst = max(
+            (
+                SEV_OF_EFFECT[f.effect]
+                for f in alone.findings
+                if f.status == "applies" and (i == 0 or rs.rule(f.rule_id).scope != "origin")
+            ),
+            default=0,
+        )
         assert sev(chain) >= worst, f"leg {a}->{b} alone is worse than the chain"
 
 
@@ -132,25 +139,40 @@ def test_no_rule_fires_outside_its_window(name, data):
 @given(data=st.data())
 def test_before_a_law_takes_effect_it_is_as_if_absent(name, data):
     rs = ruleset(name)
-    laws = sorted((code, key) for code, j in rs.jurisdictions.items() for key, law in j.laws.items()
-                  if law.effective_from and any(r.citation.law == key for r in j.rules))
+    laws = sorted(
+        (code, key)
+        for code, j in rs.jurisdictions.items()
+        for key, law in j.laws.items()
+        if law.effective_from and any(r.citation.law == key for r in j.rules)
+    )
     if not laws:
         return
     code, key = data.draw(st.sampled_from(laws))
     law = rs.jurisdictions[code].laws[key]
     r = draw(data, name)
-    before = data.draw(st.dates(max_value=law.effective_from,
-                                min_value=law.effective_from.replace(year=min(1990, law.effective_from.year - 1))))
+    before = data.draw(
+        st.dates(
+            max_value=law.effective_from,
+            min_value=law.effective_from.replace(year=min(1990, law.effective_from.year - 1)),
+        )
+    )
     if before >= law.effective_from:
         return
     r["as_of"] = before.isoformat()
     j = rs.jurisdictions[code]
-    stripped = rs.model_copy(update={"jurisdictions": {
-        **rs.jurisdictions, code: j.model_copy(update={"rules": tuple(x for x in j.rules if x.citation.law != key)})}})
+    stripped = rs.model_copy(
+        update={
+            "jurisdictions": {
+                **rs.jurisdictions,
+                code: j.model_copy(update={"rules": tuple(x for x in j.rules if x.citation.law != key)}),
+            }
+        }
+    )
     with_law = Engine(rs, backend="reference", cache_size=0).check(r)
     without = Engine(stripped, backend="reference", cache_size=0).check(r)
-    assert [(f.rule_id, f.effect, f.status) for f in with_law.findings] == \
-           [(f.rule_id, f.effect, f.status) for f in without.findings]
+    assert [(f.rule_id, f.effect, f.status) for f in with_law.findings] == [
+        (f.rule_id, f.effect, f.status) for f in without.findings
+    ]
 
 
 @settings(max_examples=8)
@@ -160,10 +182,16 @@ def test_rule_order_does_not_matter(name, seed, data):
     rnd = random.Random(seed)
     codes = list(rs.jurisdictions)
     rnd.shuffle(codes)
-    shuffled = rs.model_copy(update={"jurisdictions": {
-        c: rs.jurisdictions[c].model_copy(update={"rules": tuple(rnd.sample(rs.jurisdictions[c].rules,
-                                                                             len(rs.jurisdictions[c].rules)))})
-        for c in codes}})
+    shuffled = rs.model_copy(
+        update={
+            "jurisdictions": {
+                c: rs.jurisdictions[c].model_copy(
+                    update={"rules": tuple(rnd.sample(rs.jurisdictions[c].rules, len(rs.jurisdictions[c].rules)))}
+                )
+                for c in codes
+            }
+        }
+    )
     assert shuffled.hash == rs.hash
     other = Engine(shuffled, cache_size=0)
     for _ in range(25):
@@ -185,12 +213,23 @@ def test_same_decision_in_another_process(name):
     cats = sorted(rs.vocabulary.data_categories)
     for _ in range(40):
         o, d = rnd.sample(covered, 2)
-        reqs.append({"origin": o, "destination": d, "data_categories": rnd.sample(cats, 2),
-                     "subjects": rnd.choice([None, 10, 200_000]), "as_of": "2026-06-01"})
+        reqs.append(
+            {
+                "origin": o,
+                "destination": d,
+                "data_categories": rnd.sample(cats, 2),
+                "subjects": rnd.choice([None, 10, 200_000]),
+                "as_of": "2026-06-01",
+            }
+        )
     here = [engine(name).check(r).model_dump_json() for r in reqs]
     bundle = str(MINI) if name == "mini" else ""
-    code = ("import json,sys\nfrom dfft.engine import Engine\nfrom dfft.rules import load_ruleset\n"
-            f"e=Engine(load_ruleset({bundle!r} or None),cache_size=0)\n"
-            "print(json.dumps([e.check(r).model_dump_json() for r in json.load(sys.stdin)]))")
-    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(reqs), capture_output=True, text=True, check=True)
+    code = (
+        "import json,sys\nfrom dfft.engine import Engine\nfrom dfft.rules import load_ruleset\n"
+        f"e=Engine(load_ruleset({bundle!r} or None),cache_size=0)\n"
+        "print(json.dumps([e.check(r).model_dump_json() for r in json.load(sys.stdin)]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=json.dumps(reqs), capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout) == here

@@ -1,4 +1,5 @@
 """Engines per rule set, and reading request files (the data-flow inventory)."""
+
 from __future__ import annotations
 
 import csv
@@ -43,7 +44,7 @@ class EnginePool:
 
     def _hash(self, rs: RuleSet) -> str:
         known = self._hashes.get(id(rs))
-        if known is None or known[0] is not rs:   # RuleSet.hash dumps the whole bundle: compute it once
+        if known is None or known[0] is not rs:  # RuleSet.hash dumps the whole bundle: compute it once
             known = self._hashes[id(rs)] = (rs, rs.hash)
             if len(self._hashes) > 4 * self.limit:
                 self._hashes.pop(next(iter(self._hashes)))
@@ -101,8 +102,14 @@ class Engines:
     use is never closed under an analysis. A service creates one Engines per request on a shared EnginePool and
     closes it when the request is done."""
 
-    def __init__(self, baseline: RuleSet, backend: str = "durable", limit: int = 32, today: Optional[date] = None,
-                 pool: Optional[EnginePool] = None):
+    def __init__(
+        self,
+        baseline: RuleSet,
+        backend: str = "durable",
+        limit: int = 32,
+        today: Optional[date] = None,
+        pool: Optional[EnginePool] = None,
+    ):
         self.baseline = baseline
         self.backend = backend
         self.limit = limit
@@ -120,7 +127,7 @@ class Engines:
                 held = False
                 self._leased[id(e)] = e
         if held:
-            e.release()   # one lease per engine and analysis is enough
+            e.release()  # one lease per engine and analysis is enough
         return Dated(e, self.today)
 
     def for_scenario(self, sc: Optional[Scenario]) -> tuple[RuleSet, Dated]:
@@ -138,7 +145,7 @@ class Engines:
         for e in leased:
             e.release()
 
-    def __enter__(self) -> "Engines":
+    def __enter__(self) -> Engines:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -150,8 +157,19 @@ class InventoryError(ValueError):
 
 
 LIST_FIELDS = ("via", "data_categories", "safeguards")
-FIELDS = ("id", "origin", "destination", "via", "data_categories", "subjects", "safeguards", "exporter", "sector",
-          "purpose", "as_of")
+FIELDS = (
+    "id",
+    "origin",
+    "destination",
+    "via",
+    "data_categories",
+    "subjects",
+    "safeguards",
+    "exporter",
+    "sector",
+    "purpose",
+    "as_of",
+)
 
 
 def _split(v: str) -> list[str]:
@@ -182,7 +200,9 @@ def load_requests(path: Path | str) -> list[dict[str, Any]]:
                 try:
                     r["subjects"] = int(r["subjects"].replace("_", ""))
                 except ValueError:
-                    raise InventoryError(f"{path} line {i} field subjects: {r['subjects']!r} is not a whole number") from None
+                    raise InventoryError(
+                        f"{path} line {i} field subjects: {r['subjects']!r} is not a whole number"
+                    ) from None
             r.setdefault("id", f"line {i}")
             rows.append(r)
     else:
@@ -194,8 +214,10 @@ def load_requests(path: Path | str) -> list[dict[str, Any]]:
             doc = doc.get("requests")
         if not isinstance(doc, list) or not all(isinstance(x, dict) for x in doc):
             raise InventoryError(f"{path}: expected a list of requests (or a mapping with `requests`)")
-        rows = [{"id": f"#{i + 1}", **{k: (v.isoformat() if isinstance(v, date) else v) for k, v in x.items()}}
-                for i, x in enumerate(doc)]
+        rows = [
+            {"id": f"#{i + 1}", **{k: (v.isoformat() if isinstance(v, date) else v) for k, v in x.items()}}
+            for i, x in enumerate(doc)
+        ]
     for r in rows:
         r["id"] = str(r["id"])
     return rows

@@ -1,4 +1,5 @@
 """Diff: judge a set of transfers under the baseline and under a scenario, and explain what changed."""
+
 from __future__ import annotations
 
 from typing import Any, Literal, Optional
@@ -52,8 +53,13 @@ class RequestDiff(Out):
 
     @property
     def changed(self) -> bool:
-        return bool(self.baseline != self.scenario or self.appeared or self.disappeared
-                    or self.obligations_appeared or self.obligations_disappeared)
+        return bool(
+            self.baseline != self.scenario
+            or self.appeared
+            or self.disappeared
+            or self.obligations_appeared
+            or self.obligations_disappeared
+        )
 
 
 class DiffResult(Out):
@@ -87,8 +93,15 @@ def _why(f: Finding, appeared: bool, sc: Scenario, d: Decision) -> str:
 
 
 def _fc(f: Finding, appeared: bool, sc: Scenario, d: Decision) -> FindingChange:
-    return FindingChange(rule_id=f.rule_id, effect=f.effect, status=f.status, leg_path=f.leg_path, title=f.title,
-                         citation=f.citation, why=_why(f, appeared, sc, d))
+    return FindingChange(
+        rule_id=f.rule_id,
+        effect=f.effect,
+        status=f.status,
+        leg_path=f.leg_path,
+        title=f.title,
+        citation=f.citation,
+        why=_why(f, appeared, sc, d),
+    )
 
 
 def compare(rid: str, base: Decision, new: Decision, sc: Scenario) -> RequestDiff:
@@ -98,7 +111,9 @@ def compare(rid: str, base: Decision, new: Decision, sc: Scenario) -> RequestDif
     no = {o.id: o for o in new.obligations}
 
     def oc(o: Any) -> ObligationChange:
-        return ObligationChange(id=o.id, text=o.text, kind=o.kind, one_of=o.one_of, rules=o.rules, citations=o.citations)
+        return ObligationChange(
+            id=o.id, text=o.text, kind=o.kind, one_of=o.one_of, rules=o.rules, citations=o.citations
+        )
 
     met_now = {f.rule_id: f for f in new.findings if f.status == "met"}
     applied_before = {(f.rule_id, f.leg_path) for f in base.findings if f.status == "applies"}
@@ -112,11 +127,17 @@ def compare(rid: str, base: Decision, new: Decision, sc: Scenario) -> RequestDif
     sb, sn = SEVERITY[base.verdict], SEVERITY[new.verdict]
     r = base.request
     return RequestDiff(
-        id=rid, path=" -> ".join([r.origin, *r.via, r.destination]), data=", ".join(r.data_categories),
-        baseline=base.verdict, scenario=new.verdict,
+        id=rid,
+        path=" -> ".join([r.origin, *r.via, r.destination]),
+        data=", ".join(r.data_categories),
+        baseline=base.verdict,
+        scenario=new.verdict,
         direction="better" if sn < sb else "worse" if sn > sb else "same",
-        appeared=tuple(_fc(nk[k], True, sc, new) for k in nk if k not in bk
-                       and not (k[1] == "met" and (k[0], k[3]) in applied_before)),
+        appeared=tuple(
+            _fc(nk[k], True, sc, new)
+            for k in nk
+            if k not in bk and not (k[1] == "met" and (k[0], k[3]) in applied_before)
+        ),
         disappeared=tuple(disappeared),
         obligations_appeared=tuple(oc(no[k]) for k in no if k not in bo or no[k].kind != bo[k].kind),
         obligations_disappeared=tuple(oc(bo[k]) for k in bo if k not in no or no[k].kind != bo[k].kind),
@@ -136,14 +157,32 @@ def diff(engines: Engines, requests: list[dict[str, Any]], sc: Scenario, progres
             n = eng.check(sc.apply_request(r, rs, engines.today))
             items.append(compare(rid, b, n, sc))
         except RequestError as e:
-            items.append(RequestDiff(id=rid, path=f"{r.get('origin')} -> {r.get('destination')}", data="",
-                                     baseline="-", scenario="-", direction="same", error=str(e)))
+            items.append(
+                RequestDiff(
+                    id=rid,
+                    path=f"{r.get('origin')} -> {r.get('destination')}",
+                    data="",
+                    baseline="-",
+                    scenario="-",
+                    direction="same",
+                    error=str(e),
+                )
+            )
         if progress:
             progress()
-    counts = {"requests": len(items), "changed": sum(1 for x in items if x.changed),
-              "verdict_changed": sum(1 for x in items if x.baseline != x.scenario),
-              "better": sum(1 for x in items if x.direction == "better"),
-              "worse": sum(1 for x in items if x.direction == "worse"),
-              "errors": sum(1 for x in items if x.error)}
-    return DiffResult(scenario=sc.name, changes=tuple(sc.summary()), baseline_ruleset=base_eng.ref,
-                      scenario_ruleset=eng.ref, items=tuple(items), counts=counts)
+    counts = {
+        "requests": len(items),
+        "changed": sum(1 for x in items if x.changed),
+        "verdict_changed": sum(1 for x in items if x.baseline != x.scenario),
+        "better": sum(1 for x in items if x.direction == "better"),
+        "worse": sum(1 for x in items if x.direction == "worse"),
+        "errors": sum(1 for x in items if x.error),
+    }
+    return DiffResult(
+        scenario=sc.name,
+        changes=tuple(sc.summary()),
+        baseline_ruleset=base_eng.ref,
+        scenario_ruleset=eng.ref,
+        items=tuple(items),
+        counts=counts,
+    )

@@ -1,11 +1,13 @@
 """Destination matrices: for each origin and data profile, the verdict for every destination (and under a scenario)."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict
@@ -31,8 +33,8 @@ class Cell(Out):
     profile: str
     destination: str
     verdict: str
-    rules: tuple[str, ...] = ()            # rules that apply (not merely met)
-    obligations: tuple[str, ...] = ()      # gating obligations
+    rules: tuple[str, ...] = ()  # rules that apply (not merely met)
+    obligations: tuple[str, ...] = ()  # gating obligations
     scenario_verdict: Optional[str] = None
     scenario_rules: tuple[str, ...] = ()
 
@@ -79,15 +81,29 @@ def all_destinations(rs: RuleSet) -> list[str]:
     return sorted(codes)
 
 
-def matrix(engines: Engines, origins: Optional[list[str]] = None, profiles: Optional[list[Profile]] = None,
-           destinations: Optional[list[str]] = None, sc: Optional[Scenario] = None, as_of: Optional[date] = None,
-           progress: Optional[Callable[[int], None]] = None) -> Matrix:
+def matrix(
+    engines: Engines,
+    origins: Optional[list[str]] = None,
+    profiles: Optional[list[Profile]] = None,
+    destinations: Optional[list[str]] = None,
+    sc: Optional[Scenario] = None,
+    as_of: Optional[date] = None,
+    progress: Optional[Callable[[int], None]] = None,
+) -> Matrix:
     rs = engines.baseline
     origins = [o.upper() for o in origins] if origins else sorted(rs.jurisdictions)
     unknown = [o for o in origins if o not in rs.jurisdictions]
     if unknown:
-        raise RequestError([{"field": "origin", "message": f"no rule set for {unknown}; covered jurisdictions: "
-                             f"{', '.join(sorted(rs.jurisdictions))}", "valid": sorted(rs.jurisdictions)}])
+        raise RequestError(
+            [
+                {
+                    "field": "origin",
+                    "message": f"no rule set for {unknown}; covered jurisdictions: "
+                    f"{', '.join(sorted(rs.jurisdictions))}",
+                    "valid": sorted(rs.jurisdictions),
+                }
+            ]
+        )
     profiles = profiles or load_profiles()
     dests = [d.upper() for d in destinations] if destinations else all_destinations(rs)
     day = as_of or engines.today
@@ -108,13 +124,30 @@ def matrix(engines: Engines, origins: Optional[list[str]] = None, profiles: Opti
                 if seng is not None and sc is not None:
                     s = seng.check(sc.apply_request(req, srs, day))
                     checks += 1
-                    extra = dict(scenario_verdict=s.verdict,
-                                 scenario_rules=tuple(f.rule_id for f in s.findings if f.status == "applies"))
-                cells.append(Cell(origin=o, profile=p.name, destination=d, verdict=dec.verdict,
-                                  rules=tuple(f.rule_id for f in dec.findings if f.status == "applies"),
-                                  obligations=tuple(ob.id for ob in dec.obligations if ob.kind == "gating"), **extra))
+                    extra = dict(
+                        scenario_verdict=s.verdict,
+                        scenario_rules=tuple(f.rule_id for f in s.findings if f.status == "applies"),
+                    )
+                cells.append(
+                    Cell(
+                        origin=o,
+                        profile=p.name,
+                        destination=d,
+                        verdict=dec.verdict,
+                        rules=tuple(f.rule_id for f in dec.findings if f.status == "applies"),
+                        obligations=tuple(ob.id for ob in dec.obligations if ob.kind == "gating"),
+                        **extra,
+                    )
+                )
             if progress:
                 progress(len(dests))
-    return Matrix(scenario=sc.name if sc else None, as_of=day, origins=tuple(origins), destinations=tuple(dests),
-                  profiles=tuple(profiles), cells=tuple(cells), seconds=round(time.perf_counter() - t0, 3),
-                  checks=checks)
+    return Matrix(
+        scenario=sc.name if sc else None,
+        as_of=day,
+        origins=tuple(origins),
+        destinations=tuple(dests),
+        profiles=tuple(profiles),
+        cells=tuple(cells),
+        seconds=round(time.perf_counter() - t0, 3),
+        checks=checks,
+    )

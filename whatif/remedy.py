@@ -7,6 +7,7 @@ makes every solution minimal. Candidates are the safeguards in the `unless` of t
 obligations' `one_of` (a safeguard no fired rule mentions cannot change the verdict), widened once with the
 candidates of the decisions reached by single safeguards (chained rules can bring new ones into play).
 """
+
 from __future__ import annotations
 
 from itertools import combinations
@@ -29,9 +30,9 @@ class Out(BaseModel):
 class Remedy(Out):
     safeguards: tuple[str, ...]
     verdict: str
-    target: str                                 # the verdict it was searched for: allowed | conditional
-    obligations: tuple[ObligationOut, ...]      # what the resulting decision still asks (ongoing duties, gating ones)
-    cures: tuple[str, ...]                      # findings of the original decision that this set makes go away / met
+    target: str  # the verdict it was searched for: allowed | conditional
+    obligations: tuple[ObligationOut, ...]  # what the resulting decision still asks (ongoing duties, gating ones)
+    cures: tuple[str, ...]  # findings of the original decision that this set makes go away / met
 
 
 class Blocker(Out):
@@ -46,7 +47,7 @@ class RemedyResult(Out):
     verdict: str
     candidates: tuple[str, ...]
     remedies: tuple[Remedy, ...]
-    blockers: tuple[Blocker, ...]               # findings no safeguard cures (when blocked)
+    blockers: tuple[Blocker, ...]  # findings no safeguard cures (when blocked)
     evaluated: int
     max_size: int
     note: Optional[str] = None
@@ -62,8 +63,12 @@ def candidates_of(d: Decision, rs: RuleSet) -> set[str]:
         except KeyError:
             continue
         if rule.unless:
-            out |= {v for leaf, pos in walk(rule.unless) if pos and leaf.get("field") == "safeguards"
-                    for v in leaf_values(leaf)}
+            out |= {
+                v
+                for leaf, pos in walk(rule.unless)
+                if pos and leaf.get("field") == "safeguards"
+                for v in leaf_values(leaf)
+            }
         for ob in rule.obligations:
             out |= set(ob.one_of)
     for o in d.obligations:
@@ -71,8 +76,13 @@ def candidates_of(d: Decision, rs: RuleSet) -> set[str]:
     return out & set(rs.vocabulary.safeguards)
 
 
-def remedy(engines: Engines, request: dict[str, Any], sc: Optional[Scenario] = None, max_size: int = 4,
-           max_candidates: int = 16) -> RemedyResult:
+def remedy(
+    engines: Engines,
+    request: dict[str, Any],
+    sc: Optional[Scenario] = None,
+    max_size: int = 4,
+    max_candidates: int = 16,
+) -> RemedyResult:
     rs, eng = engines.for_scenario(sc)
     req = strip_id(sc.apply_request(request, rs, engines.today) if sc else request)
     base = eng.check(req)
@@ -84,8 +94,11 @@ def remedy(engines: Engines, request: dict[str, Any], sc: Optional[Scenario] = N
         evaluated += 1
         return eng.check({**req, "safeguards": sorted(held | set(extra))})
 
-    blockers = tuple(Blocker(rule_id=f.rule_id, title=f.title, citation=f.citation)
-                     for f in base.findings if f.status == "applies" and f.effect == "block")
+    blockers = tuple(
+        Blocker(rule_id=f.rule_id, title=f.title, citation=f.citation)
+        for f in base.findings
+        if f.status == "applies" and f.effect == "block"
+    )
     cands = candidates_of(base, rs) - held
     for s in sorted(cands):
         cands |= candidates_of(judge((s,)), rs) - held
@@ -94,7 +107,9 @@ def remedy(engines: Engines, request: dict[str, Any], sc: Optional[Scenario] = N
     if len(cand) > max_candidates:
         note = f"{len(cand)} candidate safeguards; searched the first {max_candidates}"
         cand = cand[:max_candidates]
-    targets = [] if base.verdict == "allowed" else (["conditional", "allowed"] if base.verdict == "blocked" else ["allowed"])
+    targets = (
+        [] if base.verdict == "allowed" else (["conditional", "allowed"] if base.verdict == "blocked" else ["allowed"])
+    )
     remedies: list[Remedy] = []
     memo: dict[tuple[str, ...], Decision] = {}
     base_keys = {(f.rule_id, f.leg_path) for f in base.findings if f.status == "applies"}
@@ -109,11 +124,25 @@ def remedy(engines: Engines, request: dict[str, Any], sc: Optional[Scenario] = N
                 if SEVERITY[d.verdict] <= SEVERITY[target]:
                     found.append(set(combo))
                     still = {(f.rule_id, f.leg_path) for f in d.findings if f.status == "applies"}
-                    remedies.append(Remedy(safeguards=combo, verdict=d.verdict, target=target,
-                                           obligations=d.obligations,
-                                           cures=tuple(sorted(r for r, _ in base_keys - still))))
+                    remedies.append(
+                        Remedy(
+                            safeguards=combo,
+                            verdict=d.verdict,
+                            target=target,
+                            obligations=d.obligations,
+                            cures=tuple(sorted(r for r, _ in base_keys - still)),
+                        )
+                    )
         if target == "conditional" and not found and blockers:
             note = "blocked by rules no safeguard cures: " + ", ".join(b.rule_id for b in blockers)
-    return RemedyResult(request=base.request.model_dump(mode="json"), scenario=sc.name if sc else None,
-                        verdict=base.verdict, candidates=tuple(cand), remedies=tuple(remedies), blockers=blockers,
-                        evaluated=evaluated, max_size=max_size, note=note)
+    return RemedyResult(
+        request=base.request.model_dump(mode="json"),
+        scenario=sc.name if sc else None,
+        verdict=base.verdict,
+        candidates=tuple(cand),
+        remedies=tuple(remedies),
+        blockers=blockers,
+        evaluated=evaluated,
+        max_size=max_size,
+        note=note,
+    )

@@ -25,6 +25,7 @@ law:                                   # changes to the law, applied in this ord
 A scenario is validated like a rule file (cerberus schema, then every reference resolved against the baseline),
 and every problem is reported at once, naming the file and the field.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..rules import schema as S
+from ..rules.dump import rule_doc
 from ..rules.loader import Problem, _flatten_errors, _UniqueKeyLoader, check_meaning
 from ..rules.model import DEFAULT_SCOPE, Citation, CodeList, Member, Obligation, Rule, RuleSet
-from ..rules.dump import rule_doc
 
 # -- schema -------------------------------------------------------------------------------------------------------
 _CODES = {"type": "list", "schema": {"type": "string", "regex": S.CODE_RE}}
@@ -69,46 +70,72 @@ LIST_CHANGE = {
         "until": S.DATE,
     },
 }
-_ADDED_RULE = {"type": "dict", "schema": {
-    **S.RULE["schema"],
-    "jurisdiction": {"type": "string", "required": True, "regex": S.CODE_RE},
-    "domain": {"type": "string", "required": True, "allowed": S.DOMAINS},
-}}
+_ADDED_RULE = {
+    "type": "dict",
+    "schema": {
+        **S.RULE["schema"],
+        "jurisdiction": {"type": "string", "required": True, "regex": S.CODE_RE},
+        "domain": {"type": "string", "required": True, "allowed": S.DOMAINS},
+    },
+}
 SCENARIO_FILE = {
     "name": {"type": "string", "required": True, "empty": False},
     "description": {"type": "string"},
     "as_of": {"type": "date", "nullable": True},
     "facts": {"type": "list", "schema": FACT_CHANGE},
-    "law": {"type": "dict", "schema": {
-        "lists": {"type": "list", "schema": LIST_CHANGE},
-        "disable_rules": {"type": "list", "schema": {"type": "string"}},
-        "add_rules": {"type": "list", "schema": _ADDED_RULE},
-        "law_dates": {"type": "list", "schema": {"type": "dict", "schema": {
-            "law": {"type": "string", "required": True, "regex": r"^[A-Z]{2}\.[A-Za-z0-9][A-Za-z0-9_.\-]*$"},
-            "effective_from": S.DATE, "effective_until": S.DATE}}},
-        "rule_dates": {"type": "list", "schema": {"type": "dict", "schema": {
-            "rule": {"type": "string", "required": True},
-            "effective_from": S.DATE, "effective_until": S.DATE}}},
-    }},
+    "law": {
+        "type": "dict",
+        "schema": {
+            "lists": {"type": "list", "schema": LIST_CHANGE},
+            "disable_rules": {"type": "list", "schema": {"type": "string"}},
+            "add_rules": {"type": "list", "schema": _ADDED_RULE},
+            "law_dates": {
+                "type": "list",
+                "schema": {
+                    "type": "dict",
+                    "schema": {
+                        "law": {
+                            "type": "string",
+                            "required": True,
+                            "regex": r"^[A-Z]{2}\.[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+                        },
+                        "effective_from": S.DATE,
+                        "effective_until": S.DATE,
+                    },
+                },
+            },
+            "rule_dates": {
+                "type": "list",
+                "schema": {
+                    "type": "dict",
+                    "schema": {
+                        "rule": {"type": "string", "required": True},
+                        "effective_from": S.DATE,
+                        "effective_until": S.DATE,
+                    },
+                },
+            },
+        },
+    },
 }
 
 
 # -- bounds: scenarios arrive over HTTP (check scope), so every size is bounded before anything is built ----------
 LIMITS = {
-    "add_rules": 32,            # rules added by one scenario
-    "disable_rules": 256,       # rules disabled
-    "lists": 64,                # list changes
-    "list_members": 256,        # codes added or removed by one list change
-    "facts": 64,                # fact changes
-    "fact_values": 64,          # values added or removed by one fact change (per field)
+    "add_rules": 32,  # rules added by one scenario
+    "disable_rules": 256,  # rules disabled
+    "lists": 64,  # list changes
+    "list_members": 256,  # codes added or removed by one list change
+    "facts": 64,  # fact changes
+    "fact_values": 64,  # values added or removed by one fact change (per field)
     "law_dates": 64,
     "rule_dates": 256,
-    "condition_values": 64,     # values of one in / not_in / contains_any / contains_all test
-    "condition_depth": 8,       # nesting of all / any / not
-    "condition_nodes": 128,     # tests and all / any / not nodes in one rule's when + unless
-    "obligations": 16,          # obligations of one added rule
-    "string": 2000,             # characters of any string
-    "keys": 64,                 # keys of any mapping
+    "condition_values": 64,  # values of one in / not_in / contains_any / contains_all test
+    "condition_depth": 8,  # nesting of all / any / not
+    "condition_nodes": 128,  # tests and all / any / not nodes in one rule's when + unless
+    "obligations": 16,  # obligations of one added rule
+    "string": 2000,  # characters of any string
+    "keys": 64,  # keys of any mapping
 }
 
 
@@ -161,8 +188,11 @@ def _bound_problems(doc: Any, source: str) -> list[Problem]:
             cond(c["not"], f"{fld}.not", depth + 1, nodes)
         for op in S.LIST_VALUED_OPS:
             if isinstance(c.get(op), list) and len(c[op]) > LIMITS["condition_values"]:
-                bad(f"{fld}.{op}", f"{len(c[op])} values; at most {LIMITS['condition_values']} (each value is one "
-                                   "alternative the engine must match; use a list reference with in_list)")
+                bad(
+                    f"{fld}.{op}",
+                    f"{len(c[op])} values; at most {LIMITS['condition_values']} (each value is one "
+                    "alternative the engine must match; use a list reference with in_list)",
+                )
 
     walk(doc, "")
     if out:
@@ -261,12 +291,17 @@ class Scenario(Frozen):
             out.append(f"judge every transfer as of {self.as_of}")
         for fc in self.facts:
             where = " and ".join(f"{k} in {v if isinstance(v, str) else ', '.join(v)}" for k, v in fc.where.items())
-            parts = [f"add safeguards {', '.join(fc.add_safeguards)}" if fc.add_safeguards else "",
-                     f"remove safeguards {', '.join(fc.remove_safeguards)}" if fc.remove_safeguards else "",
-                     f"add data {', '.join(fc.add_data_categories)}" if fc.add_data_categories else "",
-                     f"remove data {', '.join(fc.remove_data_categories)}" if fc.remove_data_categories else ""]
-            parts += [f"set {k} = {getattr(fc, k)}" for k in ("subjects", "exporter", "sector", "purpose")
-                      if getattr(fc, k) is not None]
+            parts = [
+                f"add safeguards {', '.join(fc.add_safeguards)}" if fc.add_safeguards else "",
+                f"remove safeguards {', '.join(fc.remove_safeguards)}" if fc.remove_safeguards else "",
+                f"add data {', '.join(fc.add_data_categories)}" if fc.add_data_categories else "",
+                f"remove data {', '.join(fc.remove_data_categories)}" if fc.remove_data_categories else "",
+            ]
+            parts += [
+                f"set {k} = {getattr(fc, k)}"
+                for k in ("subjects", "exporter", "sector", "purpose")
+                if getattr(fc, k) is not None
+            ]
             out.append("; ".join(p for p in parts if p) + (f" (where {where})" if where else " (every transfer)"))
         for lc in self.law.lists:
             codes = [a if isinstance(a, str) else a.get("code") for a in lc.add]
@@ -275,11 +310,20 @@ class Scenario(Frozen):
             if lc.remove:
                 out.append(f"remove {', '.join(lc.remove)} from list {lc.list}")
         out += [f"disable rule {r}" for r in self.law.disable_rules]
-        out += [f"add rule {r['id']} ({r['jurisdiction']}, {r['then'].get('effect') or 'derive'})" for r in self.law.add_rules]
+        out += [
+            f"add rule {r['id']} ({r['jurisdiction']}, {r['then'].get('effect') or 'derive'})"
+            for r in self.law.add_rules
+        ]
         for d in self.law.law_dates:
-            out.append(f"move law {d['law']}: " + ", ".join(f"{k} = {d[k]}" for k in ("effective_from", "effective_until") if k in d))
+            out.append(
+                f"move law {d['law']}: "
+                + ", ".join(f"{k} = {d[k]}" for k in ("effective_from", "effective_until") if k in d)
+            )
         for d in self.law.rule_dates:
-            out.append(f"move rule {d['rule']}: " + ", ".join(f"{k} = {d[k]}" for k in ("effective_from", "effective_until") if k in d))
+            out.append(
+                f"move rule {d['rule']}: "
+                + ", ".join(f"{k} = {d[k]}" for k in ("effective_from", "effective_until") if k in d)
+            )
         return out
 
     @property
@@ -303,8 +347,10 @@ class Scenario(Frozen):
         for fc in self.facts:
             if not all(_matches(rs, alias_of, str(r.get(k, "")).upper(), v, on) for k, v in fc.where.items()):
                 continue
-            for fld, add, rem in (("safeguards", fc.add_safeguards, fc.remove_safeguards),
-                                  ("data_categories", fc.add_data_categories, fc.remove_data_categories)):
+            for fld, add, rem in (
+                ("safeguards", fc.add_safeguards, fc.remove_safeguards),
+                ("data_categories", fc.add_data_categories, fc.remove_data_categories),
+            ):
                 if add or rem:
                     cur = [x for x in (r.get(fld) or ()) if x not in rem]
                     r[fld] = cur + [x for x in add if x not in cur]
@@ -313,17 +359,34 @@ class Scenario(Frozen):
                     r[k] = getattr(fc, k)
         return r
 
-    def inverse(self, baseline: RuleSet) -> "Scenario":
+    def inverse(self, baseline: RuleSet) -> Scenario:
         """The scenario that undoes this one: law changes exactly (relative to `baseline`); fact changes by swapping
         adds and removes (exact for requests that did not hold what is added and did hold what is removed).
         Setting a scalar fact or `as_of` cannot be undone without the original value: ScenarioError."""
-        bad = [k for fc in self.facts for k in ("subjects", "exporter", "sector", "purpose") if getattr(fc, k) is not None]
+        bad = [
+            k for fc in self.facts for k in ("subjects", "exporter", "sector", "purpose") if getattr(fc, k) is not None
+        ]
         if self.as_of or bad:
-            raise ScenarioError([Problem(self.source or "<scenario>", None, "as_of" if self.as_of else f"facts.{bad[0]}",
-                                         "setting a value cannot be inverted without the original value")])
-        facts = tuple(FactChange(where=fc.where, add_safeguards=fc.remove_safeguards, remove_safeguards=fc.add_safeguards,
-                                 add_data_categories=fc.remove_data_categories,
-                                 remove_data_categories=fc.add_data_categories) for fc in reversed(self.facts))
+            raise ScenarioError(
+                [
+                    Problem(
+                        self.source or "<scenario>",
+                        None,
+                        "as_of" if self.as_of else f"facts.{bad[0]}",
+                        "setting a value cannot be inverted without the original value",
+                    )
+                ]
+            )
+        facts = tuple(
+            FactChange(
+                where=fc.where,
+                add_safeguards=fc.remove_safeguards,
+                remove_safeguards=fc.add_safeguards,
+                add_data_categories=fc.remove_data_categories,
+                remove_data_categories=fc.add_data_categories,
+            )
+            for fc in reversed(self.facts)
+        )
         return Scenario(name=f"inverse of {self.name}", facts=facts, law=law_delta(self.apply_law(baseline), baseline))
 
 
@@ -356,8 +419,9 @@ def _replace_list(rs: RuleSet, ref: str, lst: CodeList) -> RuleSet:
     if "." in ref:
         code, name = ref.split(".", 1)
         j = rs.jurisdictions[code]
-        return rs.model_copy(update={"jurisdictions": {**rs.jurisdictions, code: j.model_copy(
-            update={"lists": {**j.lists, name: lst}})}})
+        return rs.model_copy(
+            update={"jurisdictions": {**rs.jurisdictions, code: j.model_copy(update={"lists": {**j.lists, name: lst}})}}
+        )
     return rs.model_copy(update={"groups": {**rs.groups, ref: lst}})
 
 
@@ -373,13 +437,22 @@ def added_rule(doc: dict[str, Any], rs: RuleSet) -> Rule:
     law = j.laws.get(doc["citation"]["law"])
     then = doc["then"]
     return Rule(
-        id=doc["id"], jurisdiction=doc["jurisdiction"], domain=doc["domain"], title=doc["title"],
-        scope=doc.get("scope") or DEFAULT_SCOPE[doc["domain"]], citation=Citation(**doc["citation"]),
+        id=doc["id"],
+        jurisdiction=doc["jurisdiction"],
+        domain=doc["domain"],
+        title=doc["title"],
+        scope=doc.get("scope") or DEFAULT_SCOPE[doc["domain"]],
+        citation=Citation(**doc["citation"]),
         effective_from=doc.get("effective_from") or (law.effective_from if law else None),
         effective_until=doc.get("effective_until") or (law.effective_until if law else None),
-        confidence=doc["confidence"], note=doc.get("note"), when=doc["when"], unless=doc.get("unless"),
-        effect=then.get("effect"), obligations=tuple(Obligation(**o) for o in then.get("obligations", [])),
-        derive=tuple(then.get("derive", [])))
+        confidence=doc["confidence"],
+        note=doc.get("note"),
+        when=doc["when"],
+        unless=doc.get("unless"),
+        effect=then.get("effect"),
+        obligations=tuple(Obligation(**o) for o in then.get("obligations", [])),
+        derive=tuple(then.get("derive", [])),
+    )
 
 
 def _set_rules(rs: RuleSet, code: str, rules: tuple[Rule, ...]) -> RuleSet:
@@ -392,8 +465,9 @@ def _apply_law(law: LawChanges, rs: RuleSet) -> RuleSet:
         lst = resolve_list(rs, lc.list)
         new = tuple(_member(a, lc) for a in lc.add)
         drop = set(lc.remove) | {m.code for m in new}
-        rs = _replace_list(rs, lc.list, lst.model_copy(update={
-            "members": tuple(m for m in lst.members if m.code not in drop) + new}))
+        rs = _replace_list(
+            rs, lc.list, lst.model_copy(update={"members": tuple(m for m in lst.members if m.code not in drop) + new})
+        )
     disabled = set(law.disable_rules)
     for code, j in rs.jurisdictions.items():
         if any(r.id in disabled for r in j.rules):
@@ -417,8 +491,11 @@ def _apply_law(law: LawChanges, rs: RuleSet) -> RuleSet:
     for d in law.rule_dates:
         r = rs.rule(d["rule"])
         upd = {k: d[k] for k in ("effective_from", "effective_until") if k in d}
-        rs = _set_rules(rs, r.jurisdiction, tuple(x.model_copy(update=upd) if x.id == r.id else x
-                                                  for x in rs.jurisdictions[r.jurisdiction].rules))
+        rs = _set_rules(
+            rs,
+            r.jurisdiction,
+            tuple(x.model_copy(update=upd) if x.id == r.id else x for x in rs.jurisdictions[r.jurisdiction].rules),
+        )
     return rs
 
 
@@ -430,7 +507,9 @@ def law_delta(a: RuleSet, b: RuleSet) -> LawChanges:
         if la == lb:
             continue
         codes = {m.code for m in la.members} | {m.code for m in lb.members}
-        changed = sorted(c for c in codes if [m for m in la.members if m.code == c] != [m for m in lb.members if m.code == c])
+        changed = sorted(
+            c for c in codes if [m for m in la.members if m.code == c] != [m for m in lb.members if m.code == c]
+        )
         add = [m.model_dump(mode="python", by_alias=True, exclude_none=True) for m in lb.members if m.code in changed]
         remove = [c for c in changed if not any(m.code == c for m in lb.members)]
         lists.append(ListChange(list=ref, add=tuple(add), remove=tuple(remove)))
@@ -448,8 +527,9 @@ def law_delta(a: RuleSet, b: RuleSet) -> LawChanges:
         if x is not None:
             disable.append(rid)
         if y is not None:
-            add.append({"jurisdiction": y.jurisdiction, "domain": y.domain, **rule_doc(y),
-                        **{k: getattr(y, k) for k in dates}})
+            add.append(
+                {"jurisdiction": y.jurisdiction, "domain": y.domain, **rule_doc(y), **{k: getattr(y, k) for k in dates}}
+            )
     law_dates = []
     for code, jb in b.jurisdictions.items():
         for key, lb in jb.laws.items():  # type: ignore[assignment]  # la, lb name lists above
@@ -458,13 +538,23 @@ def law_delta(a: RuleSet, b: RuleSet) -> LawChanges:
                 law_dates.append({"law": f"{code}.{key}", **{k: getattr(lb, k) for k in dates}})
     # law_dates move rules that shared the law's dates; rule_dates (applied after) pin every rule to b's window
     if law_dates:
-        moved = _apply_law(LawChanges(lists=tuple(lists), disable_rules=tuple(disable), add_rules=tuple(add),
-                                      law_dates=tuple(law_dates)), a)
+        moved = _apply_law(
+            LawChanges(
+                lists=tuple(lists), disable_rules=tuple(disable), add_rules=tuple(add), law_dates=tuple(law_dates)
+            ),
+            a,
+        )
         rm = {r.id: r for r in moved.all_rules()}
-        rule_dates = [{"rule": rid, **{k: getattr(y, k) for k in dates}} for rid, y in sorted(rb.items())
-                      if rm[rid] != y]
-    return LawChanges(lists=tuple(lists), disable_rules=tuple(disable), add_rules=tuple(add),
-                      law_dates=tuple(law_dates), rule_dates=tuple(rule_dates))
+        rule_dates = [
+            {"rule": rid, **{k: getattr(y, k) for k in dates}} for rid, y in sorted(rb.items()) if rm[rid] != y
+        ]
+    return LawChanges(
+        lists=tuple(lists),
+        disable_rules=tuple(disable),
+        add_rules=tuple(add),
+        law_dates=tuple(law_dates),
+        rule_dates=tuple(rule_dates),
+    )
 
 
 # -- loading and validation ---------------------------------------------------------------------------------------
@@ -502,13 +592,28 @@ def parse_scenario(doc: Any, rs: RuleSet, source: str = "<scenario>") -> Scenari
         raise ScenarioError(problems)
     law = doc.get("law") or {}
     sc = Scenario(
-        name=doc["name"], description=doc.get("description"), as_of=doc.get("as_of"),
-        facts=tuple(FactChange(**{k: tuple(v) if isinstance(v, list) and k != "where" else v for k, v in fc.items()
-                                  if v is not None or k != "subjects"}) for fc in doc.get("facts") or []),
-        law=LawChanges(lists=tuple(ListChange(**lc) for lc in law.get("lists") or []),
-                       disable_rules=tuple(law.get("disable_rules") or ()), add_rules=tuple(law.get("add_rules") or ()),
-                       law_dates=tuple(law.get("law_dates") or ()), rule_dates=tuple(law.get("rule_dates") or ())),
-        source=source)
+        name=doc["name"],
+        description=doc.get("description"),
+        as_of=doc.get("as_of"),
+        facts=tuple(
+            FactChange(
+                **{
+                    k: tuple(v) if isinstance(v, list) and k != "where" else v
+                    for k, v in fc.items()
+                    if v is not None or k != "subjects"
+                }
+            )
+            for fc in doc.get("facts") or []
+        ),
+        law=LawChanges(
+            lists=tuple(ListChange(**lc) for lc in law.get("lists") or []),
+            disable_rules=tuple(law.get("disable_rules") or ()),
+            add_rules=tuple(law.get("add_rules") or ()),
+            law_dates=tuple(law.get("law_dates") or ()),
+            rule_dates=tuple(law.get("rule_dates") or ()),
+        ),
+        source=source,
+    )
     problems += validate(sc, rs, source)
     if problems:
         raise ScenarioError(problems)
@@ -518,8 +623,10 @@ def parse_scenario(doc: Any, rs: RuleSet, source: str = "<scenario>") -> Scenari
 def _dates(doc: Any) -> Any:
     """JSON has no dates: turn ISO strings under date keys into dates so both formats validate alike."""
     if isinstance(doc, dict):
-        return {k: (_iso(v) if k in ("as_of", "from", "until", "effective_from", "effective_until") else _dates(v))
-                for k, v in doc.items()}
+        return {
+            k: (_iso(v) if k in ("as_of", "from", "until", "effective_from", "effective_until") else _dates(v))
+            for k, v in doc.items()
+        }
     if isinstance(doc, list):
         return [_dates(x) for x in doc]
     return doc
@@ -553,8 +660,12 @@ def validate(sc: Scenario, rs: RuleSet, source: str = "<scenario>") -> list[Prob
         for k, w in fc.where.items():
             if isinstance(w, str):
                 check_ref(f"facts[{i}].where.{k}", w)
-        for fld, valid in (("add_safeguards", vocab.safeguards), ("remove_safeguards", vocab.safeguards),
-                           ("add_data_categories", vocab.data_categories), ("remove_data_categories", vocab.data_categories)):
+        for fld, valid in (
+            ("add_safeguards", vocab.safeguards),
+            ("remove_safeguards", vocab.safeguards),
+            ("add_data_categories", vocab.data_categories),
+            ("remove_data_categories", vocab.data_categories),
+        ):
             for x in getattr(fc, fld):
                 if x not in valid:
                     bad(f"facts[{i}].{fld}", f"unknown value {x!r}; expected one of {sorted(valid)}")
@@ -576,17 +687,31 @@ def validate(sc: Scenario, rs: RuleSet, source: str = "<scenario>") -> list[Prob
         if code not in rs.jurisdictions:
             bad(f"law.law_dates[{i}].law", f"unknown jurisdiction {code!r}; expected one of {sorted(rs.jurisdictions)}")
         elif key not in rs.jurisdictions[code].laws:
-            bad(f"law.law_dates[{i}].law", f"unknown law {key!r} of {code}; expected one of {sorted(rs.jurisdictions[code].laws)}")
+            bad(
+                f"law.law_dates[{i}].law",
+                f"unknown law {key!r} of {code}; expected one of {sorted(rs.jurisdictions[code].laws)}",
+            )
     remaining = ids - set(sc.law.disable_rules)
     for i, doc in enumerate(sc.law.add_rules):
         code = doc["jurisdiction"]
         if code not in rs.jurisdictions:
-            bad(f"law.add_rules[{i}].jurisdiction", f"no rule set for {code!r}; expected one of {sorted(rs.jurisdictions)}", doc["id"])
+            bad(
+                f"law.add_rules[{i}].jurisdiction",
+                f"no rule set for {code!r}; expected one of {sorted(rs.jurisdictions)}",
+                doc["id"],
+            )
         elif doc["citation"]["law"] not in rs.jurisdictions[code].laws:
-            bad(f"law.add_rules[{i}].citation.law", f"unknown law {doc['citation']['law']!r}; expected one of "
-                f"{sorted(rs.jurisdictions[code].laws)}", doc["id"])
+            bad(
+                f"law.add_rules[{i}].citation.law",
+                f"unknown law {doc['citation']['law']!r}; expected one of {sorted(rs.jurisdictions[code].laws)}",
+                doc["id"],
+            )
         if doc["id"] in remaining:
-            bad(f"law.add_rules[{i}].id", "a rule with this id exists; disable it in the same scenario to replace it", doc["id"])
+            bad(
+                f"law.add_rules[{i}].id",
+                "a rule with this id exists; disable it in the same scenario to replace it",
+                doc["id"],
+            )
         remaining.add(doc["id"])
     if out:
         return out
@@ -606,6 +731,7 @@ def validate(sc: Scenario, rs: RuleSet, source: str = "<scenario>") -> list[Prob
         return list(dict.fromkeys(out))
     # what durable-rules would have to hold: refused here (a 422 over HTTP) rather than when an engine is built
     from ..engine.compile import CompileError, check_jurisdiction
+
     for code in sorted({d["jurisdiction"] for d in sc.law.add_rules}):
         try:
             check_jurisdiction(changed, code)
@@ -616,6 +742,6 @@ def validate(sc: Scenario, rs: RuleSet, source: str = "<scenario>") -> list[Prob
 
 def _near(x: str, options: set[str]) -> str:
     import difflib
+
     close = difflib.get_close_matches(x, sorted(options), n=3)
     return f"; did you mean {', '.join(close)}?" if close else f"; {len(options)} rules exist (dfft rules list)"
-

@@ -1,5 +1,6 @@
 """Timeline: the verdict for one transfer across dates. Only the dates where something can change are evaluated:
 rule effective dates and list membership dates (not a day-by-day scan)."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -19,14 +20,14 @@ class Out(BaseModel):
 
 class Change(Out):
     rule_id: str
-    change: str            # "starts to apply" | "stops applying" | "met" ...
+    change: str  # "starts to apply" | "stops applying" | "met" ...
     title: str
     citation: Optional[CitationOut]
 
 
 class Segment(Out):
-    start: date            # first day of the segment
-    end: Optional[date]    # first day after it (None: open-ended, up to the end of the range and beyond)
+    start: date  # first day of the segment
+    end: Optional[date]  # first day after it (None: open-ended, up to the end of the range and beyond)
     verdict: str
     findings: tuple[str, ...]
     obligations: tuple[str, ...]
@@ -68,25 +69,41 @@ def _segments(engine: Any, request: dict[str, Any], days: list[date]) -> list[Se
             old = prev[1]
             for rid, f in findings.items():
                 if rid not in old:
-                    changes.append(Change(rule_id=rid, change="starts to apply" if f.status == "applies" else "met",
-                                          title=f.title, citation=f.citation))
+                    changes.append(
+                        Change(
+                            rule_id=rid,
+                            change="starts to apply" if f.status == "applies" else "met",
+                            title=f.title,
+                            citation=f.citation,
+                        )
+                    )
                 elif old[rid].status != f.status:
-                    changes.append(Change(rule_id=rid, change=f"{old[rid].status} -> {f.status}", title=f.title,
-                                          citation=f.citation))
+                    changes.append(
+                        Change(
+                            rule_id=rid, change=f"{old[rid].status} -> {f.status}", title=f.title, citation=f.citation
+                        )
+                    )
             for rid, f in old.items():
                 if rid not in findings:
                     changes.append(Change(rule_id=rid, change="stops applying", title=f.title, citation=f.citation))
             segs[-1] = segs[-1].model_copy(update={"end": day})
-        segs.append(Segment(start=day, end=None, verdict=d.verdict,
-                            findings=tuple(f"{f.rule_id} ({f.status})" for f in d.findings),
-                            obligations=tuple(o.id for o in d.obligations if o.kind == "gating"),
-                            changes=tuple(changes)))
+        segs.append(
+            Segment(
+                start=day,
+                end=None,
+                verdict=d.verdict,
+                findings=tuple(f"{f.rule_id} ({f.status})" for f in d.findings),
+                obligations=tuple(o.id for o in d.obligations if o.kind == "gating"),
+                changes=tuple(changes),
+            )
+        )
         prev = (key, findings)
     return segs
 
 
-def timeline(engines: Engines, request: dict[str, Any], start: date, end: date,
-             sc: Optional[Scenario] = None) -> Timeline:
+def timeline(
+    engines: Engines, request: dict[str, Any], start: date, end: date, sc: Optional[Scenario] = None
+) -> Timeline:
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
     req = {k: v for k, v in request.items() if k not in ("id", "as_of")}
@@ -99,5 +116,12 @@ def timeline(engines: Engines, request: dict[str, Any], start: date, end: date,
         sreq = {k: v for k, v in sc.apply_request(req, rs, start).items() if k != "as_of"}
         ssegs = _segments(eng, sreq, sdays)
         days = sdays
-    return Timeline(request=req, scenario=sc.name if sc else None, start=start, end=end, dates_evaluated=len(days),
-                    segments=tuple(segs), scenario_segments=tuple(ssegs))
+    return Timeline(
+        request=req,
+        scenario=sc.name if sc else None,
+        start=start,
+        end=end,
+        dates_evaluated=len(days),
+        segments=tuple(segs),
+        scenario_segments=tuple(ssegs),
+    )

@@ -1,7 +1,8 @@
 """Alembic environment: run with a connection passed in `config.attributes['connection']` (see api/db.py), or
 stand-alone with `alembic -x url=... upgrade head` from this folder's parent config."""
-from alembic import context
+
 import sqlalchemy as sa
+from alembic import context
 
 from dfft.api.db import lock_for_migrations, metadata
 

@@ -3,6 +3,7 @@
 Exit codes (for scripts and pipelines):
   0 allowed · 1 conditional · 2 blocked · 3 invalid request or usage · 4 invalid rule files · 5 internal error
 """
+
 from __future__ import annotations
 
 import sys
@@ -35,21 +36,29 @@ from .options import (
 # Recent typer vendors its own click; catch the exceptions of both.
 try:
     from typer._click import exceptions as _typer_click
+
     CLICK_ERRORS: tuple = (click.ClickException, _typer_click.ClickException)
     ABORTS: tuple = (click.exceptions.Abort, typer.Abort)
 except ImportError:  # typer that uses click directly
     CLICK_ERRORS, ABORTS = (click.ClickException,), (click.exceptions.Abort,)
 
-app = typer.Typer(help="dfft: is this cross-border data transfer allowed, conditional or blocked, and why?",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="dfft: is this cross-border data transfer allowed, conditional or blocked, and why?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 VERDICT_STYLE = {"allowed": "bold green", "conditional": "bold yellow", "blocked": "bold red"}
 EFFECT_STYLE = {"allow": "green", "condition": "yellow", "block": "red"}
 
 
 @app.callback()
-def _root(rules: Optional[Path] = typer.Option(
-        None, "--rules", envvar="DFFT_RULES", help="Rule bundle directory (default: the embedded jurisdictions/).")) -> None:
+def _root(
+    rules: Optional[Path] = typer.Option(
+        None, "--rules", envvar="DFFT_RULES", help="Rule bundle directory (default: the embedded jurisdictions/)."
+    ),
+) -> None:
     state.rules_dir = rules
 
 
@@ -59,13 +68,18 @@ def check(
     destination: str = typer.Option(..., "--to", help="Final destination, e.g. VN"),
     via: Optional[list[str]] = typer.Option(None, "--via", help="Intermediate hop (repeat, in order)"),
     data: list[str] = typer.Option(..., "--data", help="Data categories, comma-separated or repeated"),
-    subjects: Optional[int] = typer.Option(None, "--subjects", min=0,
-                                            help="Distinct individuals/devices (omit: unknown, judged above every threshold)"),
-    safeguard: Optional[list[str]] = typer.Option(None, "--safeguard", help="Safeguard in place (repeat or comma-separate)"),
+    subjects: Optional[int] = typer.Option(
+        None, "--subjects", min=0, help="Distinct individuals/devices (omit: unknown, judged above every threshold)"
+    ),
+    safeguard: Optional[list[str]] = typer.Option(
+        None, "--safeguard", help="Safeguard in place (repeat or comma-separate)"
+    ),
     exporter: str = typer.Option("private", help="private | public_body | ciio"),
     sector: str = typer.Option("general"),
     purpose: str = typer.Option("general"),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Apply the law as of this date (YYYY-MM-DD; default today)"),
+    as_of: Optional[str] = typer.Option(
+        None, "--as-of", help="Apply the law as of this date (YYYY-MM-DD; default today)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON"),
     backend: str = typer.Option("durable", "--engine", help="durable (default) or reference"),
 ) -> None:
@@ -119,8 +133,9 @@ def lint(compile_: bool = typer.Option(True, "--compile/--no-compile", help="Als
     if compile_:
         Engine(rs)
     n_rules = sum(len(j.rules) for j in rs.jurisdictions.values())
-    out.print(f"[green]ok[/]: {len(rs.jurisdictions)} jurisdictions, {n_rules} rules, "
-              f"bundle {rs.version} ({rs.hash[:12]})")
+    out.print(
+        f"[green]ok[/]: {len(rs.jurisdictions)} jurisdictions, {n_rules} rules, bundle {rs.version} ({rs.hash[:12]})"
+    )
 
 
 _rules.register(app)  # `dfft rules ...`

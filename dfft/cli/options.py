@@ -1,5 +1,6 @@
 """What every `dfft` command group shares: exit codes, consoles, the rule-bundle state set by `--rules`, and the
 helpers that turn the transfer options (--from, --to, --via, --data, ...) into a request. Imports no other CLI module."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -43,8 +44,26 @@ def parse_day(value: Optional[str], option: str) -> Optional[date]:
         raise typer.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form", param_hint=option) from None
 
 
-def transfer_request(origin: str, destination: str, via: Optional[list[str]], data: list[str], subjects: Optional[int],
-                     safeguard: Optional[list[str]], exporter: str, sector: str, purpose: str) -> dict[str, Any]:
+def transfer_request(
+    origin: str,
+    destination: str,
+    via: Optional[list[str]],
+    data: list[str],
+    subjects: Optional[int],
+    safeguard: Optional[list[str]],
+    exporter: str,
+    sector: str,
+    purpose: str,
+) -> dict[str, Any]:
     """A TransferRequest dict from the transfer options every command shares (--from, --to, --via, --data, ...)."""
-    return dict(origin=origin, destination=destination, via=split_values(via), data_categories=split_values(data),
-                subjects=subjects, safeguards=split_values(safeguard), exporter=exporter, sector=sector, purpose=purpose)
+    return dict(
+        origin=origin,
+        destination=destination,
+        via=split_values(via),
+        data_categories=split_values(data),
+        subjects=subjects,
+        safeguards=split_values(safeguard),
+        exporter=exporter,
+        sector=sector,
+        purpose=purpose,
+    )

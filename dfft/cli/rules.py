@@ -1,4 +1,5 @@
 """`dfft rules list|coverage|show`: browse the rule sets."""
+
 from __future__ import annotations
 
 import json
@@ -36,14 +37,24 @@ def rules_list(as_json: bool = typer.Option(False, "--json")) -> None:
     for col in ("code", "name", "data_protection", "localisation", "ip", "low conf.", "laws"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["code"], r["name"], str(r["data_protection"]), str(r["localisation"]), str(r["ip"]),
-                  str(r["low_confidence"]), ", ".join(r["laws"]))
+        t.add_row(
+            r["code"],
+            r["name"],
+            str(r["data_protection"]),
+            str(r["localisation"]),
+            str(r["ip"]),
+            str(r["low_confidence"]),
+            ", ".join(r["laws"]),
+        )
     out.print(t)
 
 
 @rules_app.command("manifest")
-def rules_manifest(directory: Optional[Path] = typer.Argument(
-        None, help="Bundle directory (default: --rules, else the embedded jurisdictions/)")) -> None:
+def rules_manifest(
+    directory: Optional[Path] = typer.Argument(
+        None, help="Bundle directory (default: --rules, else the embedded jurisdictions/)"
+    ),
+) -> None:
     """(Re)write bundle.yaml's manifest: the jurisdictions and the SHA-256 of every file, which the loader verifies.
     Run it after changing a bundle (and bump the bundle's version)."""
     from ..rules.loader import default_rules_dir, load_ruleset, write_manifest
@@ -51,12 +62,15 @@ def rules_manifest(directory: Optional[Path] = typer.Argument(
     root = directory or state.rules_dir or default_rules_dir()
     man = write_manifest(root)
     load_ruleset(root)  # the bundle as stamped must load
-    out.print(f"[green]ok[/]: {root / 'bundle.yaml'}: {len(man['jurisdictions'])} jurisdictions, "
-              f"{len(man['files'])} files")
+    out.print(
+        f"[green]ok[/]: {root / 'bundle.yaml'}: {len(man['jurisdictions'])} jurisdictions, {len(man['files'])} files"
+    )
 
 
 @rules_app.command("coverage")
-def rules_coverage(as_markdown: bool = typer.Option(False, "--markdown", help="Print the Markdown of docs/coverage.md")) -> None:
+def rules_coverage(
+    as_markdown: bool = typer.Option(False, "--markdown", help="Print the Markdown of docs/coverage.md"),
+) -> None:
     """For every jurisdiction x domain: rule count, confidence (high/medium/low) and newest source date."""
     from ..rules.coverage import DOMAINS, coverage, markdown
 
@@ -74,7 +88,9 @@ def rules_coverage(as_markdown: bool = typer.Option(False, "--markdown", help="P
 
 
 @rules_app.command("show")
-def rules_show(ident: str = typer.Argument(..., help="A jurisdiction code (JP) or a rule id (JP-APPI-28-consent)")) -> None:
+def rules_show(
+    ident: str = typer.Argument(..., help="A jurisdiction code (JP) or a rule id (JP-APPI-28-consent)"),
+) -> None:
     """Show a jurisdiction's rules, or one rule in full."""
     rs = state.ruleset()
     if ident.upper() in rs.jurisdictions:
@@ -94,6 +110,7 @@ def rules_show(ident: str = typer.Argument(..., help="A jurisdiction code (JP) o
     try:
         rule = rs.rule(ident)
     except KeyError:
-        raise typer.BadParameter(f"no jurisdiction or rule {ident!r}; jurisdictions: {', '.join(sorted(rs.jurisdictions))}") from None
+        raise typer.BadParameter(
+            f"no jurisdiction or rule {ident!r}; jurisdictions: {', '.join(sorted(rs.jurisdictions))}"
+        ) from None
     out.print_json(rule.model_dump_json())
-

@@ -1,4 +1,5 @@
 """`dfft serve` (the HTTP API on uvicorn) and `dfft keys` (API keys), registered on the main CLI by `register`."""
+
 from __future__ import annotations
 
 import json
@@ -7,17 +8,24 @@ from typing import Any, Optional
 
 import typer
 
-keys_app = typer.Typer(help="API keys for the HTTP service (stored hashed in the service database).",
-                       no_args_is_help=True)
+keys_app = typer.Typer(
+    help="API keys for the HTTP service (stored hashed in the service database).", no_args_is_help=True
+)
 
-DATA_DIR = typer.Option(None, "--data-dir", envvar="DFFT_DATA_DIR",
-                        help="Directory of the SQLite audit database [default: ./data]")
-DB_URL = typer.Option(None, "--database-url", envvar="DFFT_DATABASE_URL",
-                      help="SQLAlchemy URL of the database, e.g. postgresql+psycopg://... (overrides --data-dir)")
+DATA_DIR = typer.Option(
+    None, "--data-dir", envvar="DFFT_DATA_DIR", help="Directory of the SQLite audit database [default: ./data]"
+)
+DB_URL = typer.Option(
+    None,
+    "--database-url",
+    envvar="DFFT_DATABASE_URL",
+    help="SQLAlchemy URL of the database, e.g. postgresql+psycopg://... (overrides --data-dir)",
+)
 
 
 def _settings(data_dir: Optional[Path], database_url: Optional[str], rules_dir: Optional[Path] = None) -> Any:
     from ..api.settings import Settings
+
     s = Settings()
     if data_dir is not None:
         s.data_dir = data_dir
@@ -31,16 +39,22 @@ def _settings(data_dir: Optional[Path], database_url: Optional[str], rules_dir: 
 def _keystore(data_dir: Optional[Path], database_url: Optional[str]) -> Any:
     from ..api.db import open_database
     from ..api.keys import KeyStore
+
     return KeyStore(open_database(_settings(data_dir, database_url).url))
 
 
 @keys_app.command("create")
-def keys_create(scope: str = typer.Option(..., "--scope", help="check (judge transfers) or admin (also reload rules, "
-                                          "read the audit log)"),
-                name: str = typer.Option("", "--name", help="A label, e.g. the calling team or job"),
-                data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DB_URL) -> None:
+def keys_create(
+    scope: str = typer.Option(
+        ..., "--scope", help="check (judge transfers) or admin (also reload rules, read the audit log)"
+    ),
+    name: str = typer.Option("", "--name", help="A label, e.g. the calling team or job"),
+    data_dir: Optional[Path] = DATA_DIR,
+    database_url: Optional[str] = DB_URL,
+) -> None:
     """Create a key and print it once (only its hash is stored)."""
     from ..api.keys import SCOPES
+
     if scope not in SCOPES:
         raise typer.BadParameter(f"expected one of {', '.join(SCOPES)}", param_hint="--scope")
     token, key = _keystore(data_dir, database_url).create(scope, name)
@@ -52,13 +66,25 @@ def keys_create(scope: str = typer.Option(..., "--scope", help="check (judge tra
 def keys_list(data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DB_URL) -> None:
     """List keys (ids, names, scopes; never secrets)."""
     for k in _keystore(data_dir, database_url).list():
-        typer.echo(json.dumps({"id": k.id, "name": k.name, "scope": k.scope, "created_at": k.created_at.isoformat(),
-                               "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}))
+        typer.echo(
+            json.dumps(
+                {
+                    "id": k.id,
+                    "name": k.name,
+                    "scope": k.scope,
+                    "created_at": k.created_at.isoformat(),
+                    "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+                }
+            )
+        )
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the 12 hex digits after dfft_)"),
-                data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DB_URL) -> None:
+def keys_revoke(
+    key_id: str = typer.Argument(..., help="The key id (the 12 hex digits after dfft_)"),
+    data_dir: Optional[Path] = DATA_DIR,
+    database_url: Optional[str] = DB_URL,
+) -> None:
     """Revoke a key (every instance refuses it within seconds)."""
     if not _keystore(data_dir, database_url).revoke(key_id):
         raise typer.BadParameter(f"no active key {key_id!r}")
@@ -68,6 +94,7 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the 12 hex d
 def is_loopback(host: str) -> bool:
     """Whether binding `host` keeps the service on this machine (a name other than localhost counts as not)."""
     import ipaddress
+
     if host.strip("[]").lower() == "localhost":
         return True
     try:
@@ -77,33 +104,50 @@ def is_loopback(host: str) -> bool:
 
 
 def plain_http_warning(host: str) -> str:
-    return (f"warning: serving plain HTTP on {host}, reachable from other machines: API keys and decisions cross the "
-            "network in clear. Put a TLS-terminating reverse proxy in front, or pass --ssl-certfile and --ssl-keyfile.")
+    return (
+        f"warning: serving plain HTTP on {host}, reachable from other machines: API keys and decisions cross the "
+        "network in clear. Put a TLS-terminating reverse proxy in front, or pass --ssl-certfile and --ssl-keyfile."
+    )
 
 
 def register(app: typer.Typer, state: Any) -> None:
     app.add_typer(keys_app, name="keys")
 
     @app.command()
-    def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)"),
-              port: int = typer.Option(8000),
-              data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DB_URL,
-              log_level: str = typer.Option("info"),
-              ssl_certfile: Optional[Path] = typer.Option(None, "--ssl-certfile", exists=True, dir_okay=False,
-                                                          help="Serve HTTPS with this certificate (PEM)"),
-              ssl_keyfile: Optional[Path] = typer.Option(None, "--ssl-keyfile", exists=True, dir_okay=False,
-                                                         help="The certificate's private key (PEM)")) -> None:
+    def serve(
+        host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)"),
+        port: int = typer.Option(8000),
+        data_dir: Optional[Path] = DATA_DIR,
+        database_url: Optional[str] = DB_URL,
+        log_level: str = typer.Option("info"),
+        ssl_certfile: Optional[Path] = typer.Option(
+            None, "--ssl-certfile", exists=True, dir_okay=False, help="Serve HTTPS with this certificate (PEM)"
+        ),
+        ssl_keyfile: Optional[Path] = typer.Option(
+            None, "--ssl-keyfile", exists=True, dir_okay=False, help="The certificate's private key (PEM)"
+        ),
+    ) -> None:
         """Run the HTTP API (FastAPI on uvicorn): checks, audit log, API keys, hot rule reloads (SIGHUP)."""
         if (ssl_certfile is None) != (ssl_keyfile is None):
-            raise typer.BadParameter("give both --ssl-certfile and --ssl-keyfile, or neither", param_hint="--ssl-keyfile")
+            raise typer.BadParameter(
+                "give both --ssl-certfile and --ssl-keyfile, or neither", param_hint="--ssl-keyfile"
+            )
         if ssl_certfile is None and not is_loopback(host):
             typer.echo(plain_http_warning(host), err=True)
         import uvicorn
 
         from ..api.app import create_app
+
         # The C engine holds the GIL, so one process serves; for more throughput run several instances on one
         # PostgreSQL database (--database-url).
         app_ = create_app(_settings(data_dir, database_url, state.rules_dir))
-        uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False, server_header=False,
-                    ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
-                    ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+        uvicorn.run(
+            app_,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            server_header=False,
+            ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+            ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+        )

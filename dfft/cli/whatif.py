@@ -2,6 +2,7 @@
 
 Exit codes: 0 done · 3 invalid scenario, request file or usage · 4 invalid rule files · 5 internal error.
 """
+
 from __future__ import annotations
 
 import functools
@@ -39,6 +40,7 @@ def _friendly(fn: Callable) -> Callable:
                 raise
             err.print(f"[red]invalid input[/]: {escape(str(e))}")
             raise typer.Exit(EXIT_BAD_INPUT) from e
+
     return wrapper
 
 
@@ -46,12 +48,14 @@ def _write_report(path: Optional[Path], title: str, **parts: Any) -> None:
     if path is None:
         return
     from ..whatif.report import render_report
+
     path.write_text(render_report(title, **parts), encoding="utf-8")
     err.print(f"report written to [bold]{path}[/]")
 
 
 def register(app: typer.Typer, state: Any) -> None:
     """Add the what-if commands to the `dfft` app (`state.ruleset()` gives the baseline)."""
+
     def engines(backend: str, today: Optional[date] = None) -> Engines:
         return Engines(state.ruleset(), backend=backend, today=today)
 
@@ -64,9 +68,12 @@ def register(app: typer.Typer, state: Any) -> None:
     @_friendly
     def whatif(
         scenario_file: Path = typer.Argument(..., help="Scenario file (YAML or JSON), see examples/"),
-        requests: Path = typer.Option(..., "--requests", "-r",
-                                help="Transfers to judge: CSV, JSON or YAML (e.g. your data-flow inventory)"),
-        as_of: Optional[str] = typer.Option(None, "--as-of", help="Baseline date for requests without as_of (default today)"),
+        requests: Path = typer.Option(
+            ..., "--requests", "-r", help="Transfers to judge: CSV, JSON or YAML (e.g. your data-flow inventory)"
+        ),
+        as_of: Optional[str] = typer.Option(
+            None, "--as-of", help="Baseline date for requests without as_of (default today)"
+        ),
         report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here"),
         show_all: bool = typer.Option(False, "--all", help="List unchanged transfers too"),
         as_json: bool = typer.Option(False, "--json"),
@@ -74,6 +81,7 @@ def register(app: typer.Typer, state: Any) -> None:
     ) -> None:
         """Judge transfers under the baseline and under a scenario; show what changes and why."""
         from ..whatif.diff import diff
+
         sc = scenario(scenario_file)
         assert sc is not None
         reqs = load_requests(requests)
@@ -86,30 +94,47 @@ def register(app: typer.Typer, state: Any) -> None:
             for line in sc.summary():
                 out.print(f"  - {escape(line)}")
             c = result.counts
-            out.print(f"{c['requests']} transfers; {c['verdict_changed']} change verdict ({c['better']} better, "
-                      f"{c['worse']} worse); {c['changed']} change findings or obligations; {c['errors']} invalid")
+            out.print(
+                f"{c['requests']} transfers; {c['verdict_changed']} change verdict ({c['better']} better, "
+                f"{c['worse']} worse); {c['changed']} change findings or obligations; {c['errors']} invalid"
+            )
             t = Table()
             for col in ("id", "transfer", "baseline", "scenario", "why"):
                 t.add_column(col)
             for it in result.items:
                 if not (show_all or it.changed or it.error):
                     continue
-                why = [f"+ {f.rule_id}: {f.why}" for f in it.appeared] + [f"- {f.rule_id}: {f.why}" for f in it.disappeared]
+                why = [f"+ {f.rule_id}: {f.why}" for f in it.appeared] + [
+                    f"- {f.rule_id}: {f.why}" for f in it.disappeared
+                ]
                 why += [f"+ obligation {o.id}" for o in it.obligations_appeared]
                 why += [f"- obligation {o.id}" for o in it.obligations_disappeared]
-                t.add_row(escape(it.id), escape(it.path), f"[{STYLE[it.baseline]}]{it.baseline}[/]",
-                          f"[{STYLE[it.scenario]}]{it.scenario}[/]", escape(it.error or "\n".join(why)))
+                t.add_row(
+                    escape(it.id),
+                    escape(it.path),
+                    f"[{STYLE[it.baseline]}]{it.baseline}[/]",
+                    f"[{STYLE[it.scenario]}]{it.scenario}[/]",
+                    escape(it.error or "\n".join(why)),
+                )
             out.print(t)
         _write_report(report, f"What-if: {sc.name}", scenario=sc, diff=result, ruleset=e.engine().ref)
 
     @app.command()
     @_friendly
     def matrix(
-        origin: Optional[list[str]] = typer.Option(None, "--from", help="Origin(s); default: every covered jurisdiction"),
-        to: Optional[list[str]] = typer.Option(None, "--to", help="Destinations; default: every jurisdiction and list member"),
+        origin: Optional[list[str]] = typer.Option(
+            None, "--from", help="Origin(s); default: every covered jurisdiction"
+        ),
+        to: Optional[list[str]] = typer.Option(
+            None, "--to", help="Destinations; default: every jurisdiction and list member"
+        ),
         profile: Optional[list[str]] = typer.Option(None, "--profile", help="Data profile name(s) (default: all five)"),
-        profiles: Optional[Path] = typer.Option(None, "--profiles", help="Profiles file (YAML, see dfft/whatif/profiles.yaml)"),
-        scenario_file: Optional[Path] = typer.Option(None, "--scenario", help="Also judge every cell under this scenario"),
+        profiles: Optional[Path] = typer.Option(
+            None, "--profiles", help="Profiles file (YAML, see dfft/whatif/profiles.yaml)"
+        ),
+        scenario_file: Optional[Path] = typer.Option(
+            None, "--scenario", help="Also judge every cell under this scenario"
+        ),
         as_of: Optional[str] = typer.Option(None, "--as-of"),
         report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report with the heatmap"),
         as_json: bool = typer.Option(False, "--json"),
@@ -117,13 +142,20 @@ def register(app: typer.Typer, state: Any) -> None:
     ) -> None:
         """Verdict for every destination, per origin and data profile (and under a scenario)."""
         from ..whatif.matrix import all_destinations, load_profiles, matrix as run
+
         sc = scenario(scenario_file)
         e = engines(backend, _day(as_of, "--as-of"))
         profs = load_profiles(profiles, _split(profile) or None)
         origins = [o.upper() for o in _split(origin)] or sorted(e.baseline.jurisdictions)
         dests = _split(to) or all_destinations(e.baseline)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=as_json) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=as_json,
+        ) as bar:
             e.engine()
             if sc:
                 e.for_scenario(sc)
@@ -152,24 +184,32 @@ def register(app: typer.Typer, state: Any) -> None:
                 out.print(t)
             out.print("A allowed · C conditional · B blocked" + (" · baseline/scenario" if m.scenario else ""))
         err.print(f"{m.checks} checks for {len(m.cells)} cells in {m.seconds:.2f} s")
-        _write_report(report, "Destination matrix" + (f": {sc.name}" if sc else ""), scenario=sc, matrix=m,
-                      ruleset=e.engine().ref)
+        _write_report(
+            report, "Destination matrix" + (f": {sc.name}" if sc else ""), scenario=sc, matrix=m, ruleset=e.engine().ref
+        )
 
     @app.command()
     @_friendly
     def timeline(
-        origin: str = typer.Option(..., "--from"), destination: str = typer.Option(..., "--to"),
+        origin: str = typer.Option(..., "--from"),
+        destination: str = typer.Option(..., "--to"),
         via: Optional[list[str]] = typer.Option(None, "--via"),
-        data: list[str] = typer.Option(..., "--data"), subjects: Optional[int] = typer.Option(None, "--subjects", min=0),
+        data: list[str] = typer.Option(..., "--data"),
+        subjects: Optional[int] = typer.Option(None, "--subjects", min=0),
         safeguard: Optional[list[str]] = typer.Option(None, "--safeguard"),
-        exporter: str = typer.Option("private"), sector: str = typer.Option("general"), purpose: str = typer.Option("general"),
-        start: str = typer.Option("2018-01-01", "--start"), end: str = typer.Option("2030-12-31", "--end"),
+        exporter: str = typer.Option("private"),
+        sector: str = typer.Option("general"),
+        purpose: str = typer.Option("general"),
+        start: str = typer.Option("2018-01-01", "--start"),
+        end: str = typer.Option("2030-12-31", "--end"),
         scenario_file: Optional[Path] = typer.Option(None, "--scenario"),
-        report: Optional[Path] = typer.Option(None, "--report"), as_json: bool = typer.Option(False, "--json"),
+        report: Optional[Path] = typer.Option(None, "--report"),
+        as_json: bool = typer.Option(False, "--json"),
         backend: str = engine_opt,
     ) -> None:
         """The verdict for one transfer across dates: when laws start (or stop) to bite."""
         from ..whatif.timeline import timeline as run
+
         e = engines(backend)
         req = _request(origin, destination, via, data, subjects, safeguard, exporter, sector, purpose)
         t = run(e, req, _day(start, "--start"), _day(end, "--end"), scenario(scenario_file))  # type: ignore[arg-type]
@@ -179,33 +219,48 @@ def register(app: typer.Typer, state: Any) -> None:
             for label, segs in (("baseline", t.segments), (t.scenario, t.scenario_segments)):
                 if not segs:
                     continue
-                tab = Table(title=f"{escape(label or '')}: {origin} -> {destination} ({t.dates_evaluated} dates evaluated)")
+                tab = Table(
+                    title=f"{escape(label or '')}: {origin} -> {destination} ({t.dates_evaluated} dates evaluated)"
+                )
                 for col in ("from", "until", "verdict", "what changes"):
                     tab.add_column(col)
                 for s in segs:
-                    ch = "\n".join(f"{c.rule_id} {c.change}" + (f" ({c.citation.law} {c.citation.article})" if c.citation else "")
-                                   for c in s.changes)
+                    ch = "\n".join(
+                        f"{c.rule_id} {c.change}" + (f" ({c.citation.law} {c.citation.article})" if c.citation else "")
+                        for c in s.changes
+                    )
                     tab.add_row(str(s.start), str(s.end or "…"), f"[{STYLE[s.verdict]}]{s.verdict}[/]", escape(ch))
                 out.print(tab)
-        _write_report(report, f"Timeline {origin} -> {destination}", timeline=t, ruleset=e.engine().ref,
-                      scenario=scenario(scenario_file))
+        _write_report(
+            report,
+            f"Timeline {origin} -> {destination}",
+            timeline=t,
+            ruleset=e.engine().ref,
+            scenario=scenario(scenario_file),
+        )
 
     @app.command()
     @_friendly
     def remedy(
-        origin: str = typer.Option(..., "--from"), destination: str = typer.Option(..., "--to"),
+        origin: str = typer.Option(..., "--from"),
+        destination: str = typer.Option(..., "--to"),
         via: Optional[list[str]] = typer.Option(None, "--via"),
-        data: list[str] = typer.Option(..., "--data"), subjects: Optional[int] = typer.Option(None, "--subjects", min=0),
+        data: list[str] = typer.Option(..., "--data"),
+        subjects: Optional[int] = typer.Option(None, "--subjects", min=0),
         safeguard: Optional[list[str]] = typer.Option(None, "--safeguard"),
-        exporter: str = typer.Option("private"), sector: str = typer.Option("general"), purpose: str = typer.Option("general"),
+        exporter: str = typer.Option("private"),
+        sector: str = typer.Option("general"),
+        purpose: str = typer.Option("general"),
         as_of: Optional[str] = typer.Option(None, "--as-of"),
         max_size: int = typer.Option(4, "--max-size", min=1, help="Largest safeguard set to try"),
         scenario_file: Optional[Path] = typer.Option(None, "--scenario"),
-        report: Optional[Path] = typer.Option(None, "--report"), as_json: bool = typer.Option(False, "--json"),
+        report: Optional[Path] = typer.Option(None, "--report"),
+        as_json: bool = typer.Option(False, "--json"),
         backend: str = engine_opt,
     ) -> None:
         """The smallest sets of safeguards that make a transfer allowed (or, when blocked, conditional)."""
         from ..whatif.remedy import remedy as run
+
         e = engines(backend)
         req = _request(origin, destination, via, data, subjects, safeguard, exporter, sector, purpose)
         req["as_of"] = _day(as_of, "--as-of")
@@ -214,7 +269,9 @@ def register(app: typer.Typer, state: Any) -> None:
         if as_json:
             out.print_json(r.model_dump_json())
         else:
-            out.print(f"verdict now: [{STYLE[r.verdict]}]{r.verdict}[/]; candidates: {', '.join(r.candidates) or 'none'}")
+            out.print(
+                f"verdict now: [{STYLE[r.verdict]}]{r.verdict}[/]; candidates: {', '.join(r.candidates) or 'none'}"
+            )
             for b in r.blockers:
                 out.print(f"[red]blocked by[/] {b.rule_id}: {escape(b.title)}")
             tab = Table(title="Smallest safeguard sets")
@@ -222,7 +279,9 @@ def register(app: typer.Typer, state: Any) -> None:
                 tab.add_column(col)
             for x in r.remedies:
                 obs = "\n".join(f"[{o.kind}] {o.id}" for o in x.obligations) or "none"
-                tab.add_row(" + ".join(x.safeguards), f"[{STYLE[x.verdict]}]{x.verdict}[/]", ", ".join(x.cures), escape(obs))
+                tab.add_row(
+                    " + ".join(x.safeguards), f"[{STYLE[x.verdict]}]{x.verdict}[/]", ", ".join(x.cures), escape(obs)
+                )
             out.print(tab)
             if r.note:
                 out.print(f"[dim]{escape(r.note)}[/]")

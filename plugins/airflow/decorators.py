@@ -13,6 +13,7 @@ transfer is derived from the task's own inlets/outlets and the region map:
                     region_map="dfft-regions.yaml")
     def copy(): ...
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -31,21 +32,30 @@ class _TransferCheckDecoratedOperator(TransferCheckMixin, DecoratedOperator, Pyt
 
     def __init__(self, *, python_callable: Callable, op_args: Any, op_kwargs: Any, **kwargs: Any) -> None:
         dfft_kwargs = {k: kwargs.pop(k) for k in (*_SPEC_FIELDS, *_OPTION_FIELDS) if k in kwargs}
-        super().__init__(kwargs_to_upstream={"python_callable": python_callable, "op_args": op_args,
-                                             "op_kwargs": op_kwargs},
-                         python_callable=python_callable, op_args=op_args, op_kwargs=op_kwargs, **kwargs)
+        super().__init__(
+            kwargs_to_upstream={"python_callable": python_callable, "op_args": op_args, "op_kwargs": op_kwargs},
+            python_callable=python_callable,
+            op_args=op_args,
+            op_kwargs=op_kwargs,
+            **kwargs,
+        )
         self._init_transfer(**dfft_kwargs)
 
     def execute(self, context: Any) -> Any:
-        self.run_transfer_check(context)   # raises before the body runs when the transfer may not go ahead
+        self.run_transfer_check(context)  # raises before the body runs when the transfer may not go ahead
         return super().execute(context)
 
 
-def transfer_check(python_callable: Optional[Callable] = None, multiple_outputs: Optional[bool] = None,
-                   **kwargs: Any) -> Any:
+def transfer_check(
+    python_callable: Optional[Callable] = None, multiple_outputs: Optional[bool] = None, **kwargs: Any
+) -> Any:
     """Wrap a function into an Airflow task that first judges its transfer (same options as TransferCheckOperator:
     origin, destination, data_categories, subjects, safeguards, via, exporter, sector, purpose, as_of,
     on_conditional, on_unavailable, api_url, api_key, rules_dir, timeout, audit, region_map), plus any task argument
     (task_id, retries, inlets, outlets, ...)."""
-    return task_decorator_factory(python_callable=python_callable, multiple_outputs=multiple_outputs,
-                                  decorated_operator_class=_TransferCheckDecoratedOperator, **kwargs)
+    return task_decorator_factory(
+        python_callable=python_callable,
+        multiple_outputs=multiple_outputs,
+        decorated_operator_class=_TransferCheckDecoratedOperator,
+        **kwargs,
+    )

@@ -1,4 +1,5 @@
 """TransferCheckOperator: judge a task's cross-border transfer before it runs; fail the task if the law forbids it."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -13,10 +14,29 @@ from ..guard import AuditSink, Guard, GuardResult, OnConditional, OnUnavailable
 from .regions import RegionMap, RegionMapError, Transfer, transfers_from_lineage
 from .xcom import XCOM_KEY
 
-_SPEC_FIELDS = ("origin", "destination", "via", "data_categories", "subjects", "safeguards", "exporter", "sector",
-                "purpose", "as_of")
-_OPTION_FIELDS = ("on_conditional", "on_unavailable", "api_url", "api_key", "rules_dir", "timeout", "audit",
-                  "region_map", "lineage_of")
+_SPEC_FIELDS = (
+    "origin",
+    "destination",
+    "via",
+    "data_categories",
+    "subjects",
+    "safeguards",
+    "exporter",
+    "sector",
+    "purpose",
+    "as_of",
+)
+_OPTION_FIELDS = (
+    "on_conditional",
+    "on_unavailable",
+    "api_url",
+    "api_key",
+    "rules_dir",
+    "timeout",
+    "audit",
+    "region_map",
+    "lineage_of",
+)
 
 
 class TransferCheckMixin:
@@ -25,19 +45,42 @@ class TransferCheckMixin:
     inlets/outlets (or those of the task named by `lineage_of`) through a region map."""
 
     # Declared-transfer fields are templated, so they can come from params / dag_run.conf.
-    dfft_template_fields: Sequence[str] = ("origin", "destination", "via", "data_categories", "subjects", "safeguards",
-                                           "exporter", "sector", "purpose", "as_of")
+    dfft_template_fields: Sequence[str] = (
+        "origin",
+        "destination",
+        "via",
+        "data_categories",
+        "subjects",
+        "safeguards",
+        "exporter",
+        "sector",
+        "purpose",
+        "as_of",
+    )
 
-    def _init_transfer(self, *, origin: Optional[str] = None, destination: Optional[str] = None,
-                       data_categories: Optional[Sequence[str]] = None, subjects: Optional[int] = None,
-                       safeguards: Optional[Sequence[str]] = None, via: Optional[Sequence[str]] = None,
-                       exporter: Optional[str] = None, sector: Optional[str] = None, purpose: Optional[str] = None,
-                       as_of: Any = None, on_conditional: str = "fail", on_unavailable: str = "block",
-                       api_url: Optional[str] = None, api_key: Optional[str] = None,
-                       rules_dir: Union[str, Path, None] = None, timeout: float = 10.0,
-                       audit: Union[AuditSink, str, None] = None,
-                       region_map: Union[RegionMap, dict, str, Path, None] = None,
-                       lineage_of: Optional[str] = None) -> None:
+    def _init_transfer(
+        self,
+        *,
+        origin: Optional[str] = None,
+        destination: Optional[str] = None,
+        data_categories: Optional[Sequence[str]] = None,
+        subjects: Optional[int] = None,
+        safeguards: Optional[Sequence[str]] = None,
+        via: Optional[Sequence[str]] = None,
+        exporter: Optional[str] = None,
+        sector: Optional[str] = None,
+        purpose: Optional[str] = None,
+        as_of: Any = None,
+        on_conditional: str = "fail",
+        on_unavailable: str = "block",
+        api_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        rules_dir: Union[str, Path, None] = None,
+        timeout: float = 10.0,
+        audit: Union[AuditSink, str, None] = None,
+        region_map: Union[RegionMap, dict, str, Path, None] = None,
+        lineage_of: Optional[str] = None,
+    ) -> None:
         if on_conditional not in ("fail", "warn"):
             raise ValueError(f"on_conditional must be 'fail' or 'warn', not {on_conditional!r}")
         if on_unavailable not in ("block", "allow"):
@@ -76,13 +119,20 @@ class TransferCheckMixin:
             if dag is None or not dag.has_task(self.lineage_of):
                 raise RegionMapError(f"lineage_of={self.lineage_of!r}: no such task in this DAG")
             task = dag.get_task(self.lineage_of)
-        transfers: list[Transfer] = transfers_from_lineage(getattr(task, "inlets", None) or [],
-                                                           getattr(task, "outlets", None) or [],
-                                                           RegionMap.resolve(self.region_map), self.data_categories)
+        transfers: list[Transfer] = transfers_from_lineage(
+            getattr(task, "inlets", None) or [],
+            getattr(task, "outlets", None) or [],
+            RegionMap.resolve(self.region_map),
+            self.data_categories,
+        )
         out = []
         for t in transfers:
-            req = {"origin": t.origin, "destination": t.destination, "data_categories": list(t.data_categories),
-                   **common}
+            req = {
+                "origin": t.origin,
+                "destination": t.destination,
+                "data_categories": list(t.data_categories),
+                **common,
+            }
             if self.via:
                 req["via"] = self.via
             out.append(req)
@@ -103,15 +153,27 @@ class TransferCheckMixin:
             self._push(context, [])
             return []
         ti = context.get("ti") if hasattr(context, "get") else None
-        ctx = {"dag_id": getattr(ti, "dag_id", None), "task_id": getattr(ti, "task_id", None),
-               "run_id": getattr(ti, "run_id", None), "try_number": getattr(ti, "try_number", None),
-               "checked_by": getattr(self, "task_id", None)}
+        ctx = {
+            "dag_id": getattr(ti, "dag_id", None),
+            "task_id": getattr(ti, "task_id", None),
+            "run_id": getattr(ti, "run_id", None),
+            "try_number": getattr(ti, "try_number", None),
+            "checked_by": getattr(self, "task_id", None),
+        }
         results: list[GuardResult] = []
         for req in requests:
-            g = Guard(req, api_url=self.api_url, api_key=self.api_key, rules_dir=self.rules_dir, timeout=self.timeout,
-                      on_conditional=cast(OnConditional, self.on_conditional),
-                      on_unavailable=cast(OnUnavailable, self.on_unavailable), audit=self.audit,
-                      context=ctx, logger=_StdLogger(log))
+            g = Guard(
+                req,
+                api_url=self.api_url,
+                api_key=self.api_key,
+                rules_dir=self.rules_dir,
+                timeout=self.timeout,
+                on_conditional=cast(OnConditional, self.on_conditional),
+                on_unavailable=cast(OnUnavailable, self.on_unavailable),
+                audit=self.audit,
+                context=ctx,
+                logger=_StdLogger(log),
+            )
             try:
                 results.append(g.evaluate())
             except RequestError as e:
@@ -155,14 +217,19 @@ class _StdLogger:
 
 
 def _summary(r: GuardResult) -> dict[str, Any]:
-    return {"verdict": r.verdict, "reason": r.reason, "proceed": r.proceed, "mode": r.mode,
-            "request": r.request, "error": str(r.error) if r.error else None,
-            "decision": r.decision.model_dump(mode="json") if r.decision else None}
+    return {
+        "verdict": r.verdict,
+        "reason": r.reason,
+        "proceed": r.proceed,
+        "mode": r.mode,
+        "request": r.request,
+        "error": str(r.error) if r.error else None,
+        "decision": r.decision.model_dump(mode="json") if r.decision else None,
+    }
 
 
 def _summary_of_error(req: dict[str, Any], e: RequestError) -> dict[str, Any]:
-    return {"verdict": None, "reason": "invalid", "proceed": False, "request": req, "error": str(e),
-            "decision": None}
+    return {"verdict": None, "reason": "invalid", "proceed": False, "request": req, "error": str(e), "decision": None}
 
 
 class TransferCheckOperator(TransferCheckMixin, BaseOperator):
@@ -177,22 +244,52 @@ class TransferCheckOperator(TransferCheckMixin, BaseOperator):
     template_fields: Sequence[str] = TransferCheckMixin.dfft_template_fields
     ui_color = "#e8d5f0"
 
-    def __init__(self, *, origin: Optional[str] = None, destination: Optional[str] = None,
-                 data_categories: Optional[Sequence[str]] = None, subjects: Optional[int] = None,
-                 safeguards: Optional[Sequence[str]] = None, via: Optional[Sequence[str]] = None,
-                 exporter: Optional[str] = None, sector: Optional[str] = None, purpose: Optional[str] = None,
-                 as_of: Any = None, on_conditional: str = "fail", on_unavailable: str = "block",
-                 api_url: Optional[str] = None, api_key: Optional[str] = None,
-                 rules_dir: Union[str, Path, None] = None, timeout: float = 10.0,
-                 audit: Union[AuditSink, str, None] = None,
-                 region_map: Union[RegionMap, dict, str, Path, None] = None,
-                 lineage_of: Optional[str] = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        origin: Optional[str] = None,
+        destination: Optional[str] = None,
+        data_categories: Optional[Sequence[str]] = None,
+        subjects: Optional[int] = None,
+        safeguards: Optional[Sequence[str]] = None,
+        via: Optional[Sequence[str]] = None,
+        exporter: Optional[str] = None,
+        sector: Optional[str] = None,
+        purpose: Optional[str] = None,
+        as_of: Any = None,
+        on_conditional: str = "fail",
+        on_unavailable: str = "block",
+        api_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        rules_dir: Union[str, Path, None] = None,
+        timeout: float = 10.0,
+        audit: Union[AuditSink, str, None] = None,
+        region_map: Union[RegionMap, dict, str, Path, None] = None,
+        lineage_of: Optional[str] = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        self._init_transfer(origin=origin, destination=destination, data_categories=data_categories,
-                            subjects=subjects, safeguards=safeguards, via=via, exporter=exporter, sector=sector,
-                            purpose=purpose, as_of=as_of, on_conditional=on_conditional,
-                            on_unavailable=on_unavailable, api_url=api_url, api_key=api_key, rules_dir=rules_dir,
-                            timeout=timeout, audit=audit, region_map=region_map, lineage_of=lineage_of)
+        self._init_transfer(
+            origin=origin,
+            destination=destination,
+            data_categories=data_categories,
+            subjects=subjects,
+            safeguards=safeguards,
+            via=via,
+            exporter=exporter,
+            sector=sector,
+            purpose=purpose,
+            as_of=as_of,
+            on_conditional=on_conditional,
+            on_unavailable=on_unavailable,
+            api_url=api_url,
+            api_key=api_key,
+            rules_dir=rules_dir,
+            timeout=timeout,
+            audit=audit,
+            region_map=region_map,
+            lineage_of=lineage_of,
+        )
 
     def execute(self, context: Any) -> Any:
         summaries = self.run_transfer_check(context)

@@ -15,6 +15,7 @@ The longest matching prefix wins (prefixes match at a path boundary: "s3://acme"
 An asset can also say it itself, in its `extra`: `Asset("s3://x/y", extra={"dfft": {"region": "JP",
 "data_categories": ["personal"]}})`; that takes precedence over the file. No Airflow import here.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,10 @@ def dataset_uri(obj: Any) -> str:
     ns, name = getattr(obj, "namespace", None), getattr(obj, "name", None)
     if isinstance(ns, str) and ns:
         return ns.rstrip("/") + ("/" + str(name).lstrip("/") if name else "")
-    raise RegionMapError(f"cannot tell the location of {obj!r}: expected an Asset (uri), an OpenLineage dataset "
-                         f"(namespace, name) or a URI string")
+    raise RegionMapError(
+        f"cannot tell the location of {obj!r}: expected an Asset (uri), an OpenLineage dataset "
+        f"(namespace, name) or a URI string"
+    )
 
 
 def _extra(obj: Any) -> dict[str, Any]:
@@ -114,8 +117,10 @@ class RegionMap:
         code = self._longest(self.regions, uri)
         if code is None:
             known = ", ".join(sorted(self.regions)) or "none configured"
-            raise RegionMapError(f"no region for dataset {uri!r}: add its prefix to the region map "
-                                 f"(known prefixes: {known}) or set extra={{'dfft': {{'region': ...}}}} on the asset")
+            raise RegionMapError(
+                f"no region for dataset {uri!r}: add its prefix to the region map "
+                f"(known prefixes: {known}) or set extra={{'dfft': {{'region': ...}}}} on the asset"
+            )
         return code
 
     def categories_of(self, obj: Any) -> tuple[str, ...]:
@@ -135,15 +140,21 @@ class Transfer:
     targets: tuple[str, ...] = ()
 
 
-def transfers_from_lineage(inlets: Iterable[Any], outlets: Iterable[Any], region_map: RegionMap,
-                           data_categories: Optional[Iterable[str]] = None) -> list[Transfer]:
+def transfers_from_lineage(
+    inlets: Iterable[Any],
+    outlets: Iterable[Any],
+    region_map: RegionMap,
+    data_categories: Optional[Iterable[str]] = None,
+) -> list[Transfer]:
     """The cross-border transfers implied by reading `inlets` and writing `outlets`: one per (origin region,
     destination region) pair that differ. Categories: the explicit ones, else those of the inlets read from that
     region (asset extra or the map's `categories`)."""
     ins, outs = list(inlets or ()), list(outlets or ())
     if not ins or not outs:
-        raise RegionMapError("cannot derive the transfer: the task needs both inlets (sources) and outlets "
-                             "(targets), or an explicit origin and destination")
+        raise RegionMapError(
+            "cannot derive the transfer: the task needs both inlets (sources) and outlets "
+            "(targets), or an explicit origin and destination"
+        )
     by_origin: dict[str, list[Any]] = {}
     for i in ins:
         by_origin.setdefault(region_map.region_of(i), []).append(i)
@@ -156,11 +167,20 @@ def transfers_from_lineage(inlets: Iterable[Any], outlets: Iterable[Any], region
         cats = explicit or tuple(sorted({c for i in by_origin[origin] for c in region_map.categories_of(i)}))
         if not cats:
             srcs = ", ".join(dataset_uri(i) for i in by_origin[origin])
-            raise RegionMapError(f"no data categories for {srcs}: pass data_categories=... or declare them in the "
-                                 f"region map's 'categories' or the asset's extra")
+            raise RegionMapError(
+                f"no data categories for {srcs}: pass data_categories=... or declare them in the "
+                f"region map's 'categories' or the asset's extra"
+            )
         for dest in sorted(by_dest):
             if dest == origin:
                 continue
-            out.append(Transfer(origin, dest, cats, tuple(dataset_uri(i) for i in by_origin[origin]),
-                                tuple(dataset_uri(o) for o in by_dest[dest])))
+            out.append(
+                Transfer(
+                    origin,
+                    dest,
+                    cats,
+                    tuple(dataset_uri(i) for i in by_origin[origin]),
+                    tuple(dataset_uri(o) for o in by_dest[dest]),
+                )
+            )
     return out

@@ -1,6 +1,7 @@
 """Run the test DAG with dag.test() and print task states and dfft XComs as one JSON line (DFFT-RESULT ...).
 
 Run in a subprocess by test_dag.py, so the task logs (stdout/stderr) can be checked as Airflow writes them."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -22,6 +23,8 @@ with create_session() as session:
     xcoms = {}
     for row in session.scalars(XComModel.get_many(run_id=dr.run_id, dag_ids=dr.dag_id, key="dfft_decision")):
         xcoms[row.task_id] = XComModel.deserialize_value(row)
-print("DFFT-RESULT " + json.dumps({"state": str(getattr(dr.state, "value", dr.state)), "tasks": states,
-                                   "xcoms": xcoms}, default=str))
+print(
+    "DFFT-RESULT "
+    + json.dumps({"state": str(getattr(dr.state, "value", dr.state)), "tasks": states, "xcoms": xcoms}, default=str)
+)
 sys.stdout.flush()

@@ -1,4 +1,5 @@
 """The test DAG, run for real with dag.test() on the installed Airflow."""
+
 from __future__ import annotations
 
 import json
@@ -17,19 +18,32 @@ HERE = Path(__file__).parent
 @pytest.fixture(scope="module")
 def run(airflow_env, api_url, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dag")
-    env = {**airflow_env, "DFFT_TEST_SHIPPED_FILE": str(tmp / "shipped.txt"),
-           "DFFT_TEST_AUDIT_FILE": str(tmp / "audit.jsonl"), "DFFT_TEST_API_URL": api_url,
-           "DFFT_API_KEY": os.environ["DFFT_API_KEY"],
-           "DFFT_TEST_DOWN_URL": f"http://127.0.0.1:{free_port()}"}
-    proc = subprocess.run([sys.executable, str(HERE / "run_dag.py")], env=env, capture_output=True, text=True,
-                          timeout=900, cwd=HERE.parents[1])
+    env = {
+        **airflow_env,
+        "DFFT_TEST_SHIPPED_FILE": str(tmp / "shipped.txt"),
+        "DFFT_TEST_AUDIT_FILE": str(tmp / "audit.jsonl"),
+        "DFFT_TEST_API_URL": api_url,
+        "DFFT_API_KEY": os.environ["DFFT_API_KEY"],
+        "DFFT_TEST_DOWN_URL": f"http://127.0.0.1:{free_port()}",
+    }
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "run_dag.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=HERE.parents[1],
+    )
     out = proc.stdout + proc.stderr
     lines = [x for x in proc.stdout.splitlines() if x.startswith("DFFT-RESULT ")]
     assert lines, f"run_dag.py printed no result (rc {proc.returncode}):\n{out[-6000:]}"
-    result = json.loads(lines[-1][len("DFFT-RESULT "):])
+    result = json.loads(lines[-1][len("DFFT-RESULT ") :])
     shipped = (tmp / "shipped.txt").read_text().split() if (tmp / "shipped.txt").exists() else []
-    audit = [json.loads(x) for x in (tmp / "audit.jsonl").read_text().splitlines()] \
-        if (tmp / "audit.jsonl").exists() else []
+    audit = (
+        [json.loads(x) for x in (tmp / "audit.jsonl").read_text().splitlines()]
+        if (tmp / "audit.jsonl").exists()
+        else []
+    )
     return {**result, "log": out, "shipped": shipped, "audit": audit}
 
 
@@ -111,7 +125,9 @@ def test_in_process_decisions_reach_the_audit_sink(run):
 
 
 def test_provider_is_registered_with_airflow(airflow_env):
-    code = ("from airflow.providers_manager import ProvidersManager as P; m = P(); "
-            "print('dfft' in m.providers, 'transfer_check' in m.taskflow_decorators)")
+    code = (
+        "from airflow.providers_manager import ProvidersManager as P; m = P(); "
+        "print('dfft' in m.providers, 'transfer_check' in m.taskflow_decorators)"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=airflow_env, capture_output=True, text=True, timeout=300)
     assert out.stdout.split()[-2:] == ["True", "True"], out.stdout + out.stderr

@@ -1,4 +1,5 @@
 """The API under test runs for real: uvicorn on a loopback port (in a thread, or as a `dfft serve` subprocess)."""
+
 from __future__ import annotations
 
 import shutil
@@ -37,8 +38,9 @@ class Running:
         depend on the day the suite runs: `fixed_dates` opts in to that (?allow_other_date=true on every call)."""
         headers = {}
         if key:
-            headers["Authorization"] = "Bearer " + (self.check_key if key == "check" else
-                                                    self.admin_key if key == "admin" else key)
+            headers["Authorization"] = "Bearer " + (
+                self.check_key if key == "check" else self.admin_key if key == "admin" else key
+            )
         if fixed_dates:
             kw["params"] = {"allow_other_date": "true", **kw.get("params", {})}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kw)

@@ -5,6 +5,7 @@ or psycopg the tests that use it are skipped, with the reason.
     def test_x(pg):            # session-scoped cluster
         url = pg.new_database()   # postgresql+psycopg://... of an empty database of its own
 """
+
 from __future__ import annotations
 
 import glob
@@ -21,7 +22,6 @@ from typing import Optional
 
 import pytest
 
-
 TIMEOUT = 60
 
 
@@ -35,8 +35,10 @@ def server_bin() -> Optional[Path]:
     """The directory of initdb / pg_ctl: $DFFT_TEST_PG_BIN, the newest /usr/lib/postgresql/*/bin, or PATH."""
     if os.environ.get("DFFT_TEST_PG_BIN"):
         return Path(os.environ["DFFT_TEST_PG_BIN"])
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[-3])
-                   if p.split("/")[-3].isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(p.split("/")[-3]) if p.split("/")[-3].isdigit() else 0,
+    )
     if found:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
@@ -51,7 +53,7 @@ class Cluster:
 
     def _run(self, *args: str) -> None:
         cmd = [str(self.bindir / args[0]), *args[1:]]
-        if self.user:   # postgres refuses to run as root
+        if self.user:  # postgres refuses to run as root
             cmd = ["runuser", "-u", self.user, "--", *cmd]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
         if r.returncode != 0:
@@ -73,9 +75,11 @@ class Cluster:
     def new_database(self) -> str:
         """An empty database of its own; returns its SQLAlchemy URL."""
         import psycopg
+
         name = "t_" + uuid.uuid4().hex[:12]
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres connect_timeout=5",
-                             autocommit=True) as c:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres connect_timeout=5", autocommit=True
+        ) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
@@ -84,27 +88,34 @@ def start_instance(url: str, barrier, results) -> None:
     """One instance's start in a child process (test_postgres): wait for the others, then migrate the database (what
     create_app does first). Lives here, not in the test module, so that the child imports little."""
     from dfft.api.db import open_database
+
     try:
         barrier.wait(60)
         open_database(url).dispose()
         results.put("ok")
-    except BaseException as e:   # noqa: BLE001 — reported to the test
+    except BaseException as e:  # noqa: BLE001 — reported to the test
         results.put(f"{type(e).__name__}: {e}"[:2000])
 
 
 @pytest.fixture(scope="session")
 def pg():
-    pytest.importorskip("psycopg", reason="psycopg not installed (pip install 'psycopg[binary]'): PostgreSQL tests skipped")
+    pytest.importorskip(
+        "psycopg", reason="psycopg not installed (pip install 'psycopg[binary]'): PostgreSQL tests skipped"
+    )
     bindir = server_bin()
     if bindir is None or not (bindir / "initdb").exists():
-        pytest.skip("PostgreSQL server binaries not found (Debian: apt-get install -y postgresql; or set "
-                    "DFFT_TEST_PG_BIN): PostgreSQL tests skipped")
+        pytest.skip(
+            "PostgreSQL server binaries not found (Debian: apt-get install -y postgresql; or set "
+            "DFFT_TEST_PG_BIN): PostgreSQL tests skipped"
+        )
     user = None
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no `postgres` user to run the server as: PostgreSQL tests skipped")
+            pytest.skip(
+                "running as root and there is no `postgres` user to run the server as: PostgreSQL tests skipped"
+            )
         if not shutil.which("runuser"):
             pytest.skip("running as root without `runuser` to run the server as `postgres`: PostgreSQL tests skipped")
         user = "postgres"
@@ -122,7 +133,7 @@ def pg():
     yield cluster
     try:
         cluster.stop()
-    except Exception:   # noqa: BLE001 — already stopped by a test that failed midway
+    except Exception:  # noqa: BLE001 — already stopped by a test that failed midway
         pass
     for _ in range(3):
         shutil.rmtree(root, ignore_errors=True)

@@ -1,4 +1,5 @@
 """dfft.client against the running service: same models, problems raised as ApiError."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """A real `dfft serve` process: SIGHUP reloads; SIGKILL under load loses no acknowledged decision."""
+
 from __future__ import annotations
 
 import shutil
@@ -31,8 +32,24 @@ def served(tmp_path_factory):
     db.dispose()
     port = free_port()
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - the server writes to it until it is closed below
-    proc = subprocess.Popen([sys.executable, "-m", "dfft.cli", "--rules", str(rules), "serve", "--port", str(port),
-                             "--data-dir", str(data), "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dfft.cli",
+            "--rules",
+            str(rules),
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+            "--log-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -77,8 +94,9 @@ def test_sighup_reloads_and_refuses_a_bad_bundle(served):
     proc.send_signal(signal.SIGHUP)
     time.sleep(1.0)
     assert proc.poll() is None and current(url, key)["hash"] == second["hash"]
-    r = httpx.post(url + "/v1/check", json=REQ, params={"allow_other_date": "true"}, headers={"X-API-Key": key},
-                   timeout=5)
+    r = httpx.post(
+        url + "/v1/check", json=REQ, params={"allow_other_date": "true"}, headers={"X-API-Key": key}, timeout=5
+    )
     assert r.status_code == 200 and r.json()["ruleset"]["hash"] == second["hash"]
 
 
@@ -90,20 +108,23 @@ def test_sigkill_under_load_loses_no_acknowledged_decision(served):
 
     def load(worker: int) -> None:
         i = 0
-        with httpx.Client(base_url=url, headers={"X-API-Key": key}, params={"allow_other_date": "true"},
-                          timeout=5) as c:
-            while not stop.is_set() and i < 5000:   # bounded
+        with httpx.Client(
+            base_url=url, headers={"X-API-Key": key}, params={"allow_other_date": "true"}, timeout=5
+        ) as c:
+            while not stop.is_set() and i < 5000:  # bounded
                 i += 1
                 try:
                     if i % 10 == 0:
-                        r = c.post("/v1/check/batch", json={"requests": [
-                            {**REQ, "subjects": worker * 100_000 + i * 10 + k} for k in range(20)]})
+                        r = c.post(
+                            "/v1/check/batch",
+                            json={"requests": [{**REQ, "subjects": worker * 100_000 + i * 10 + k} for k in range(20)]},
+                        )
                         ids = [x["decision_id"] for x in r.json()["results"]] if r.status_code == 200 else []
                     else:
                         r = c.post("/v1/check", json={**REQ, "subjects": worker * 100_000 + i})
                         ids = [r.headers["Dfft-Decision-Id"]] if r.status_code == 200 else []
                 except httpx.HTTPError:
-                    return   # the server is gone
+                    return  # the server is gone
                 with lock:
                     acked.extend(ids)
 
@@ -111,14 +132,14 @@ def test_sigkill_under_load_loses_no_acknowledged_decision(served):
     for t in threads:
         t.start()
     assert wait_for(lambda: len(acked) >= 400, 60), f"only {len(acked)} decisions acknowledged"
-    proc.send_signal(signal.SIGKILL)   # mid-load: requests are in flight
+    proc.send_signal(signal.SIGKILL)  # mid-load: requests are in flight
     proc.wait(10)
     stop.set()
     for t in threads:
         t.join(20)
     with lock:
         acknowledged = set(acked)
-    con = sqlite3.connect(db_file)   # recovers the WAL like any later reader
+    con = sqlite3.connect(db_file)  # recovers the WAL like any later reader
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         stored = {row[0] for row in con.execute("SELECT id FROM decisions")}

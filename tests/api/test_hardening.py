@@ -1,15 +1,15 @@
 """Issue 10, items 2-5, against a real server: bounded requests and error bodies, strict typing and the as_of gate,
 per-call dates in what-if analyses, a bounded what-if engine pool with per-key scenario limits, streamed batches,
 and batches judged on one rule bundle while reloads swap engines."""
+
 from __future__ import annotations
 
 import itertools
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-import httpx
 import pytest
 
 from .conftest import REQ, start
@@ -24,7 +24,7 @@ LEAF_RULES = ["JP-consent", "JP-system-duty", "JP-tech-licence", "JP-embargo", "
 
 
 def today() -> str:
-    return datetime.now(timezone.utc).date().isoformat()
+    return datetime.now(UTC).date().isoformat()
 
 
 # -- item 3: a what-if as_of is per call, never shared ---------------------------------------------------------------
@@ -44,8 +44,18 @@ def test_whatif_as_of_is_per_caller_in_both_orders(fresh_api, order):
 
 
 # -- item 4: strict types; /v1/check refuses another date than today unless the caller opts in --------------------
-@pytest.mark.parametrize("field, value", [("as_of", 0), ("as_of", "0"), ("as_of", 86400), ("as_of", "2026-06-01T00:00"),
-                                          ("subjects", True), ("subjects", "1000"), ("subjects", 1000.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("as_of", 0),
+        ("as_of", "0"),
+        ("as_of", 86400),
+        ("as_of", "2026-06-01T00:00"),
+        ("subjects", True),
+        ("subjects", "1000"),
+        ("subjects", 1000.0),
+    ],
+)
 def test_loose_types_are_refused(api, field, value):
     with api.client() as c:
         body = assert_problem(c.post("/v1/check", json={**REQ, field: value}), 422)
@@ -61,13 +71,14 @@ def test_exponent_and_string_numbers_in_raw_json_are_refused(api):
 
 def test_check_refuses_another_date_unless_opted_in_and_audits_the_opt_in(api):
     with api.client(fixed_dates=False) as c:
-        for day in ("2025-01-01", "2099-01-01"):     # past and future: both are what-ifs for a pre-transfer gate
+        for day in ("2025-01-01", "2099-01-01"):  # past and future: both are what-ifs for a pre-transfer gate
             body = assert_problem(c.post("/v1/check", json={**VN_JP, "as_of": day}), 422)
             assert body["type"] == "urn:dfft:problem:as-of-not-today" and "allow_other_date" in body["detail"]
         plain = c.post("/v1/check", json={**VN_JP, "subjects": 4343})
         dated = c.post("/v1/check", json={**VN_JP, "subjects": 4343, "as_of": today()})
-        past = c.post("/v1/check", params={"allow_other_date": "true"}, json={**VN_JP, "subjects": 4343,
-                                                                              "as_of": "2025-01-01"})
+        past = c.post(
+            "/v1/check", params={"allow_other_date": "true"}, json={**VN_JP, "subjects": 4343, "as_of": "2025-01-01"}
+        )
         assert plain.status_code == dated.status_code == past.status_code == 200
         assert plain.json()["as_of"] == dated.json()["as_of"] == today()
         assert past.json()["verdict"] == "allowed" and plain.json()["verdict"] == "conditional"
@@ -75,12 +86,16 @@ def test_check_refuses_another_date_unless_opted_in_and_audits_the_opt_in(api):
         res = batch.json()["results"]
         assert res[0]["error"]["errors"][0]["field"] == "as_of" and res[1]["decision"]["verdict"] == "conditional"
         assert batch.json()["summary"]["invalid"] == 1
-        opted = c.post("/v1/check/batch", params={"allow_other_date": "true"},
-                       json={"requests": [{**VN_JP, "as_of": "2025-01-01"}, VN_JP]}).json()
+        opted = c.post(
+            "/v1/check/batch",
+            params={"allow_other_date": "true"},
+            json={"requests": [{**VN_JP, "as_of": "2025-01-01"}, VN_JP]},
+        ).json()
     with api.client("admin") as c:
         items = {i["id"]: i for i in c.get("/v1/decisions", params={"origin": "VN", "limit": 1000}).json()["items"]}
-    flags = {r.headers["Dfft-Decision-Id"]: items[r.headers["Dfft-Decision-Id"]]["other_date"]
-             for r in (plain, dated, past)}
+    flags = {
+        r.headers["Dfft-Decision-Id"]: items[r.headers["Dfft-Decision-Id"]]["other_date"] for r in (plain, dated, past)
+    }
     assert list(flags.values()) == [False, False, True]
     assert items[past.headers["Dfft-Decision-Id"]]["request"]["as_of"] == "2025-01-01"
     assert [items[x["decision_id"]]["other_date"] for x in opted["results"]] == [True, False]
@@ -96,16 +111,18 @@ def test_request_sizes_are_capped_with_clear_errors(api):
         body = assert_problem(c.post("/v1/check", json={**REQ, "sector": "x" * 65}), 422)
         assert body["errors"][0]["field"] == "sector" and "at most 64 characters" in body["errors"][0]["message"]
         # 8 hops is still a valid request, and its decision stays small
-        ok = c.post("/v1/check", json={**REQ, "via": ["SG", "JP", "SG", "JP", "SG", "JP", "SG", "JP"],
-                                       "destination": "VN"})
+        ok = c.post(
+            "/v1/check", json={**REQ, "via": ["SG", "JP", "SG", "JP", "SG", "JP", "SG", "JP"], "destination": "VN"}
+        )
         assert ok.status_code == 200 and len(ok.content) < 64_000
 
 
 def test_unknown_values_are_reported_once_per_field_with_the_valid_ones_once(api):
     unknown = [f"cat{i:04d}" for i in range(3000)]
     with api.client() as c:
-        big = c.post("/v1/check/batch", json={"requests": [{**REQ, "data_categories": unknown[i::50]}
-                                                           for i in range(50)]})
+        big = c.post(
+            "/v1/check/batch", json={"requests": [{**REQ, "data_categories": unknown[i::50]} for i in range(50)]}
+        )
         r = c.post("/v1/check", json={**REQ, "data_categories": unknown[:60], "safeguards": ["nope1", "nope2"]})
     body = assert_problem(r, 422)
     assert len(r.content) < 8_000, len(r.content)
@@ -120,13 +137,22 @@ def test_unknown_values_are_reported_once_per_field_with_the_valid_ones_once(api
 def test_whatif_bodies_are_bounded(api):
     with api.client() as c:
         assert_problem(c.post("/v1/whatif/diff", json={"scenario": NOOP, "requests": [{}] * 1001}), 422)
-        body = assert_problem(c.post("/v1/whatif/timeline", json={"request": VN_JP, "start": "1000-01-01",
-                                                                   "end": "2030-01-01"}), 422)
+        body = assert_problem(
+            c.post("/v1/whatif/timeline", json={"request": VN_JP, "start": "1000-01-01", "end": "2030-01-01"}), 422
+        )
         assert "100 years" in json.dumps(body)
         assert_problem(c.post("/v1/whatif/matrix", json={"destinations": ["JP"] * 300}), 422)
-        body = assert_problem(c.post("/v1/whatif/matrix", json={"origins": ["JP", "SG", "VN"] * 4,
-                                                                "destinations": ["JP", "SG", "VN"] * 80,
-                                                                "profiles": ["personal"] * 16}), 422)
+        body = assert_problem(
+            c.post(
+                "/v1/whatif/matrix",
+                json={
+                    "origins": ["JP", "SG", "VN"] * 4,
+                    "destinations": ["JP", "SG", "VN"] * 80,
+                    "profiles": ["personal"] * 16,
+                },
+            ),
+            422,
+        )
         assert "cells" in body["detail"]
 
 
@@ -161,16 +187,18 @@ def test_distinct_scenarios_per_key_and_minute_are_limited(tmp_path):
         other, _ = srv.app.state.keys.create("check", "other")
         s = scenarios(5)
         with srv.client() as c, srv.client(other) as d:
+
             def post(client, sc):
                 return client.post("/v1/whatif/diff", json={"scenario": sc, "requests": [VN_JP]})
+
             assert [post(c, x).status_code for x in s[:3]] == [200, 200, 200]
             body = assert_problem(post(c, s[3]), 429)
             r = post(c, s[3])
             assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60
             assert "3 distinct scenarios" in body["detail"]
-            assert post(c, s[0]).status_code == 200           # one already sent does not count again
-            assert post(c, NOOP).status_code == 200           # nor does one that changes no law
-            assert post(d, s[4]).status_code == 200           # another key has its own budget
+            assert post(c, s[0]).status_code == 200  # one already sent does not count again
+            assert post(c, NOOP).status_code == 200  # nor does one that changes no law
+            assert post(d, s[4]).status_code == 200  # another key has its own budget
     finally:
         srv.stop()
 
@@ -190,13 +218,15 @@ def test_large_batch_is_streamed_with_the_same_document(tmp_path):
             with srv.client("admin") as c:
                 audited = c.get("/v1/decisions", params={"batch_id": doc["batch_id"], "limit": 1000}).json()["items"]
             assert [a["id"] for a in audited] == [x["decision_id"] for x in doc["results"] if "decision_id" in x]
-            assert all(a["verdict"] == x["decision"]["verdict"] for a, x in
-                       zip(audited, [x for x in doc["results"] if "decision" in x]))
+            assert all(
+                a["verdict"] == x["decision"]["verdict"]
+                for a, x in zip(audited, [x for x in doc["results"] if "decision" in x])
+            )
             docs[buffer] = (r.headers.get("content-length"), doc)
         finally:
             srv.stop()
     (whole_len, whole), (streamed_len, streamed) = docs[10_000_000], docs[3_000]
-    assert whole_len is not None and streamed_len is None        # the second one was streamed
+    assert whole_len is not None and streamed_len is None  # the second one was streamed
     for d in (whole, streamed):
         d.pop("batch_id")
         for x in d["results"]:
@@ -243,8 +273,9 @@ def test_batches_are_judged_on_one_bundle_during_reloads(fresh_api):
             n = 0
             while n < 6 or (len(hashes) < 2 and time.monotonic() < deadline):
                 n += 1
-                r = c.post("/v1/check/batch", json={"requests": [{**REQ, "subjects": n * 1000 + k}
-                                                                 for k in range(300)]})
+                r = c.post(
+                    "/v1/check/batch", json={"requests": [{**REQ, "subjects": n * 1000 + k} for k in range(300)]}
+                )
                 assert r.status_code == 200, r.text
                 doc = r.json()
                 batch_hash = doc["ruleset"]["hash"]

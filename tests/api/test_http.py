@@ -1,4 +1,5 @@
 """The service over real HTTP: checks, batch limits, auth, bad input, problem details, audit log, fail-closed."""
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,15 @@ def test_every_decision_is_in_the_audit_log(api):
 
 
 # -- auth ----------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"X-API-Key": "dfft_000000000000_x"},
-                                     {"Authorization": "Basic dXNlcjpwYXNz"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer nope"},
+        {"X-API-Key": "dfft_000000000000_x"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+    ],
+)
 def test_missing_or_wrong_key_is_401(api, headers):
     with httpx.Client(base_url=api.url, headers=headers) as c:
         body = assert_problem(c.post("/v1/check", json=REQ), 401)
@@ -76,8 +84,9 @@ def test_right_id_wrong_secret_is_401(api):
         assert_problem(c.post("/v1/check", json=REQ), 401)
 
 
-@pytest.mark.parametrize("method, path", [("POST", "/v1/rulesets/reload"), ("GET", "/v1/decisions"),
-                                          ("GET", "/v1/decisions/export")])
+@pytest.mark.parametrize(
+    "method, path", [("POST", "/v1/rulesets/reload"), ("GET", "/v1/decisions"), ("GET", "/v1/decisions/export")]
+)
 def test_check_scope_cannot_use_admin_endpoints(api, method, path):
     with api.client("check") as c:
         body = assert_problem(c.request(method, path), 403)
@@ -99,6 +108,7 @@ def test_revoked_key_is_refused(api):
 
 def test_keys_are_hashed_at_rest(api):
     import sqlalchemy as sa
+
     with api.app.state.db.connect() as c:
         stored = " ".join(str(v) for row in c.execute(sa.text("SELECT * FROM api_keys")) for v in row)
     assert api.check_key.split("_", 2)[2] not in stored and api.admin_key.split("_", 2)[2] not in stored
@@ -118,8 +128,19 @@ def test_unknown_category_lists_the_valid_ones(api):
     assert "personal" in body["errors"][0]["valid"]
 
 
-@pytest.mark.parametrize("payload", [{}, {"origin": "JP"}, {**REQ, "subjects": -1}, {**REQ, "extra": 1}, [], "x",
-                                     {**REQ, "as_of": "soon"}, {**REQ, "data_categories": []}])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"origin": "JP"},
+        {**REQ, "subjects": -1},
+        {**REQ, "extra": 1},
+        [],
+        "x",
+        {**REQ, "as_of": "soon"},
+        {**REQ, "data_categories": []},
+    ],
+)
 def test_malformed_requests_are_422_with_fields(api, payload):
     with api.client() as c:
         body = assert_problem(c.post("/v1/check", json=payload), 422)
@@ -129,8 +150,10 @@ def test_malformed_requests_are_422_with_fields(api, payload):
 def test_not_json(api):
     with api.client() as c:
         assert_problem(c.post("/v1/check", content=b"{not json", headers={"Content-Type": "application/json"}), 422)
-        assert_problem(c.post("/v1/check", content=b"origin=JP",
-                              headers={"Content-Type": "application/x-www-form-urlencoded"}), 415)
+        assert_problem(
+            c.post("/v1/check", content=b"origin=JP", headers={"Content-Type": "application/x-www-form-urlencoded"}),
+            415,
+        )
 
 
 def test_body_size_limit(api):
@@ -139,9 +162,10 @@ def test_body_size_limit(api):
         body = assert_problem(c.post("/v1/check", json=big), 413)
         assert "65,536" in body["detail"]
 
-        def chunks():   # no Content-Length: the limit is enforced while reading
+        def chunks():  # no Content-Length: the limit is enforced while reading
             for _ in range(100):
                 yield b" " * 1000
+
         assert_problem(c.post("/v1/check", content=chunks(), headers={"Content-Type": "application/json"}), 413)
 
 
@@ -153,8 +177,12 @@ def test_unknown_path_and_method_are_problems(api):
 
 # -- batch ---------------------------------------------------------------------------------------------------------
 def test_batch_results_in_order_with_errors_in_place(api):
-    reqs = [REQ, {**REQ, "origin": "QQ"}, {**REQ, "origin": "VN", "destination": "SG", "data_categories": ["core_data"]},
-            {**REQ, "safeguards": ["consent"]}]
+    reqs = [
+        REQ,
+        {**REQ, "origin": "QQ"},
+        {**REQ, "origin": "VN", "destination": "SG", "data_categories": ["core_data"]},
+        {**REQ, "safeguards": ["consent"]},
+    ]
     eng = Engine(load_ruleset(MINI))
     with api.client() as c:
         r = c.post("/v1/check/batch", json={"requests": reqs})
@@ -182,7 +210,10 @@ def test_batch_limit_is_10000(api):
         assert "10000" in body["detail"]
         assert_problem(c.post("/v1/check/batch", json={"requests": []}), 422)
     with api.client("admin") as c:
-        assert len(c.get("/v1/decisions", params={"batch_id": r.json()["batch_id"], "limit": 1000}).json()["items"]) == 1000
+        assert (
+            len(c.get("/v1/decisions", params={"batch_id": r.json()["batch_id"], "limit": 1000}).json()["items"])
+            == 1000
+        )
 
 
 # -- fail closed ---------------------------------------------------------------------------------------------------
@@ -190,8 +221,9 @@ def test_batch_limit_is_10000(api):
 def test_engine_failure_is_500_without_verdict(api, monkeypatch, exc):
     def broken(_):
         raise exc
+
     monkeypatch.setattr(api.app.state.rules.engine, "check", broken)
-    fresh = {**REQ, "subjects": 987_654 + len(str(exc))}   # not memoised by the service
+    fresh = {**REQ, "subjects": 987_654 + len(str(exc))}  # not memoised by the service
     with api.client() as c:
         for path, body in (("/v1/check", fresh), ("/v1/check/batch", {"requests": [fresh]})):
             r = c.post(path, json=body)
@@ -205,6 +237,7 @@ def test_audit_failure_returns_no_decision(api, monkeypatch):
         f: Future = Future()
         f.set_exception(AuditUnavailable("disk full"))
         return f
+
     monkeypatch.setattr(api.app.state.audit, "submit", fail)
     with api.client() as c:
         r = c.post("/v1/check", json=REQ)
@@ -230,21 +263,33 @@ def test_jurisdictions_and_rules(api):
 # -- audit log queries ---------------------------------------------------------------------------------------------
 def test_decisions_filters_pagination_and_jsonl_export(api):
     with api.client() as c:
-        c.post("/v1/check/batch", json={"requests": [{**REQ, "origin": "VN", "destination": "SG",
-                                                      "data_categories": ["core_data"], "subjects": i} for i in range(5)]})
+        c.post(
+            "/v1/check/batch",
+            json={
+                "requests": [
+                    {**REQ, "origin": "VN", "destination": "SG", "data_categories": ["core_data"], "subjects": i}
+                    for i in range(5)
+                ]
+            },
+        )
     with api.client("admin") as c:
         blocked = c.get("/v1/decisions", params={"verdict": "blocked", "origin": "VN", "limit": 2}).json()
         assert len(blocked["items"]) == 2 and blocked["next_after"] == blocked["items"][-1]["seq"]
-        more = c.get("/v1/decisions", params={"verdict": "blocked", "after": blocked["next_after"], "limit": 1000}).json()
+        more = c.get(
+            "/v1/decisions", params={"verdict": "blocked", "after": blocked["next_after"], "limit": 1000}
+        ).json()
         assert more["items"] and more["items"][0]["seq"] > blocked["next_after"] and more["next_after"] is None
         r = c.get("/v1/decisions/export", params={"verdict": "blocked"})
         assert r.headers["content-type"].startswith("application/x-ndjson")
         lines = [json.loads(x) for x in r.text.splitlines()]
         assert len(lines) == len(blocked["items"]) + len(more["items"])
-        assert all(x["verdict"] == "blocked" for x in lines) and [x["seq"] for x in lines] == sorted(x["seq"] for x in lines)
+        assert all(x["verdict"] == "blocked" for x in lines) and [x["seq"] for x in lines] == sorted(
+            x["seq"] for x in lines
+        )
         first = lines[0]["created_at"]
-        assert c.get("/v1/decisions", params={"until": first, "verdict": "blocked"}).json()["items"] == [] or \
-            all(x["created_at"] < first for x in c.get("/v1/decisions", params={"until": first}).json()["items"])
+        assert c.get("/v1/decisions", params={"until": first, "verdict": "blocked"}).json()["items"] == [] or all(
+            x["created_at"] < first for x in c.get("/v1/decisions", params={"until": first}).json()["items"]
+        )
         assert c.get("/v1/decisions", params={"since": "2999-01-01T00:00:00"}).json()["items"] == []
         assert_problem(c.get("/v1/decisions", params={"verdict": "maybe"}), 422)
         assert_problem(c.get("/v1/decisions", params={"limit": 100_000}), 422)

@@ -1,6 +1,7 @@
 """Issue 10, items 8-10, against the real app on loopback: extreme audit-log time bounds, readiness that reflects
 whether a decision can be audited, the unauthenticated probes, offline docs, security headers, bounded 422s, private
 database files, the plain-HTTP warning of `dfft serve`."""
+
 from __future__ import annotations
 
 import os
@@ -25,7 +26,7 @@ PROBLEM = "application/problem+json"
 
 
 # -- item 8: time bounds beyond what UTC can represent --------------------------------------------------------------
-EARLY, LATE = "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"   # before year 1 / after 9999 in UTC
+EARLY, LATE = "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"  # before year 1 / after 9999 in UTC
 
 
 @pytest.mark.parametrize("path", ["/v1/decisions", "/v1/decisions/export"])
@@ -33,7 +34,7 @@ def test_time_bounds_beyond_utc_are_clamped_not_500(fresh_api, path):
     """since/until whose UTC equivalent overflows were a 500; they are clamped to the first/last representable
     instant, which selects the same records: every record for since=EARLY or until=LATE, none for since=LATE or
     until=EARLY."""
-    api = fresh_api   # an audit log of its own: one record
+    api = fresh_api  # an audit log of its own: one record
     with api.client() as c:
         decision_id = c.post("/v1/check", json=REQ).headers["Dfft-Decision-Id"]
 
@@ -43,6 +44,7 @@ def test_time_bounds_beyond_utc_are_clamped_not_500(fresh_api, path):
         assert r.status_code == 200, r.text
         if path.endswith("export"):
             import json
+
             return [json.loads(x)["id"] for x in r.text.splitlines()]
         return [x["id"] for x in r.json()["items"]] + ([] if r.json()["next_after"] is None else ["..."])
 
@@ -61,9 +63,26 @@ def _serve(tmp, extra_env=None, args=()):
     port = free_port()
     env = {**os.environ, **(extra_env or {})}
     # the server's output goes to a pipe (not a file): with the file-size limit below, writes to files fail
-    proc = subprocess.Popen([sys.executable, "-m", "dfft.cli", "--rules", str(rules), "serve", "--port", str(port),
-                             "--data-dir", str(data), "--log-level", "warning", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dfft.cli",
+            "--rules",
+            str(rules),
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+            "--log-level",
+            "warning",
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -96,12 +115,15 @@ def test_readyz_is_503_while_the_audit_database_cannot_be_written(tmp_path):
     proc, url, key = _serve(tmp_path, {"DFFT_READY_PROBE_SECONDS": "0.2"})
     headers = {"X-API-Key": key}
     try:
-        assert httpx.post(url + "/v1/check?allow_other_date=true", json=REQ, headers=headers, timeout=10).status_code == 200
+        assert (
+            httpx.post(url + "/v1/check?allow_other_date=true", json=REQ, headers=headers, timeout=10).status_code
+            == 200
+        )
         normal = resource.prlimit(proc.pid, resource.RLIMIT_FSIZE)
         resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (0, normal[1]))
         try:
             time.sleep(0.3)
-            r = httpx.get(url + "/readyz", timeout=10)   # idle, no check has failed yet: the probe finds out
+            r = httpx.get(url + "/readyz", timeout=10)  # idle, no check has failed yet: the probe finds out
             assert r.status_code == 503 and r.headers["Retry-After"].isdigit(), r.text
             r = httpx.post(url + "/v1/check?allow_other_date=true", json=REQ, headers=headers, timeout=10)
             assert r.status_code == 503 and "verdict" not in r.json(), r.text
@@ -109,7 +131,10 @@ def test_readyz_is_503_while_the_audit_database_cannot_be_written(tmp_path):
         finally:
             resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, normal)
         assert _wait_status(url, 200).json() == {"status": "ready"}
-        assert httpx.post(url + "/v1/check?allow_other_date=true", json=REQ, headers=headers, timeout=10).status_code == 200
+        assert (
+            httpx.post(url + "/v1/check?allow_other_date=true", json=REQ, headers=headers, timeout=10).status_code
+            == 200
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -136,6 +161,7 @@ def test_docs_pages_load_everything_from_the_service(api, page):
     """/docs loaded Swagger UI from a CDN (a blank page offline): every script, stylesheet and icon is same-origin
     now, and is served."""
     import re
+
     with api.client(key=None) as c:
         r = c.get(page)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
@@ -157,15 +183,22 @@ def test_docs_pages_load_everything_from_the_service(api, page):
 
 
 def test_security_headers_on_json_problem_html_and_docs(api):
-    req = {"scenario": {"name": "mcc", "facts": [{"where": {"destination": "ASEAN"}, "add_safeguards": ["asean_mcc"]}]},
-           "requests": [{"id": "a", **REQ}]}
+    req = {
+        "scenario": {"name": "mcc", "facts": [{"where": {"destination": "ASEAN"}, "add_safeguards": ["asean_mcc"]}]},
+        "requests": [{"id": "a", **REQ}],
+    }
     with api.client() as c:
-        responses = {"json": c.post("/v1/check", json=REQ), "problem": c.post("/v1/check", json={"origin": "JP"}),
-                     "401": httpx.get(api.url + "/v1/jurisdictions", timeout=10),
-                     "413": c.post("/v1/check", content=b"{" + b" " * 70_000 + b"}",
-                                   headers={"content-type": "application/json"}),
-                     "report": c.post("/v1/whatif/report", json=req), "docs": c.get("/docs"),
-                     "probe": c.get("/healthz")}
+        responses = {
+            "json": c.post("/v1/check", json=REQ),
+            "problem": c.post("/v1/check", json={"origin": "JP"}),
+            "401": httpx.get(api.url + "/v1/jurisdictions", timeout=10),
+            "413": c.post(
+                "/v1/check", content=b"{" + b" " * 70_000 + b"}", headers={"content-type": "application/json"}
+            ),
+            "report": c.post("/v1/whatif/report", json=req),
+            "docs": c.get("/docs"),
+            "probe": c.get("/healthz"),
+        }
     for name, r in responses.items():
         assert r.headers.get("x-content-type-options") == "nosniff", name
         assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", ""), name
@@ -178,11 +211,14 @@ def test_security_headers_on_json_problem_html_and_docs(api):
     assert "<style>" in report.text
 
 
-@pytest.mark.parametrize("body", [
-    {"origin": "X" * 60_000, "destination": "VN", "data_categories": ["personal"]},       # the engine's RequestError
-    {"origin": "JP", "destination": "VN", "data_categories": ["personal"], "Y" * 60_000: 1},   # pydantic (extra)
-    {"origin": "JP", "destination": "VN", "data_categories": ["Z" * 60_000]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"origin": "X" * 60_000, "destination": "VN", "data_categories": ["personal"]},  # the engine's RequestError
+        {"origin": "JP", "destination": "VN", "data_categories": ["personal"], "Y" * 60_000: 1},  # pydantic (extra)
+        {"origin": "JP", "destination": "VN", "data_categories": ["Z" * 60_000]},
+    ],
+)
 def test_422_does_not_echo_a_huge_input(api, body):
     with api.client() as c:
         r = c.post("/v1/check", json=body)
@@ -198,6 +234,7 @@ def test_422_does_not_echo_a_huge_input(api, body):
 def test_sqlite_data_dir_and_files_are_private(tmp_path):
     """The audit database (every request) was created world-readable (0644 under umask 022)."""
     from .conftest import start
+
     old = os.umask(0o022)
     try:
         r = start(tmp_path)
@@ -218,13 +255,40 @@ def test_sqlite_data_dir_and_files_are_private(tmp_path):
 def _serve_until_the_database_fails(tmp_path, host, *extra):
     """`dfft serve --host HOST` with a database URL that cannot open: it exits before binding anything, after the
     checks on its options (so no test binds a non-loopback address)."""
-    return subprocess.run([sys.executable, "-m", "dfft.cli", "--rules", str(MINI), "serve", "--host", host,
-                           "--port", str(free_port()), "--database-url", "nosuchdriver://x", *extra],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dfft.cli",
+            "--rules",
+            str(MINI),
+            "serve",
+            "--host",
+            host,
+            "--port",
+            str(free_port()),
+            "--database-url",
+            "nosuchdriver://x",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
-@pytest.mark.parametrize("host,warned", [("0.0.0.0", True), ("192.0.2.10", True), ("::", True), ("myhost", True),
-                                         ("127.0.0.1", False), ("localhost", False), ("::1", False)])
+@pytest.mark.parametrize(
+    "host,warned",
+    [
+        ("0.0.0.0", True),
+        ("192.0.2.10", True),
+        ("::", True),
+        ("myhost", True),
+        ("127.0.0.1", False),
+        ("localhost", False),
+        ("::1", False),
+    ],
+)
 def test_serve_warns_about_plain_http_off_loopback(tmp_path, host, warned):
     r = _serve_until_the_database_fails(tmp_path, host)
     assert r.returncode != 0

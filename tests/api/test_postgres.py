@@ -1,4 +1,5 @@
 """The service on a real PostgreSQL server (tests/api/pg.py starts one; skipped without the binaries)."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -6,9 +7,9 @@ import time
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.config import Config
 
 from dfft.api.db import MIGRATIONS, metadata
 
@@ -63,8 +64,9 @@ def test_the_api_on_postgresql_checks_and_records(pg, tmp_path):
             r = c.post("/v1/check", json=REQ)
             assert r.status_code == 200, r.text
         with api.client("admin") as c:
-            items = c.get("/v1/decisions", params={"since": "0001-01-01T00:00:00+14:00",
-                                                    "until": "9999-12-31T23:59:59-14:00"}).json()["items"]
+            items = c.get(
+                "/v1/decisions", params={"since": "0001-01-01T00:00:00+14:00", "until": "9999-12-31T23:59:59-14:00"}
+            ).json()["items"]
             assert [i["id"] for i in items] == [r.headers["Dfft-Decision-Id"]]
     finally:
         api.stop()
@@ -90,13 +92,15 @@ def test_postgresql_outage_is_503_with_retry_after_and_recovers(pg, tmp_path):
                 r = c.post("/v1/check", json=REQ)
                 assert r.status_code == 503 and r.headers["Retry-After"].isdigit(), r.text
                 assert c.get("/readyz").status_code == 503
-            with api.client("admin") as c:   # the admin key is cached (create_app's caller made it) or not: 503 either way
+            with api.client(
+                "admin"
+            ) as c:  # the admin key is cached (create_app's caller made it) or not: 503 either way
                 r = c.get("/v1/decisions")
                 assert r.status_code == 503 and r.headers["Retry-After"].isdigit(), r.text
         finally:
             pg.start()
         with api.client(fresh_key) as c:
-            deadline = time.monotonic() + 20   # readiness probes the database again at most every PROBE_GAP seconds
+            deadline = time.monotonic() + 20  # readiness probes the database again at most every PROBE_GAP seconds
             while c.get("/readyz").status_code != 200:
                 assert time.monotonic() < deadline, "not ready again after the database came back"
                 time.sleep(0.1)

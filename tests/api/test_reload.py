@@ -1,4 +1,5 @@
 """Hot rule reloads: a good bundle replaces the old one; a bad one is refused and the old one keeps serving."""
+
 from __future__ import annotations
 
 from dfft.engine import CompileError
@@ -21,7 +22,7 @@ def test_reload_swaps_bundle_and_decisions_name_it(fresh_api):
         r = c.post("/v1/rulesets/reload").json()
         assert r["status"] == "reloaded" and r["previous"]["hash"] == before["hash"] == old["hash"]
         assert r["current"]["version"] == "9.9.9" and r["current"]["hash"] != before["hash"]
-        d = c.post("/v1/check", json=REQ)   # memoised before the reload: must still name the new bundle
+        d = c.post("/v1/check", json=REQ)  # memoised before the reload: must still name the new bundle
         assert d.json()["ruleset"] == {"version": "9.9.9", "hash": r["current"]["hash"]}
         rec = c.get("/v1/decisions", params={"ruleset_hash": r["current"]["hash"]}).json()["items"]
         assert [x["id"] for x in rec] == [d.headers["Dfft-Decision-Id"]]
@@ -45,6 +46,7 @@ def test_bundle_that_does_not_compile_is_refused(fresh_api, monkeypatch):
 
     def failing(*a, **k):
         raise CompileError("JP: 512 tests on field 'to'")
+
     monkeypatch.setattr(coremod, "_backend", failing)  # the compiler of the new bundle fails
     bump_version(fresh_api.rules_dir)
     with fresh_api.client("admin") as c:
@@ -65,15 +67,16 @@ def test_reload_that_drops_a_jurisdiction_needs_a_new_version(fresh_api):
     import shutil
 
     from dfft.rules.loader import write_manifest
+
     with fresh_api.client("admin") as c:
         before = c.get("/v1/rulesets/current").json()
         shutil.rmtree(fresh_api.rules_dir / "VN")
-        body = assert_problem(c.post("/v1/rulesets/reload"), 422)       # the manifest lists VN
+        body = assert_problem(c.post("/v1/rulesets/reload"), 422)  # the manifest lists VN
         assert any("VN" in str(e) for e in body["errors"])
-        write_manifest(fresh_api.rules_dir)                               # even with a manifest rewritten to match
+        write_manifest(fresh_api.rules_dir)  # even with a manifest rewritten to match
         body = assert_problem(c.post("/v1/rulesets/reload"), 422)
         assert any("dropped under the same version" in str(e) for e in body["errors"])
         assert c.get("/v1/rulesets/current").json()["hash"] == before["hash"]
-        bump_version(fresh_api.rules_dir)                                 # a new version may drop it
+        bump_version(fresh_api.rules_dir)  # a new version may drop it
         r = c.post("/v1/rulesets/reload").json()
         assert r["status"] == "reloaded" and "VN" not in r["current"]["jurisdictions"]

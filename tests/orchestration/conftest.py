@@ -45,9 +45,12 @@ def _stub_server(status: int, body: bytes, content_type: str):
 @pytest.fixture
 def failing_api_url():
     """An API that answers 500 problem+json (the engine failed: no verdict)."""
-    srv = _stub_server(500, b'{"type":"about:blank","title":"Internal error: no verdict","status":500,'
-                            b'"detail":"the engine failed; treat the transfer as not allowed"}',
-                       "application/problem+json")
+    srv = _stub_server(
+        500,
+        b'{"type":"about:blank","title":"Internal error: no verdict","status":500,'
+        b'"detail":"the engine failed; treat the transfer as not allowed"}',
+        "application/problem+json",
+    )
     yield f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
 

@@ -1,4 +1,5 @@
 """Real servers for the orchestration tests: a free loopback port, and the dfft API under uvicorn."""
+
 from __future__ import annotations
 
 import socket

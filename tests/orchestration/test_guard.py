@@ -1,4 +1,5 @@
 """dfft.guard: allowed / conditional / blocked, in-process and through a real API, and with the API down."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,14 +16,18 @@ from dfft.engine import EngineError, RequestError
 from dfft.plugins.guard import ENV_API_URL, Guard, JsonlAuditSink
 from tests.conftest import MINI
 
-ALLOWED: dict[str, Any] = dict(origin="JP", destination="VN", data_categories=["personal"], safeguards=["consent"],
-               as_of="2025-01-01")
+ALLOWED: dict[str, Any] = dict(
+    origin="JP", destination="VN", data_categories=["personal"], safeguards=["consent"], as_of="2025-01-01"
+)
 CONDITIONAL: dict[str, Any] = dict(origin="JP", destination="VN", data_categories=["personal"], as_of="2026-06-01")
 BLOCKED: dict[str, Any] = dict(origin="VN", destination="SG", data_categories=["core_data"], as_of="2026-06-01")
-EMBARGO: dict[str, Any] = dict(origin="JP", destination="KP", data_categories=["controlled_technology"], as_of="2026-06-01")
+EMBARGO: dict[str, Any] = dict(
+    origin="JP", destination="KP", data_categories=["controlled_technology"], as_of="2026-06-01"
+)
 
 
 # -- in-process ---------------------------------------------------------------------------------------------------
+
 
 def test_allowed_runs_the_body_and_yields_the_decision(mini_engine):
     ran = []
@@ -58,8 +63,10 @@ def test_conditional_fails_by_default(mini_engine):
 
 def test_conditional_warns_when_configured(mini_engine, caplog):
     ran = []
-    with (caplog.at_level(logging.WARNING, logger="dfft.guard"),
-          dfft.guard(**CONDITIONAL, engine=mini_engine, on_conditional="warn") as d):
+    with (
+        caplog.at_level(logging.WARNING, logger="dfft.guard"),
+        dfft.guard(**CONDITIONAL, engine=mini_engine, on_conditional="warn") as d,
+    ):
         ran.append(True)
     assert ran and d.verdict == "conditional"
     assert any("CONDITIONAL" in r.getMessage() and "JP-ob-consent" in r.getMessage() for r in caplog.records)
@@ -104,8 +111,9 @@ def test_request_object_and_rules_dir():
 
 def test_invalid_request_raises_request_error_even_when_allowing_outages(mini_engine):
     with pytest.raises(RequestError) as ei:
-        dfft.guard(origin="JP", destination="VN", data_categories=["nonsense"], engine=mini_engine,
-                   on_unavailable="allow").check()
+        dfft.guard(
+            origin="JP", destination="VN", data_categories=["nonsense"], engine=mini_engine, on_unavailable="allow"
+        ).check()
     assert "nonsense" in str(ei.value)
     with pytest.raises(TypeError):
         dfft.guard(origin="JP", destination="VN", data_category=["personal"])
@@ -131,8 +139,10 @@ def test_engine_failure_fails_closed_by_default():
 
 def test_engine_failure_allowed_when_configured(caplog):
     ran = []
-    with (caplog.at_level(logging.WARNING, logger="dfft.guard"),
-          dfft.guard(**ALLOWED, engine=_BrokenEngine(), on_unavailable="allow") as d):
+    with (
+        caplog.at_level(logging.WARNING, logger="dfft.guard"),
+        dfft.guard(**ALLOWED, engine=_BrokenEngine(), on_unavailable="allow") as d,
+    ):
         ran.append(True)
     assert ran and d is None
     assert any("on_unavailable=allow" in r.getMessage() for r in caplog.records)
@@ -140,8 +150,10 @@ def test_engine_failure_allowed_when_configured(caplog):
 
 # -- API mode -----------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("req, verdict", [(ALLOWED, "allowed"), (CONDITIONAL, "conditional"), (BLOCKED, "blocked"),
-                                          (EMBARGO, "blocked")])
+
+@pytest.mark.parametrize(
+    "req, verdict", [(ALLOWED, "allowed"), (CONDITIONAL, "conditional"), (BLOCKED, "blocked"), (EMBARGO, "blocked")]
+)
 def test_api_mode_matches_in_process(api_url, mini_engine, req, verdict):
     r = dfft.guard(**req, api_url=api_url).evaluate()
     assert r.mode == "api" and r.verdict == verdict
@@ -159,8 +171,9 @@ def test_api_mode_raises_and_proceeds_like_in_process(api_url):
 
 def test_api_mode_invalid_request(api_url):
     with pytest.raises(RequestError) as ei:
-        dfft.guard(origin="JP", destination="VN", data_categories=["nonsense"], api_url=api_url,
-                   on_unavailable="allow").check()
+        dfft.guard(
+            origin="JP", destination="VN", data_categories=["nonsense"], api_url=api_url, on_unavailable="allow"
+        ).check()
     assert any(e["field"] == "data_categories" for e in ei.value.errors)
 
 
@@ -201,14 +214,17 @@ def test_api_answer_that_is_not_a_decision_is_unavailable(garbage_api_url):
 
 # -- audit ----------------------------------------------------------------------------------------------------------
 
+
 def test_audit_sink_gets_one_record_per_decision(mini_engine, closed_url):
     records = []
     dfft.guard(**ALLOWED, engine=mini_engine, audit=records.append, context={"pipeline": "p1"}).evaluate()
     dfft.guard(**BLOCKED, engine=mini_engine, audit=records.append).evaluate()
     dfft.guard(**ALLOWED, api_url=closed_url, audit=records.append, timeout=5).evaluate()
     assert [(r["verdict"], r["outcome"], r["reason"], r["mode"]) for r in records] == [
-        ("allowed", "proceed", "allowed", "in-process"), ("blocked", "stop", "blocked", "in-process"),
-        (None, "stop", "unavailable", "api")]
+        ("allowed", "proceed", "allowed", "in-process"),
+        ("blocked", "stop", "blocked", "in-process"),
+        (None, "stop", "unavailable", "api"),
+    ]
     assert records[0]["context"] == {"pipeline": "p1"} and records[0]["decision"]["verdict"] == "allowed"
     assert records[1]["decision"]["findings"][0]["citation"]["article"]
     json.dumps(records)  # serialisable as is
@@ -252,12 +268,15 @@ def test_api_key_is_sent(api_url):
 
     class Proxy(BaseHTTPRequestHandler):
         def do_POST(self):
-            seen.append(self.headers)   # case-insensitive (urllib sends "X-api-key")
+            seen.append(self.headers)  # case-insensitive (urllib sends "X-api-key")
             body = self.rfile.read(int(self.headers["Content-Length"]))
             # the proxy records the key the guard sent, then forwards with the server's real key
-            req = urllib.request.Request(api_url + self.path, data=body, method="POST",
-                                         headers={"Content-Type": "application/json",
-                                                  "X-API-Key": os.environ["DFFT_API_KEY"]})
+            req = urllib.request.Request(
+                api_url + self.path,
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json", "X-API-Key": os.environ["DFFT_API_KEY"]},
+            )
             with urllib.request.urlopen(req) as r:
                 payload = r.read()
             self.send_response(200)

@@ -1,4 +1,5 @@
 """In-process guard decisions go to the same audit database the API serves (GET /v1/decisions)."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,8 +19,17 @@ def test_guard_decisions_are_in_the_api_audit_log(tmp_path, mini_engine):
     ok = dict(origin="JP", destination="VN", data_categories=["personal"], safeguards=["consent"], as_of="2025-01-01")
     with dfft.guard(**ok, engine=mini_engine, audit=sink, context={"dag_id": "d", "task_id": "t"}):
         pass
-    with pytest.raises(TransferBlocked), dfft.guard(origin="VN", destination="SG", data_categories=["core_data"], as_of="2026-06-01",
-                    engine=mini_engine, audit=sink):
+    with (
+        pytest.raises(TransferBlocked),
+        dfft.guard(
+            origin="VN",
+            destination="SG",
+            data_categories=["core_data"],
+            as_of="2026-06-01",
+            engine=mini_engine,
+            audit=sink,
+        ),
+    ):
         pass
     app = create_app(settings)
     with TestClient(app) as client:

@@ -1,4 +1,5 @@
 """Region map and lineage derivation (plain Python: dfft.plugins.airflow.regions does not import Airflow)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,21 +10,27 @@ import pytest
 from dfft.plugins.airflow import get_provider_info
 from dfft.plugins.airflow.regions import RegionMap, RegionMapError, dataset_uri, transfers_from_lineage
 
-MAP = RegionMap.from_dict({
-    "regions": {"s3://acme-tokyo": "jp", "s3://acme-hanoi": "VN", "s3://acme": "SG",
-                "postgres://crm.sg.internal:5432": "SG"},
-    "categories": {"s3://acme-tokyo/customers": ["personal"], "s3://acme-tokyo/designs": "controlled_technology"},
-})
+MAP = RegionMap.from_dict(
+    {
+        "regions": {
+            "s3://acme-tokyo": "jp",
+            "s3://acme-hanoi": "VN",
+            "s3://acme": "SG",
+            "postgres://crm.sg.internal:5432": "SG",
+        },
+        "categories": {"s3://acme-tokyo/customers": ["personal"], "s3://acme-tokyo/designs": "controlled_technology"},
+    }
+)
 
 
 @dataclass
-class FakeAsset:       # the shape of airflow.sdk.Asset that matters here
+class FakeAsset:  # the shape of airflow.sdk.Asset that matters here
     uri: str
     extra: dict = field(default_factory=dict)
 
 
 @dataclass
-class FakeOLDataset:   # the shape of an OpenLineage dataset
+class FakeOLDataset:  # the shape of an OpenLineage dataset
     namespace: str
     name: str
 
@@ -35,7 +42,7 @@ def test_longest_prefix_at_a_boundary():
     with pytest.raises(RegionMapError, match="no region for dataset 's3://other/x'"):
         MAP.region_of("s3://other/x")
     with pytest.raises(RegionMapError):
-        MAP.region_of("s3://acmex/y")   # "s3://acme" must not match "s3://acmex"
+        MAP.region_of("s3://acmex/y")  # "s3://acme" must not match "s3://acmex"
 
 
 def test_asset_extra_wins():
@@ -45,10 +52,14 @@ def test_asset_extra_wins():
 
 
 def test_transfers_from_lineage():
-    ts = transfers_from_lineage([FakeAsset("s3://acme-tokyo/customers/a"), FakeAsset("s3://acme-tokyo/designs/b")],
-                                [FakeAsset("s3://acme-hanoi/crm"), FakeAsset("s3://acme-tokyo/copy")], MAP)
+    ts = transfers_from_lineage(
+        [FakeAsset("s3://acme-tokyo/customers/a"), FakeAsset("s3://acme-tokyo/designs/b")],
+        [FakeAsset("s3://acme-hanoi/crm"), FakeAsset("s3://acme-tokyo/copy")],
+        MAP,
+    )
     assert [(t.origin, t.destination, t.data_categories) for t in ts] == [
-        ("JP", "VN", ("controlled_technology", "personal"))]
+        ("JP", "VN", ("controlled_technology", "personal"))
+    ]
     # same region on both sides: nothing crosses a border
     assert transfers_from_lineage(["s3://acme-tokyo/customers/a"], ["s3://acme-tokyo/b"], MAP) == []
     # explicit categories override the map
@@ -78,8 +89,9 @@ def test_load_from_file_and_env(tmp_path, monkeypatch):
 def test_provider_info_and_entry_point():
     info = get_provider_info()
     assert info["package-name"] == "dfft"
-    assert {"name": "transfer_check", "class-name": "dfft.plugins.airflow.decorators.transfer_check"} in \
-        info["task-decorators"]
+    assert {"name": "transfer_check", "class-name": "dfft.plugins.airflow.decorators.transfer_check"} in info[
+        "task-decorators"
+    ]
     eps = [ep for ep in distribution("dfft").entry_points if ep.group == "apache_airflow_provider"]
     assert [ep.value for ep in eps] == ["dfft.plugins.airflow:get_provider_info"]
 

@@ -1,4 +1,5 @@
 """Properties of what-if analyses (hypothesis, derandomised in CI like the rest of the suite)."""
+
 from __future__ import annotations
 
 from functools import cache
@@ -35,19 +36,42 @@ def scenarios(request: dict) -> st.SearchStrategy[dict]:
     day = st.dates(min_value=__import__("datetime").date(2015, 1, 1), max_value=__import__("datetime").date(2030, 1, 1))
     codes = st.sampled_from(["JP", "SG", "VN", "EU", "GB", "ID", "TH", "KP"])
     member = st.one_of(codes, st.builds(lambda c, f: {"code": c, "from": f}, codes, day))
-    return st.fixed_dictionaries({"name": st.just("random")}, optional={
-        "facts": st.lists(st.fixed_dictionaries({}, optional={
-            "where": st.fixed_dictionaries({}, optional={"destination": st.sampled_from(lists)}),
-            "add_safeguards": st.lists(st.sampled_from(sorted(set(vocab.safeguards) - held)), max_size=2, unique=True),
-            "remove_safeguards": st.lists(st.sampled_from(sorted(held)), max_size=2, unique=True) if held else st.just([]),
-        }), max_size=1),
-        "law": st.fixed_dictionaries({}, optional={
-            "lists": st.lists(st.fixed_dictionaries({"list": st.sampled_from(lists)}, optional={
-                "add": st.lists(member, max_size=2), "remove": st.lists(codes, max_size=2)}), max_size=2),
-            "disable_rules": st.lists(st.sampled_from(ids), max_size=2, unique=True),
-            "rule_dates": st.lists(st.fixed_dictionaries({"rule": st.sampled_from(ids), "effective_from": day}), max_size=1),
-        }),
-    })
+    return st.fixed_dictionaries(
+        {"name": st.just("random")},
+        optional={
+            "facts": st.lists(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "where": st.fixed_dictionaries({}, optional={"destination": st.sampled_from(lists)}),
+                        "add_safeguards": st.lists(
+                            st.sampled_from(sorted(set(vocab.safeguards) - held)), max_size=2, unique=True
+                        ),
+                        "remove_safeguards": st.lists(st.sampled_from(sorted(held)), max_size=2, unique=True)
+                        if held
+                        else st.just([]),
+                    },
+                ),
+                max_size=1,
+            ),
+            "law": st.fixed_dictionaries(
+                {},
+                optional={
+                    "lists": st.lists(
+                        st.fixed_dictionaries(
+                            {"list": st.sampled_from(lists)},
+                            optional={"add": st.lists(member, max_size=2), "remove": st.lists(codes, max_size=2)},
+                        ),
+                        max_size=2,
+                    ),
+                    "disable_rules": st.lists(st.sampled_from(ids), max_size=2, unique=True),
+                    "rule_dates": st.lists(
+                        st.fixed_dictionaries({"rule": st.sampled_from(ids), "effective_from": day}), max_size=1
+                    ),
+                },
+            ),
+        },
+    )
 
 
 def valid(doc: dict):

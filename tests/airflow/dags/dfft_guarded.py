@@ -3,6 +3,7 @@
 Judged in-process on the fixture bundle tests/fixtures/mini (the embedded corpus is nearly empty on this branch),
 except the API tasks, which talk to DFFT_TEST_API_URL (a real dfft API) and DFFT_TEST_DOWN_URL (a closed port).
 """
+
 from __future__ import annotations
 
 import os
@@ -29,28 +30,50 @@ def _ship(name: str) -> str:
     return name
 
 
-with DAG("dfft_guarded", schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
-         default_args={"retries": 0}) as dag:
-
+with DAG(
+    "dfft_guarded", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, default_args={"retries": 0}
+) as dag:
     # allowed: JP -> VN personal data with consent, as of 2025-01-01
-    @transfer_check(origin="JP", destination="VN", data_categories=["personal"], safeguards=["consent"],
-                    as_of="2025-01-01", rules_dir=RULES, audit=AUDIT)
+    @transfer_check(
+        origin="JP",
+        destination="VN",
+        data_categories=["personal"],
+        safeguards=["consent"],
+        as_of="2025-01-01",
+        rules_dir=RULES,
+        audit=AUDIT,
+    )
     def ship_allowed():
         return _ship("allowed")
 
     # blocked: VN core data may not leave VN
-    @transfer_check(origin="VN", destination="SG", data_categories=["core_data"], as_of="2026-06-01",
-                    rules_dir=RULES, audit=AUDIT)
+    @transfer_check(
+        origin="VN", destination="SG", data_categories=["core_data"], as_of="2026-06-01", rules_dir=RULES, audit=AUDIT
+    )
     def ship_blocked():
         return _ship("blocked")
 
     # conditional (JP -> VN personal, no consent, as of 2026-06-01): fails or warns by setting
     check_conditional_fail = TransferCheckOperator(
-        task_id="check_conditional_fail", origin="JP", destination="VN", data_categories=["personal"],
-        as_of="2026-06-01", on_conditional="fail", rules_dir=RULES, audit=AUDIT)
+        task_id="check_conditional_fail",
+        origin="JP",
+        destination="VN",
+        data_categories=["personal"],
+        as_of="2026-06-01",
+        on_conditional="fail",
+        rules_dir=RULES,
+        audit=AUDIT,
+    )
     check_conditional_warn = TransferCheckOperator(
-        task_id="check_conditional_warn", origin="JP", destination="VN", data_categories=["personal"],
-        as_of="2026-06-01", on_conditional="warn", rules_dir=RULES, audit=AUDIT)
+        task_id="check_conditional_warn",
+        origin="JP",
+        destination="VN",
+        data_categories=["personal"],
+        as_of="2026-06-01",
+        on_conditional="warn",
+        rules_dir=RULES,
+        audit=AUDIT,
+    )
 
     @task
     def ship_after_fail():
@@ -61,36 +84,72 @@ with DAG("dfft_guarded", schedule=None, start_date=datetime(2026, 1, 1), catchup
         return _ship("after_warn")
 
     # derived from lineage: the task's own inlets/outlets, placed by the region map (JP designs -> KP: embargo)
-    @transfer_check(inlets=[Asset("s3://acme-tokyo/designs/engine.step")],
-                    outlets=[Asset("s3://acme-pyongyang/drop/engine.step")], region_map=REGIONS, as_of="2026-06-01",
-                    rules_dir=RULES)
+    @transfer_check(
+        inlets=[Asset("s3://acme-tokyo/designs/engine.step")],
+        outlets=[Asset("s3://acme-pyongyang/drop/engine.step")],
+        region_map=REGIONS,
+        as_of="2026-06-01",
+        rules_dir=RULES,
+    )
     def copy_designs():
         return _ship("designs")
 
     # derived from another task's lineage: the check reads copy_customers' inlets/outlets (JP -> VN personal)
-    @task(inlets=[Asset("s3://acme-tokyo/customers/2026.parquet")],
-          outlets=[Asset("s3://acme-hanoi/crm/customers.parquet")])
+    @task(
+        inlets=[Asset("s3://acme-tokyo/customers/2026.parquet")],
+        outlets=[Asset("s3://acme-hanoi/crm/customers.parquet")],
+    )
     def copy_customers():
         return _ship("customers")
 
-    check_customers = TransferCheckOperator(task_id="check_customers", lineage_of="copy_customers",
-                                            region_map=REGIONS, safeguards=["consent"], as_of="2025-01-01",
-                                            rules_dir=RULES)
+    check_customers = TransferCheckOperator(
+        task_id="check_customers",
+        lineage_of="copy_customers",
+        region_map=REGIONS,
+        safeguards=["consent"],
+        as_of="2025-01-01",
+        rules_dir=RULES,
+    )
 
     # API mode: a real dfft API, and one that is down (fail closed / proceed by setting)
-    check_api_blocked = TransferCheckOperator(task_id="check_api_blocked", origin="JP", destination="KP",
-                                              data_categories=["controlled_technology"], as_of="2026-06-01",
-                                              api_url=API)
-    check_api_allowed = TransferCheckOperator(task_id="check_api_allowed", origin="JP", destination="VN",
-                                              data_categories=["personal"], safeguards=["consent"],
-                                              as_of="2025-01-01", api_url=API)
-    check_api_down = TransferCheckOperator(task_id="check_api_down", origin="JP", destination="VN",
-                                           data_categories=["personal"], safeguards=["consent"], as_of="2025-01-01",
-                                           api_url=DOWN, timeout=5)
-    check_api_down_allow = TransferCheckOperator(task_id="check_api_down_allow", origin="JP", destination="VN",
-                                                 data_categories=["personal"], safeguards=["consent"],
-                                                 as_of="2025-01-01", api_url=DOWN, timeout=5,
-                                                 on_unavailable="allow")
+    check_api_blocked = TransferCheckOperator(
+        task_id="check_api_blocked",
+        origin="JP",
+        destination="KP",
+        data_categories=["controlled_technology"],
+        as_of="2026-06-01",
+        api_url=API,
+    )
+    check_api_allowed = TransferCheckOperator(
+        task_id="check_api_allowed",
+        origin="JP",
+        destination="VN",
+        data_categories=["personal"],
+        safeguards=["consent"],
+        as_of="2025-01-01",
+        api_url=API,
+    )
+    check_api_down = TransferCheckOperator(
+        task_id="check_api_down",
+        origin="JP",
+        destination="VN",
+        data_categories=["personal"],
+        safeguards=["consent"],
+        as_of="2025-01-01",
+        api_url=DOWN,
+        timeout=5,
+    )
+    check_api_down_allow = TransferCheckOperator(
+        task_id="check_api_down_allow",
+        origin="JP",
+        destination="VN",
+        data_categories=["personal"],
+        safeguards=["consent"],
+        as_of="2025-01-01",
+        api_url=DOWN,
+        timeout=5,
+        on_unavailable="allow",
+    )
 
     ship_allowed()
     ship_blocked()
