@@ -494,27 +494,31 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     async def swagger_ui(req: Request):
         root = req.scope.get("root_path", "")
         return docs_page(
-            get_swagger_ui_html(
-                openapi_url=f"{root}{app.openapi_url}",
-                title="dfft API",
-                swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
-                swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
-                swagger_favicon_url=f"{root}/docs-assets/favicon.png",
-                swagger_ui_parameters={"validatorUrl": None},
-            ).body.decode()
+            bytes(
+                get_swagger_ui_html(
+                    openapi_url=f"{root}{app.openapi_url}",
+                    title="dfft API",
+                    swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+                    swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
+                    swagger_favicon_url=f"{root}/docs-assets/favicon.png",
+                    swagger_ui_parameters={"validatorUrl": None},
+                ).body
+            ).decode()
         )  # no badge from the online validator
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(req: Request):
         root = req.scope.get("root_path", "")
         return docs_page(
-            get_redoc_html(
-                openapi_url=f"{root}{app.openapi_url}",
-                title="dfft API",
-                redoc_js_url=f"{root}/docs-assets/redoc.standalone.js",
-                redoc_favicon_url=f"{root}/docs-assets/favicon.png",
-                with_google_fonts=False,
-            ).body.decode()
+            bytes(
+                get_redoc_html(
+                    openapi_url=f"{root}{app.openapi_url}",
+                    title="dfft API",
+                    redoc_js_url=f"{root}/docs-assets/redoc.standalone.js",
+                    redoc_favicon_url=f"{root}/docs-assets/favicon.png",
+                    with_google_fonts=False,
+                ).body
+            ).decode()
         )
 
     # -- errors -------------------------------------------------------------------------------------------------
@@ -637,7 +641,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                     "the API keys cannot be checked now (service database unavailable); retry later",
                     "urn:dfft:problem:database-unavailable",
                     headers={"Retry-After": RETRY_AFTER},
-                )
+                ) from None
             if key is None:
                 raise ProblemError(
                     401,

@@ -8,6 +8,7 @@ client has seen survives a killed process or a power cut. PostgreSQL (a URL sett
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -70,10 +71,8 @@ def _private_sqlite_file(path: Path) -> None:
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(path.parent, 0o700)  # mkdir's mode is masked by the umask only towards fewer bits; be explicit
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        pass
 
 
 def create_db_engine(url: str) -> sa.Engine:

@@ -133,6 +133,12 @@ def _caller(request: Request) -> Any:
     return getattr(key, "id", None)
 
 
+class WhatIfRouter(APIRouter):
+    """The what-if router, with its scenario limiter and engine pool reachable as `state` (for tests and benches)."""
+
+    state: dict[str, Any]
+
+
 def create_router(
     ruleset: Union[RuleSet, Callable[[], RuleSet]],
     backend: str = "durable",
@@ -140,7 +146,7 @@ def create_router(
     dependencies: Optional[Sequence[Any]] = None,
     scenarios_per_minute: int = SCENARIOS_PER_MINUTE,
     caller: Callable[[Request], Any] = _caller,
-) -> APIRouter:
+) -> WhatIfRouter:
     """`ruleset` is the baseline, or a function returning the current one (the service passes its live bundle,
     so what-if analyses follow rule reloads). `dependencies` (e.g. the API-key check) apply to every endpoint.
 
@@ -165,8 +171,8 @@ def create_router(
             old.close()  # a reload: the old baseline's engines are freed once the analyses using them are done
         return out
 
-    router = APIRouter(prefix="/v1/whatif", tags=["what-if"], dependencies=list(dependencies or []))
-    router.state = {"limiter": limiter, "current": current}  # type: ignore[attr-defined]  # for tests and benches
+    router = WhatIfRouter(prefix="/v1/whatif", tags=["what-if"], dependencies=list(dependencies or []))
+    router.state = {"limiter": limiter, "current": current}  # for tests and benches
 
     def analysis(
         request: Request,

@@ -50,7 +50,7 @@ def main() -> None:
         print(f"{'scenarios':>9} {'RSS MiB':>8} {'s':>6}")
         print(f"{0:>9} {rss_mib():>8.0f} {0:>6.1f}")
         t0 = time.perf_counter()
-        for i, combo in zip(range(args.scenarios), combos):
+        for i, combo in zip(range(args.scenarios), combos, strict=False):
             r = c.post(
                 "/v1/whatif/diff",
                 json={"scenario": {"name": f"s{i}", "law": {"disable_rules": list(combo)}}, "requests": reqs},

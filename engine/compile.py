@@ -237,7 +237,8 @@ def check_budget(code: str, units: list[tuple[str, dict]]) -> dict[str, int]:
             for t in (*path, ("rule", str(i), "")):
                 through.setdefault(id(node), Counter())[rid] += 1
                 node = node.setdefault(t, {})
-    worst, worst_node, worst_path = 0, root, ()
+    worst, worst_node = 0, root
+    worst_path: tuple[tuple[Any, ...], ...] = ()
     stack: list[tuple[dict, tuple]] = [(root, ())]
     while stack:
         node, path = stack.pop()
@@ -425,7 +426,7 @@ class DurableBackend:
                 for code, (comp, _) in self._level_src.items()
             }
         )
-        for code, (name, definition) in definitions.items():
+        for code, (name, _definition) in definitions.items():
             try:
                 self._handles[code] = _dre.create_ruleset(name, texts[code])
             except Exception as e:  # the C engine rejects the definition

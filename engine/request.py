@@ -134,7 +134,7 @@ def parse(data: Any) -> TransferRequest:
     try:
         return TransferRequest.model_validate(data)
     except ValidationError as e:
-        raise RequestError(collapse(e.errors())) from None
+        raise RequestError(collapse([dict(x) for x in e.errors()])) from None
 
 
 def collapse(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -109,7 +110,9 @@ def _hanging_definition() -> str:
     """A raw durable-rules definition with 600 sibling tests under one node (bypasses check_budget)."""
     import json
 
-    rules = {f"r{i}": {"all": [{"m": {"$and": [{"lvl": 0}, {"v_to": c}]}}]} for i, c in enumerate(CODES[:600])}
+    rules: dict[str, Any] = {
+        f"r{i}": {"all": [{"m": {"$and": [{"lvl": 0}, {"v_to": c}]}}]} for i, c in enumerate(CODES[:600])
+    }
     rules["catch_all"] = {"all": [{"m": {"$gte": {"lvl": 0}}}]}
     return json.dumps(rules)
 
@@ -187,7 +190,7 @@ _cond = st.recursive(
 def _alternatives(cond: dict, neg: bool = False) -> int:
     """The number of conjunctions of the condition in disjunctive normal form, from the rule language directly."""
     if "all" in cond or "any" in cond:
-        parts = [_alternatives(c, neg) for c in cond.get("all") or cond.get("any")]
+        parts = [_alternatives(c, neg) for c in cond.get("all") or cond.get("any") or []]
         if ("all" in cond) != neg:
             n = 1
             for p in parts:

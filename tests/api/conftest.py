@@ -18,6 +18,7 @@ from dfft.api.app import create_app
 from dfft.api.settings import Settings
 
 from ..conftest import MINI
+from .pg import pg  # noqa: F401  (the PostgreSQL server fixture, for every test in tests/api)
 
 REQ = {"origin": "JP", "destination": "VN", "data_categories": ["personal"], "subjects": 1000, "as_of": "2026-06-01"}
 

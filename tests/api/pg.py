@@ -8,6 +8,7 @@ or psycopg the tests that use it are skipped, with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -131,10 +132,8 @@ def pg():
         shutil.rmtree(root, ignore_errors=True)
         raise
     yield cluster
-    try:
+    with contextlib.suppress(Exception):  # already stopped by a test that failed midway
         cluster.stop()
-    except Exception:  # noqa: BLE001 — already stopped by a test that failed midway
-        pass
     for _ in range(3):
         shutil.rmtree(root, ignore_errors=True)
         if not root.exists():

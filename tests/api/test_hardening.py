@@ -159,7 +159,7 @@ def test_whatif_bodies_are_bounded(api):
 # -- item 2: the what-if engine pool is bounded and frees what it evicts; scenarios per key and minute --------------
 def scenarios(n: int):
     combos = itertools.chain.from_iterable(itertools.combinations(LEAF_RULES, k) for k in (1, 2))
-    return [{"name": f"s{i}", "law": {"disable_rules": list(c)}} for i, c in zip(range(n), combos)]
+    return [{"name": f"s{i}", "law": {"disable_rules": list(c)}} for i, c in zip(range(n), combos, strict=False)]
 
 
 def test_whatif_pool_is_bounded_and_evicted_engines_are_closed(tmp_path):
@@ -220,7 +220,7 @@ def test_large_batch_is_streamed_with_the_same_document(tmp_path):
             assert [a["id"] for a in audited] == [x["decision_id"] for x in doc["results"] if "decision_id" in x]
             assert all(
                 a["verdict"] == x["decision"]["verdict"]
-                for a, x in zip(audited, [x for x in doc["results"] if "decision" in x])
+                for a, x in zip(audited, [x for x in doc["results"] if "decision" in x], strict=True)
             )
             docs[buffer] = (r.headers.get("content-length"), doc)
         finally:

@@ -14,9 +14,9 @@ from alembic.script import ScriptDirectory
 from dfft.api.db import MIGRATIONS, metadata
 
 from .conftest import REQ, start
+from .pg import start_instance
 
 PROBLEM = "application/problem+json"
-from .pg import pg, start_instance  # noqa: F401  (fixture)
 
 STARTS = 16
 
@@ -24,7 +24,9 @@ STARTS = 16
 def head() -> str:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    current = ScriptDirectory.from_config(cfg).get_current_head()
+    assert current is not None
+    return current
 
 
 def test_concurrent_first_starts_on_an_empty_database_all_succeed(pg, tmp_path):
