@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,11 @@ def check_request(i: int) -> dict[str, Any]:
 
 
 def scenario(i: int, rule_id: str) -> dict[str, Any]:
-    # a distinct rule set each time: one rule starts i days later than its law
+    # a distinct rule set each time (so a new compiled engine): the rule starts on a different day
+    start = (date(2027, 1, 1) + timedelta(days=i)).isoformat()
     return {
         "name": f"soak {i}",
-        "law": {"rule_dates": [{"rule": rule_id, "effective_from": f"{2027 + i // 365}-01-01"}]},
+        "law": {"rule_dates": [{"rule": rule_id, "effective_from": start}]},
         "facts": [{"subjects": 1000 + i}],
     }
 
