@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from .bench_api import free_port
+from .bench_api import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,16 +119,7 @@ def main() -> None:
     )
     rows: list[tuple[str, float, float, str]] = []
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("server did not start")
-            time.sleep(0.1)
+        wait_ready(url, proc, 120)
         rows.append(("after start-up", *rss_mib(proc.pid), ""))
         clients = [httpx.Client(base_url=url, headers={"Authorization": f"Bearer {k}"}, timeout=120) for k in keys]
         rules = clients[0].get("/v1/jurisdictions/VN/rules").json()["rules"]
