@@ -16,12 +16,32 @@ from datetime import date
 from typing import Any, Literal, Optional
 
 from ..rules.conditions import leaf_op, walk
-from ..rules.model import SEVERITY, Rule, RuleSet
-from .decision import VERDICT_OF_SEVERITY, CitationOut, Decision, Finding, ObligationOut, RuleSetRef, TraceEntry
+from ..rules.model import SEVERITY, Obligation, Rule, RuleSet, Uncovered
+from .decision import (
+    VERDICT_OF_SEVERITY,
+    CitationOut,
+    CoverageGap,
+    Decision,
+    Finding,
+    ObligationOut,
+    RuleSetRef,
+    TraceEntry,
+)
 from .plan import Fact, Unit, facts_for, holds
 from .request import Normalised, RequestError, TransferRequest, normalise
 
 BackendName = Literal["durable", "reference"]
+
+# Unknown is never allowed: where the bundle declares a period it does not encode (Jurisdiction.uncovered), the
+# decision is at least conditional on this gating obligation, met only by a legal review of the transfer under the
+# regime that governed it (the safeguard `legal_review`).
+LEGAL_REVIEW = "legal_review"
+LEGAL_REVIEW_OBLIGATION = Obligation(
+    id="dfft-legal-review",
+    text="A regime governed this transfer on this date that the rule set does not encode (see the decision's "
+    "coverage): have the transfer reviewed under it before relying on this decision",
+    one_of=(LEGAL_REVIEW,),
+)
 
 # Memo sizes are bounded by (estimated) bytes as well as by count. DFFT_MEMO_BYTES sets the budget of an engine's
 # decision memos (the fact memo of its durable backend and its memo of output parts get a quarter each; the API's
@@ -346,6 +366,10 @@ class Engine:
             )
         return hit
 
+    def _gap_citation(self, code: str, u: Uncovered) -> CitationOut:
+        law = self.ruleset.jurisdictions[code].laws.get(u.law) if u.law else None
+        return CitationOut(law=u.law or "", law_title=law.title if law else u.provision, article=u.provision, url=u.url)
+
     def _met_by(self, fact: Fact, rule: Rule, flags: tuple[str, ...]) -> tuple[str, ...]:
         """Explain an exemption: the positive tests of `unless` that hold for this fact."""
         out = []
@@ -425,6 +449,57 @@ class Engine:
                     ),
                 )
             )
+        # Coverage: a regime the bundle declares uncovered on this date (an earlier version of a law, say) makes the
+        # decision at least conditional, with a gating legal review, unless the caller holds `legal_review`
+        gaps: list[CoverageGap] = []
+        for fact in facts:
+            for u in self.ruleset.jurisdictions[fact.jurisdiction].uncovered:
+                leg = n.legs[fact.hop]
+                if not u.applies(fact.as_of, fact.roles, n.categories, leg.dst):
+                    continue
+                reviewed = LEGAL_REVIEW in n.safeguards
+                gaps.append(
+                    CoverageGap(
+                        id=u.id,
+                        jurisdiction=fact.jurisdiction,
+                        leg=fact.hop,
+                        leg_path=f"{leg.src}->{leg.dst}",
+                        provision=u.provision,
+                        url=u.url,
+                        period_from=u.from_,
+                        period_until=u.until,
+                        confidence=u.confidence,
+                        status="reviewed" if reviewed else "open",
+                    )
+                )
+                cit = self._gap_citation(fact.jurisdiction, u)
+                common = dict(
+                    rule_id=u.id,
+                    jurisdiction=fact.jurisdiction,
+                    domain=None,
+                    title=f"Not encoded: {u.provision} governed this transfer on this date",
+                    leg=fact.hop,
+                    leg_path=f"{leg.src}->{leg.dst}",
+                    citation=cit,
+                    confidence=u.confidence,
+                    note=u.note,
+                )
+                if reviewed:
+                    findings.append(
+                        Finding(**common, effect="allow", status="met", met_by=(f"safeguards: {LEGAL_REVIEW}",))
+                    )
+                    continue
+                severity = max(severity, SEVERITY["condition"])
+                entry = obligations.setdefault(
+                    LEGAL_REVIEW_OBLIGATION.id,
+                    {"ob": LEGAL_REVIEW_OBLIGATION, "kind": "gating", "rules": [], "citations": []},
+                )
+                if u.id not in entry["rules"]:
+                    entry["rules"].append(u.id)
+                    entry["citations"].append(cit)
+                findings.append(
+                    Finding(**common, effect="condition", status="applies", obligations=(LEGAL_REVIEW_OBLIGATION.id,))
+                )
         consulted = tuple(dict.fromkeys(f.jurisdiction for f in facts))
         if not findings:
             findings.append(
@@ -458,6 +533,7 @@ class Engine:
             request=n.request,
             as_of=n.request.as_of,
             findings=tuple(findings),
+            coverage=tuple(gaps),
             obligations=obs,
             consulted=consulted,
             ruleset=self.ref,

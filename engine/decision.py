@@ -59,6 +59,22 @@ class TraceEntry(Out):
     flags: tuple[str, ...] = ()
 
 
+class CoverageGap(Out):
+    """A regime that governed this transfer on the decision's date but that the rule set does not encode: the
+    decision cannot be `allowed` on the rules' word (docs/rule-language.md, "Coverage")."""
+
+    id: str
+    jurisdiction: str
+    leg: int
+    leg_path: str
+    provision: str
+    url: str
+    period_from: date
+    period_until: date  # exclusive
+    confidence: str
+    status: Literal["open", "reviewed"]  # reviewed: the caller holds the safeguard `legal_review`
+
+
 class RuleSetRef(Out):
     version: str
     hash: str
@@ -69,6 +85,7 @@ class Decision(Out):
     request: TransferRequest
     as_of: date
     findings: tuple[Finding, ...]
+    coverage: tuple[CoverageGap, ...] = ()  # regimes that applied but are not encoded for this date
     obligations: tuple[ObligationOut, ...]
     consulted: tuple[str, ...]
     ruleset: RuleSetRef

@@ -72,6 +72,16 @@ def dump_ruleset(rs: RuleSet, root: Path, vocabulary: Optional[Path] = None) -> 
                     "regulators": [_clean(r.model_dump()) for r in j.regulators],
                     "laws": {k: _clean(law.model_dump(exclude={"key"})) for k, law in j.laws.items()},
                     "lists": {k: _list_doc(v) for k, v in j.lists.items()},
+                    "uncovered": [
+                        _clean(
+                            {
+                                **u.model_dump(by_alias=True),
+                                "data_categories": list(u.data_categories),
+                                "except_to": list(u.except_to),
+                            }
+                        )
+                        for u in j.uncovered
+                    ],
                 }
             ),
         )

@@ -32,6 +32,7 @@ from .model import (
     Regulator,
     Rule,
     RuleSet,
+    Uncovered,
     Vocabulary,
 )
 
@@ -444,6 +445,16 @@ def load_ruleset(
             laws={k: Law(key=k, **v) for k, v in jdoc["laws"].items()},
             lists=lists,
             rules=tuple(rules),
+            uncovered=tuple(
+                Uncovered(
+                    **{
+                        **u,
+                        "data_categories": tuple(u.get("data_categories", ())),
+                        "except_to": tuple(u.get("except_to", ())),
+                    }
+                )
+                for u in jdoc.get("uncovered", [])
+            ),
         )
 
     assert bundle is not None  # a missing or unreadable bundle.yaml is a problem, raised above
@@ -563,6 +574,33 @@ def check_successor(old: RuleSet, new: RuleSet) -> list[Problem]:
     return []
 
 
+def _check_uncovered(j: Jurisdiction, file: str, categories: set[str], out: list[Problem]) -> None:
+    seen: set[str] = set()
+    for i, u in enumerate(j.uncovered):
+        where = f"uncovered[{i}]"
+        if not u.id.startswith(j.code + "-"):
+            out.append(Problem(file, u.id, where + ".id", f"must start with the jurisdiction code '{j.code}-'"))
+        if u.id in seen or any(r.id == u.id for r in j.rules):
+            out.append(Problem(file, u.id, where + ".id", "duplicate id (rules and uncovered periods share ids)"))
+        seen.add(u.id)
+        if u.law is not None and u.law not in j.laws:
+            out.append(Problem(file, u.id, where + ".law", f"unknown law {u.law!r}; expected one of {sorted(j.laws)}"))
+        if u.from_ >= u.until:
+            out.append(Problem(file, u.id, where, "from is not before until"))
+        for c in u.data_categories:
+            if c not in categories:
+                out.append(
+                    Problem(
+                        file,
+                        u.id,
+                        where + ".data_categories",
+                        f"unknown value {c!r}; expected one of {sorted(categories)}",
+                    )
+                )
+        if u.confidence != "high" and not u.note:
+            out.append(Problem(file, u.id, where + ".note", f"confidence {u.confidence} needs a note saying why"))
+
+
 def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
     """Checks the schema cannot express: references resolve, values are in the vocabulary, semantics hold."""
     out: list[Problem] = []
@@ -583,6 +621,7 @@ def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
                         "effective_from is not before effective_until",
                     )
                 )
+        _check_uncovered(j, str(root / code / "jurisdiction.yaml"), set_vocab["data_categories"], out)
         derived = {f for r in j.rules for f in r.derive}
         for r in j.rules:
             file = str(root / code / f"{r.domain}.yaml")

@@ -97,6 +97,36 @@ class Law(Frozen):
     note: Optional[str] = None
 
 
+class Uncovered(Frozen):
+    """A period in which a regime of this jurisdiction governed transfers but the bundle encodes no rule for it (an
+    earlier version of a law, say). A transfer judged as of a date inside it is never *allowed* on the bundle's word:
+    the decision reports the gap, and a gating obligation asks for a legal review (see docs/rule-language.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    id: str
+    provision: str
+    url: str
+    law: Optional[str] = None
+    from_: date = Field(alias="from")
+    until: date
+    scope: Scope = "exporter"
+    data_categories: tuple[str, ...] = ()
+    except_to: tuple[str, ...] = ()
+    confidence: Confidence
+    note: Optional[str] = None
+
+    def applies(self, on: date, roles: frozenset[str], categories: frozenset[str], to: str) -> bool:
+        """In the period, in a role it binds, (when it names data categories) for data it covers, and for a leg to
+        a destination it restricted (`except_to`: where the regime put no limit, e.g. within the EEA)."""
+        return (
+            within(on, self.from_, self.until)
+            and self.scope in roles
+            and (not self.data_categories or not categories.isdisjoint(self.data_categories))
+            and to not in self.except_to
+        )
+
+
 class Regulator(Frozen):
     name: str
     url: Optional[str] = None
@@ -110,6 +140,7 @@ class Jurisdiction(Frozen):
     laws: dict[str, Law]
     lists: dict[str, CodeList] = {}
     rules: tuple[Rule, ...] = ()
+    uncovered: tuple[Uncovered, ...] = ()
 
     def rules_in(self, domain: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.domain == domain)

@@ -205,6 +205,26 @@ JURISDICTION_FILE = {
         },
     },
     "lists": {"type": "dict", "keysrules": {"type": "string", "regex": r"^[a-z][a-z0-9_]*$"}, "valuesrules": LIST},
+    # periods a regime governed but no rule encodes (docs/rule-language.md, "Coverage")
+    "uncovered": {
+        "type": "list",
+        "schema": {
+            "type": "dict",
+            "schema": {
+                "id": {"type": "string", "required": True, "regex": r"^[A-Z]{2}-[A-Za-z0-9_.\-]+$"},
+                "provision": {"type": "string", "required": True, "empty": False},
+                "url": {"type": "string", "required": True, "regex": r"^https?://\S+$"},
+                "law": {"type": "string"},
+                "from": {**DATE, "required": True},
+                "until": {**DATE, "required": True},
+                "scope": {"type": "string", "allowed": ["exporter", "importer", "origin"]},
+                "data_categories": {"type": "list", "schema": {"type": "string"}},
+                "except_to": {"type": "list", "schema": {"type": "string", "regex": CODE_RE}},
+                "confidence": {"type": "string", "required": True, "allowed": ["high", "medium", "low"]},
+                "note": {"type": "string"},
+            },
+        },
+    },
 }
 
 GROUPS_FILE = {

@@ -32,6 +32,9 @@ def boundaries(rs: RuleSet) -> tuple[list[date], list[int]]:
                 if leaf.get("field") == "subjects":
                     v = next(v for k, v in leaf.items() if k != "field")
                     counts |= {max(v - 1, 0), v, v + 1}
+    for j in rs.jurisdictions.values():
+        for u in j.uncovered:  # coverage gaps: the days around their edges
+            days |= {u.from_ - timedelta(days=1), u.from_, u.until - timedelta(days=1), u.until}
     for lst in lists:
         for m in lst.members:
             for d in (m.from_, m.until):

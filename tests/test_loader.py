@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,39 @@ def test_hash_ignores_file_and_rule_order(bundle):
     before = load_ruleset(bundle).hash
     edit(bundle / "JP/data_protection.yaml", lambda d: d["rules"].reverse())
     assert load_ruleset(bundle).hash == before
+
+
+GAP = {
+    "id": "SG-old-regs",
+    "provision": "s.26 and the earlier regulations",
+    "url": "https://example.invalid/old",
+    "from": date(2014, 7, 2),
+    "until": date(2021, 2, 1),
+    "data_categories": ["personal"],
+    "confidence": "high",
+}
+
+
+def test_uncovered_periods_load_and_round_trip(bundle, tmp_path):
+    edit(bundle / "SG/jurisdiction.yaml", lambda d: d.setdefault("uncovered", []).append(dict(GAP)))
+    rs = load_ruleset(bundle)
+    (gap,) = rs.jurisdictions["SG"].uncovered
+    assert (gap.from_.isoformat(), gap.until.isoformat(), gap.scope) == ("2014-07-02", "2021-02-01", "exporter")
+    again = load_ruleset(dump_ruleset(rs, tmp_path / "out"))
+    assert again == rs and again.hash == rs.hash
+
+
+@pytest.mark.parametrize(
+    "change, field, message",
+    [
+        ({"law": "NOPE"}, "uncovered[0].law", "unknown law 'NOPE'"),
+        ({"until": date(2014, 7, 2)}, "uncovered[0]", "from is not before until"),
+        ({"data_categories": ["persnal"]}, "uncovered[0].data_categories", "unknown value 'persnal'"),
+        ({"confidence": "low"}, "uncovered[0].note", "needs a note"),
+        ({"id": "JP-old-regs"}, "uncovered[0].id", "must start with the jurisdiction code 'SG-'"),
+    ],
+)
+def test_uncovered_periods_are_checked(bundle, change, field, message):
+    edit(bundle / "SG/jurisdiction.yaml", lambda d: d.setdefault("uncovered", []).append({**GAP, **change}))
+    found = [p for p in problems(bundle) if p.field == field]
+    assert found and message in found[0].message, problems(bundle)

@@ -112,7 +112,7 @@ def test_a_chain_is_at_least_as_severe_as_its_legs(name, data):
             (
                 SEV_OF_EFFECT[f.effect]
                 for f in alone.findings
-                if f.status == "applies" and (i == 0 or rs.rule(f.rule_id).scope != "origin")
+                if f.status == "applies" and (i == 0 or scope_of(rs, f.rule_id) != "origin")
             ),
             default=0,
         )
@@ -122,17 +122,50 @@ def test_a_chain_is_at_least_as_severe_as_its_legs(name, data):
 SEV_OF_EFFECT = {"allow": 0, "condition": 1, "block": 2}
 
 
+def scope_of(rs, rule_id: str) -> str:
+    """The scope of a rule, or of a coverage gap (Jurisdiction.uncovered) reported under its id."""
+    for j in rs.jurisdictions.values():
+        for u in j.uncovered:
+            if u.id == rule_id:
+                return u.scope
+    return rs.rule(rule_id).scope
+
+
 @settings(max_examples=300)
 @given(data=st.data())
 def test_no_rule_fires_outside_its_window(name, data):
     r = draw(data, name)
     d = engine(name).check(r)
     rs = ruleset(name)
+    gaps = {u.id: u for j in rs.jurisdictions.values() for u in j.uncovered}
     for f in d.findings:
-        if f.status != "none":
+        if f.rule_id in gaps:  # a coverage gap reported outside its period would be a wrong "not allowed"
+            assert gaps[f.rule_id].from_ <= d.as_of < gaps[f.rule_id].until, f.rule_id
+        elif f.status != "none":
             assert rs.rule(f.rule_id).in_force(d.as_of), f.rule_id
     for t in d.trace:
         assert rs.rule(t.rule_id).in_force(d.as_of), t.rule_id
+
+
+@settings(max_examples=300)
+@given(data=st.data())
+def test_unknown_is_never_allowed(name, data):
+    """A decision that reports an open coverage gap (a regime that governed the transfer on that date but is not
+    encoded) is never `allowed`; the gap is open exactly when the caller holds no legal review; with one, the gap is
+    met and the verdict is what the encoded rules alone say."""
+    r = draw(data, name)
+    d = engine(name).check(r)
+    reviewed = "legal_review" in r.get("safeguards", [])
+    for g in d.coverage:
+        assert g.status == ("reviewed" if reviewed else "open")
+    if any(g.status == "open" for g in d.coverage):
+        assert d.verdict != "allowed"
+        gating = {o.id: o for o in d.obligations if o.kind == "gating"}
+        assert gating["dfft-legal-review"].one_of == ("legal_review",)
+    if d.coverage and not reviewed:
+        with_review = engine(name).check({**r, "safeguards": sorted({*r.get("safeguards", []), "legal_review"})})
+        assert [g.id for g in with_review.coverage] == [g.id for g in d.coverage]
+        assert all(g.status == "reviewed" for g in with_review.coverage)
 
 
 @settings(max_examples=100)
@@ -164,7 +197,12 @@ def test_before_a_law_takes_effect_it_is_as_if_absent(name, data):
         update={
             "jurisdictions": {
                 **rs.jurisdictions,
-                code: j.model_copy(update={"rules": tuple(x for x in j.rules if x.citation.law != key)}),
+                code: j.model_copy(
+                    update={
+                        "rules": tuple(x for x in j.rules if x.citation.law != key),
+                        "uncovered": tuple(u for u in j.uncovered if u.law != key),
+                    }
+                ),
             }
         }
     )

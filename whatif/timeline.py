@@ -48,6 +48,8 @@ def change_dates(rs: RuleSet, start: date, end: date) -> list[date]:
     days = {start}
     for r in rs.all_rules():
         days |= {d for d in (r.effective_from, r.effective_until) if d}
+    for j in rs.jurisdictions.values():
+        days |= {d for u in j.uncovered for d in (u.from_, u.until)}  # coverage gaps open and close
     lists = [*rs.groups.values(), *(lst for j in rs.jurisdictions.values() for lst in j.lists.values())]
     for lst in lists:
         for m in lst.members:
