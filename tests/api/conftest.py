@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -15,6 +17,8 @@ import pytest
 import uvicorn
 
 from dfft.api.app import create_app
+from dfft.api.db import open_database
+from dfft.api.keys import KeyStore
 from dfft.api.settings import Settings
 
 from ..conftest import MINI
@@ -61,6 +65,34 @@ def loopback_socket() -> socket.socket:
 def free_port() -> int:
     with loopback_socket() as s:
         return s.getsockname()[1]
+
+
+def serve_process(
+    tmp: Path, scope: str, *, stdout: Any = subprocess.DEVNULL, env: Any = None, args: tuple = ()
+) -> tuple[subprocess.Popen, str, str, Path, Path]:
+    """A real `dfft serve` process on a loopback port, on a copy of the fixture bundle, with a fresh SQLite audit
+    database and one key of `scope`; returns (process, url, key, rules dir, data dir) once /readyz answers 200.
+    `stdout` takes the server's output (stderr goes with it); the caller stops the process."""
+    rules, data = tmp / "rules", tmp / "data"
+    shutil.copytree(MINI, rules)
+    db = open_database(f"sqlite:///{(data / 'dfft.db').resolve()}")
+    key, _ = KeyStore(db).create(scope, "served test")
+    db.dispose()
+    port = free_port()
+    cmd = [sys.executable, "-m", "dfft.cli", "--rules", str(rules), "serve", "--port", str(port)]
+    cmd += ["--data-dir", str(data), "--log-level", "warning", *args]
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, f"dfft serve exited with {proc.returncode}"
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return proc, url, key, rules, data
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "dfft serve did not become ready"
+        time.sleep(0.1)
 
 
 def start(tmp: Path, **settings: Any) -> Running:

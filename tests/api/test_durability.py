@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 
 import httpx
 import pytest
 
-from dfft.api.db import open_database
-from dfft.api.keys import KeyStore
-
-from ..conftest import MINI
-from .conftest import REQ, free_port
+from .conftest import REQ, serve_process
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
 
@@ -25,42 +18,11 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX si
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("served")
-    rules, data = tmp / "rules", tmp / "data"
-    shutil.copytree(MINI, rules)
-    db = open_database(f"sqlite:///{(data / 'dfft.db').resolve()}")
-    key, _ = KeyStore(db).create("admin", "durability test")
-    db.dispose()
-    port = free_port()
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - the server writes to it until it is closed below
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dfft.cli",
-            "--rules",
-            str(rules),
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-            "--log-level",
-            "warning",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, (tmp / "server.log").read_text()
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "dfft serve did not become ready"
-        time.sleep(0.1)
+    try:
+        proc, url, key, rules, data = serve_process(tmp, "admin", stdout=log)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {(tmp / 'server.log').read_text()}") from None
     yield proc, url, key, rules, data / "dfft.db"
     if proc.poll() is None:
         proc.kill()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import signal
 import stat
 import subprocess
@@ -16,11 +15,8 @@ import time
 import httpx
 import pytest
 
-from dfft.api.db import open_database
-from dfft.api.keys import KeyStore
-
 from ..conftest import MINI
-from .conftest import REQ, free_port
+from .conftest import REQ, free_port, serve_process
 
 PROBLEM = "application/problem+json"
 
@@ -55,45 +51,9 @@ def test_time_bounds_beyond_utc_are_clamped_not_500(fresh_api, path):
 
 # -- item 9: readiness reflects whether a decision can be audited ---------------------------------------------------
 def _serve(tmp, extra_env=None, args=()):
-    rules, data = tmp / "rules", tmp / "data"
-    shutil.copytree(MINI, rules)
-    db = open_database(f"sqlite:///{(data / 'dfft.db').resolve()}")
-    key, _ = KeyStore(db).create("check", "ops test")
-    db.dispose()
-    port = free_port()
-    env = {**os.environ, **(extra_env or {})}
-    # the server's output goes to a pipe (not a file): with the file-size limit below, writes to files fail
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dfft.cli",
-            "--rules",
-            str(rules),
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-            "--log-level",
-            "warning",
-            *args,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, "dfft serve exited"
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return proc, url, key
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "dfft serve did not become ready"
-        time.sleep(0.1)
+    # the server's output is discarded (not a file): with the file-size limit below, writes to files fail
+    proc, url, key, _, _ = serve_process(tmp, "check", env={**os.environ, **(extra_env or {})}, args=tuple(args))
+    return proc, url, key
 
 
 def _wait_status(url, status, seconds=20.0):
