@@ -8,6 +8,7 @@ import json
 import random
 import subprocess
 import sys
+from datetime import timedelta
 from functools import cache
 from itertools import pairwise
 
@@ -154,6 +155,13 @@ def test_unknown_is_never_allowed(name, data):
     encoded) is never `allowed`; the gap is open exactly when the caller holds no legal review; with one, the gap is
     met and the verdict is what the encoded rules alone say."""
     r = draw(data, name)
+    gaps = [(code, u) for code, j in sorted(ruleset(name).jurisdictions.items()) for u in j.uncovered]
+    if gaps and data.draw(st.booleans()):  # half the time, aim the request at a declared gap (a day inside it)
+        code, u = data.draw(st.sampled_from(gaps))
+        day = data.draw(st.dates(min_value=u.from_, max_value=u.until - timedelta(days=1)))
+        r = {**r, "origin": code, "via": [], "as_of": day.isoformat()}
+        if r["destination"] == code:
+            r["destination"] = "US" if code != "US" else "JP"
     d = engine(name).check(r)
     reviewed = "legal_review" in r.get("safeguards", [])
     for g in d.coverage:
