@@ -49,6 +49,16 @@ def wait_ready(url: str, proc: subprocess.Popen, seconds: float) -> None:
         time.sleep(0.1)
 
 
+def stop_server(proc: subprocess.Popen, tmp: Path) -> None:
+    """Stop the `dfft serve` process (killed if it does not exit within 15 s) and remove its data directory."""
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else float("nan")
@@ -186,12 +196,7 @@ def main() -> None:
         con.close()
         print(json.dumps(results, indent=2))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_server(proc, tmp)
 
 
 URL, HEADERS = "", dict[str, str]()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from .bench_api import free_port, wait_ready
+from .bench_api import free_port, stop_server, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -170,12 +169,7 @@ def main() -> None:
         for cl in clients:
             cl.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_server(proc, tmp)
     print("| phase | RSS MiB | peak (VmHWM) MiB | notes |\n| --- | --- | --- | --- |")
     for name, rss, hwm, note in rows:
         print(f"| {name} | {rss:.0f} | {hwm:.0f} | {note} |")
