@@ -74,7 +74,6 @@ def requests(n: int) -> list[dict]:
             "data_categories": ["personal"],
             "subjects": (i * 7919) % 2_000_000,
             "safeguards": sg[i % 4],
-            "as_of": "2026-06-01",
         }
         for i in range(n)
     ]
