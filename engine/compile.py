@@ -54,7 +54,7 @@ from ..rules.conditions import leaf_op
 from ..rules.model import RuleSet
 from . import probe as _probe
 from .errors import CompileError, EvaluationError
-from .plan import Fact, Prepared, Unit, list_member, prepare
+from .plan import Fact, Prepared, Unit, list_member, only_holds, prepare
 
 # limits of what one durable-rules ruleset may hold (see the module doc for the measured thresholds)
 MAX_NODE_TESTS = 256
@@ -107,6 +107,9 @@ class _Compiler:
             elif kind == "l":
                 fld, ref = parts
                 self.getters[k] = lambda env, flags, on, f=fld, r=ref: list_member(self.rs, self.code, r, env[f], on)
+            elif kind == "o":
+                fld, *vals = parts
+                self.getters[k] = lambda env, flags, on, f=fld, v=tuple(vals): only_holds(f, v, env, self.rs)
             elif kind == "f":
                 (flag,) = parts
                 self.getters[k] = lambda env, flags, on, g=flag: g in flags
@@ -133,6 +136,8 @@ class _Compiler:
             return _join("$and" if conj else "$or", items)
         if op == "in_list":
             return {self.key("l", fld, val): not neg}
+        if op == "only":
+            return {self.key("o", fld, *sorted(val)): not neg}
         k = self.key("v", fld)
         for v in val if op in ("in", "not_in") else [val]:
             self._point(k, v)
@@ -645,11 +650,16 @@ def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., dict]:
         elif kind == "l":
             fld, ref = spec
             expr = f"_member({ref!r}, env[{fld!r}], on)"
+        elif kind == "o":
+            fld, *vals = spec
+            expr = f"_only({fld!r}, {tuple(vals)!r}, env, _rs)"
         else:
             (flag,) = spec
             expr = f"{flag!r} in flags"
         lines.append(f"            {k!r}: {expr},")
     lines.append("    }")
     ns["_member"] = member
+    ns["_only"] = only_holds
+    ns["_rs"] = rs
     exec("\n".join(lines), ns)  # noqa: S102 - source built from validated rule data with repr() literals
     return ns["project"]

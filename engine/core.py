@@ -16,18 +16,20 @@ from datetime import date
 from typing import Any, Literal, Optional
 
 from ..rules.conditions import leaf_op, walk
-from ..rules.model import SEVERITY, Obligation, Rule, RuleSet, Uncovered
+from ..rules.model import SEVERITY, Obligation, Rule, RuleSet, ScopeEntry, Uncovered
 from .decision import (
     VERDICT_OF_SEVERITY,
     CitationOut,
     CoverageGap,
     Decision,
     Finding,
+    NotTransfer,
     ObligationOut,
+    RegimeOut,
     RuleSetRef,
     TraceEntry,
 )
-from .plan import Fact, Unit, facts_for, holds
+from .plan import DOMAINS, Fact, Unit, facts_for, holds
 from .request import Normalised, RequestError, TransferRequest, normalise
 
 BackendName = Literal["durable", "reference"]
@@ -313,6 +315,8 @@ class Engine:
                 flags: frozenset[str] = frozenset()
                 for level in prep.levels_for(fact.roles):
                     units = sorted(self.backend.match(fact, level, flags), key=lambda u: (u.rule.id, u.kind))
+                    if fact.skip:  # domains this regime does not judge here (outside its reach; not a transfer)
+                        units = [u for u in units if u.rule.domain not in fact.skip]
                     new: set[str] = set()
                     for u in units:
                         if u.kind == "derive":
@@ -370,6 +374,12 @@ class Engine:
         law = self.ruleset.jurisdictions[code].laws.get(u.law) if u.law else None
         return CitationOut(law=u.law or "", law_title=law.title if law else u.provision, article=u.provision, url=u.url)
 
+    def _scope_citation(self, code: str, e: ScopeEntry) -> CitationOut:
+        law = self.ruleset.jurisdictions[code].laws[e.citation.law]
+        return CitationOut(
+            law=e.citation.law, law_title=law.title, article=e.citation.article, url=e.citation.url or law.url
+        )
+
     def _met_by(self, fact: Fact, rule: Rule, flags: tuple[str, ...]) -> tuple[str, ...]:
         """Explain an exemption: the positive tests of `unless` that hold for this fact."""
         out = []
@@ -399,8 +409,8 @@ class Engine:
     ) -> Decision:
         findings: list[Finding] = []
         obligations: dict[str, dict[str, Any]] = {}
-        order = {(f.jurisdiction, f.hop, f.roles): i for i, f in enumerate(facts)}
-        fired.sort(key=lambda x: (x[0].hop, order[(x[0].jurisdiction, x[0].hop, x[0].roles)], x[1].rule.id))
+        order = {(f.jurisdiction, f.hop, f.roles, f.basis): i for i, f in enumerate(facts)}
+        fired.sort(key=lambda x: (x[0].hop, order[(x[0].jurisdiction, x[0].hop, x[0].roles, x[0].basis)], x[1].rule.id))
         severity = 0
         for fact, unit, flags in fired:
             rule = unit.rule
@@ -455,7 +465,7 @@ class Engine:
         for fact in facts:
             for u in self.ruleset.jurisdictions[fact.jurisdiction].uncovered:
                 leg = n.legs[fact.hop]
-                if not u.applies(fact.as_of, fact.roles, n.categories, leg.dst):
+                if "data_protection" in fact.skip or not u.applies(fact.as_of, fact.roles, n.categories, leg.dst):
                     continue
                 reviewed = LEGAL_REVIEW in n.safeguards
                 gaps.append(
@@ -501,6 +511,43 @@ class Engine:
                     Finding(**common, effect="condition", status="applies", obligations=(LEGAL_REVIEW_OBLIGATION.id,))
                 )
         consulted = tuple(dict.fromkeys(f.jurisdiction for f in facts))
+        regimes: list[RegimeOut] = []
+        not_transfers: list[NotTransfer] = []
+        for fact in facts:
+            leg = n.legs[fact.hop]
+            path = f"{leg.src}->{leg.dst}"
+            g = fact.ground
+            regimes.append(
+                self._part(
+                    ("r", fact.jurisdiction, fact.hop, path, fact.basis, g.id if g else None, fact.skip),
+                    lambda fact=fact, g=g, path=path: RegimeOut(
+                        jurisdiction=fact.jurisdiction,
+                        leg=fact.hop,
+                        leg_path=path,
+                        basis=fact.basis,
+                        ground=g.id if g else None,
+                        citation=self._scope_citation(fact.jurisdiction, g) if g else None,
+                        domains=tuple(sorted(DOMAINS - fact.skip)),
+                    ),
+                )
+            )
+            for e in fact.not_transfer:
+                not_transfers.append(
+                    self._part(
+                        ("x", e.id, fact.hop, path),
+                        lambda fact=fact, e=e, path=path: NotTransfer(
+                            id=e.id,
+                            jurisdiction=fact.jurisdiction,
+                            leg=fact.hop,
+                            leg_path=path,
+                            title=e.title,
+                            domains=e.domains,
+                            citation=self._scope_citation(fact.jurisdiction, e),
+                            confidence=e.confidence,
+                            note=e.note,
+                        ),
+                    )
+                )
         if not findings:
             findings.append(
                 Finding(
@@ -534,6 +581,8 @@ class Engine:
             as_of=n.request.as_of,
             findings=tuple(findings),
             coverage=tuple(gaps),
+            regimes=tuple(regimes),
+            not_transfers=tuple(not_transfers),
             obligations=obs,
             consulted=consulted,
             ruleset=self.ref,

@@ -75,6 +75,35 @@ class CoverageGap(Out):
     status: Literal["open", "reviewed"]  # reviewed: the caller holds the safeguard `legal_review`
 
 
+class RegimeOut(Out):
+    """A regime that governs a leg, and why (docs/rule-language.md, "Applicable law"): `origin` (the data leaves
+    its territory), `exporter` (the exporter of an onward leg is there), `established` (the exporter is established
+    there), `reach` (extraterritorial scope: `ground` names the provision), `importer` (the recipient is there)."""
+
+    jurisdiction: str
+    leg: int
+    leg_path: str
+    basis: Literal["origin", "exporter", "established", "reach", "importer"]
+    ground: Optional[str] = None
+    citation: Optional[CitationOut] = None
+    domains: tuple[str, ...]  # the domains of its rules judged on this leg
+
+
+class NotTransfer(Out):
+    """A conclusion that the leg is not a transfer under one regime (same legal entity, the data subject's own
+    disclosure, no access, ...): that regime's rules of `domains` were not applied to the leg."""
+
+    id: str
+    jurisdiction: str
+    leg: int
+    leg_path: str
+    title: str
+    domains: tuple[str, ...]
+    citation: CitationOut
+    confidence: str
+    note: Optional[str] = None
+
+
 class RuleSetRef(Out):
     version: str
     hash: str
@@ -86,6 +115,8 @@ class Decision(Out):
     as_of: date
     findings: tuple[Finding, ...]
     coverage: tuple[CoverageGap, ...] = ()  # regimes that applied but are not encoded for this date
+    regimes: tuple[RegimeOut, ...] = ()  # applicable law: which regimes governed each leg, and why
+    not_transfers: tuple[NotTransfer, ...] = ()  # legs that are not a transfer under a regime, with the reason
     obligations: tuple[ObligationOut, ...]
     consulted: tuple[str, ...]
     ruleset: RuleSetRef

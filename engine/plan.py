@@ -8,24 +8,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from ..rules.conditions import leaf_op, stratify
-from ..rules.model import Jurisdiction, Rule, RuleSet
-from .request import Normalised
+from ..rules.model import Jurisdiction, Rule, RuleSet, ScopeEntry
+from .request import Leg, Normalised
 
 Kind = Literal["derive", "finding", "exempt"]
 
 
 @dataclass(frozen=True)
 class Fact:
-    """One jurisdiction's view of one leg: which roles it plays and the field values its rules may test."""
+    """One jurisdiction's view of one leg: which roles it plays, why its regime governs the leg (`basis`: origin,
+    exporter, established, reach, importer; `ground`: the reach entry), the field values its rules may test, and
+    the domains its rules do not judge here (`skip`: outside the reach, or not a transfer under `not_transfer`)."""
 
     jurisdiction: str
     hop: int
     roles: frozenset[str]
     env: dict[str, Any]
     as_of: date
+    basis: str = "exporter"
+    ground: Optional[ScopeEntry] = None
+    skip: frozenset[str] = frozenset()
+    not_transfer: tuple[ScopeEntry, ...] = ()
+
+
+DOMAINS = frozenset({"data_protection", "localisation", "ip"})
+
+
+class Env(dict[str, Any]):
+    """A fact's field values. `subjects.<category>` is computed on first use (per-category counts)."""
+
+    __slots__ = ("_n",)
+    _n: Normalised
+
+    def __missing__(self, key: str) -> Any:
+        if key.startswith("subjects."):
+            v = self[key] = self._n.subjects_of(key[9:])
+            return v
+        raise KeyError(key)
 
 
 @dataclass(frozen=True)
@@ -74,10 +96,42 @@ def prepare(j: Jurisdiction) -> Prepared:
     return Prepared(j, units, {k: sorted(v) for k, v in by_role.items()})
 
 
+def _env(n: Normalised, leg: Leg, base: dict[str, Any]) -> Env:
+    """The field values of one leg. The exporter of leg 0 is the request's; a later leg's exporter is the previous
+    leg's recipient (established where it is, in the role it had)."""
+    env = Env(base)
+    env._n = n
+    r = leg.recipient
+    env.update(
+        {
+            "from": leg.src,
+            "to": leg.dst,
+            "hop": leg.hop,
+            "relation": r.relation,
+            "recipient_role": r.role,
+            "access": r.access,
+            "recipient_kind": r.kind,
+            "through": frozenset(leg.through),
+        }
+    )
+    if leg.hop > 0:
+        env["exporter_role"] = n.legs[leg.hop - 1].recipient.role
+        env["exporter_size"] = "unknown"
+        env["established"] = frozenset({leg.src})
+    return env
+
+
+def _excluded(j: Jurisdiction, env: dict[str, Any], role: str, rs: RuleSet, on: date) -> tuple[ScopeEntry, ...]:
+    return tuple(e for e in j.not_transfer if role in e.roles and holds(e.when, env, frozenset(), rs, j.code, on))
+
+
 def facts_for(n: Normalised, rs: RuleSet) -> list[Fact]:
-    """Facts in evaluation order: for each leg, the exporting jurisdiction (with `origin` on the first leg),
-    then the importing jurisdiction when dfft has its rules."""
+    """Facts in evaluation order. Applicable law first: for each leg, the regimes that govern it as exporter -- the
+    leg's source (with `origin` on leg 0), on leg 0 every other jurisdiction where the exporter is established, and
+    every regime whose `reach` holds (extraterritorial scope) -- then the importing jurisdiction. Each regime's
+    `not_transfer` entries that hold take the domains they name off that fact."""
     req = n.request
+    purposes = n.purposes
     base = {
         "origin": req.origin,
         "destination": req.destination,
@@ -85,23 +139,80 @@ def facts_for(n: Normalised, rs: RuleSet) -> list[Fact]:
         "subjects": n.subjects,
         "exporter": req.exporter,
         "sector": req.sector,
-        "purpose": req.purpose,
+        # a rule testing the single `purpose` sees it when there is one; with several, none of its values
+        "purpose": next(iter(purposes)) if len(purposes) == 1 else "(several)",
+        "purposes": purposes,
         "data_categories": n.categories,
         "safeguards": n.safeguards,
+        "outcomes": n.outcomes,
+        "exporter_role": req.exporter_role,
+        "exporter_size": req.exporter_size,
+        "established": n.established,
+        "subjects_in": n.subjects_in,
+        "nationality": n.nationality,
+        "collected_in": n.collected_in,
+        "publicly_available": req.publicly_available,
+        "_given": n.given,
     }
     assert req.as_of is not None  # normalise fills it
+    on = req.as_of
     out: list[Fact] = []
+
+    def add(
+        code: str, hop: int, roles: set[str], env: dict[str, Any], basis: str, ground: Optional[ScopeEntry]
+    ) -> None:
+        j = rs.jurisdictions[code]
+        skip: set[str] = set()
+        if ground is not None:
+            skip |= DOMAINS - set(ground.domains)
+        gone: list[ScopeEntry] = []
+        for role in sorted(roles):
+            for e in _excluded(j, env, role, rs, on):
+                gone.append(e)
+                skip |= set(e.domains)
+        out.append(
+            Fact(code, hop, frozenset(roles), env, on, basis, ground, frozenset(skip), tuple(dict.fromkeys(gone)))
+        )
+
     for leg in n.legs:
-        env = {**base, "from": leg.src, "to": leg.dst, "hop": leg.hop}
-        roles = {"exporter"} | ({"origin"} if leg.hop == 0 else set())
-        out.append(Fact(leg.src, leg.hop, frozenset(roles), env, req.as_of))
+        env = _env(n, leg, base)
+        add(
+            leg.src,
+            leg.hop,
+            {"exporter"} | ({"origin"} if leg.hop == 0 else set()),
+            env,
+            "origin" if leg.hop == 0 else "exporter",
+            None,
+        )
+        also = sorted(env["established"] - {leg.src}) if leg.hop == 0 else []
+        for code in also:
+            if code in rs.jurisdictions:
+                add(code, leg.hop, {"exporter"}, env, "established", None)
+        for code in sorted(rs.jurisdictions):
+            j = rs.jurisdictions[code]
+            if code in (leg.src, leg.dst) or code in also or not j.reach:
+                continue
+            for e in j.reach:
+                if holds(e.when, env, frozenset(), rs, code, on):
+                    add(code, leg.hop, {"exporter"}, env, "reach", e)
+                    break
         if leg.dst in rs.jurisdictions:
-            out.append(Fact(leg.dst, leg.hop, frozenset({"importer"}), env, req.as_of))
+            add(leg.dst, leg.hop, {"importer"}, env, "importer", None)
     return out
 
 
 def list_member(rs: RuleSet, owner: str, ref: str, code: str, on: date) -> bool:
     return rs.code_list(owner, ref).contains(code, on)
+
+
+def only_holds(fld: str, vals: Any, env: dict[str, Any], rs: RuleSet) -> bool:
+    """`only`: every value of the set is one of `vals`; a data category also when it falls under one of them
+    (checked on the categories as given, before the taxonomy adds their parents)."""
+    allowed = set(vals)
+    if fld == "data_categories":
+        closure = rs.vocabulary.closure
+        return all(not allowed.isdisjoint(closure({c})) for c in env["_given"])
+    return set(env[fld]) <= allowed
 
 
 def leaf_holds(
@@ -135,6 +246,8 @@ def leaf_holds(
         return any(v in x for v in val)
     if op == "contains_all":
         return all(v in x for v in val)
+    if op == "only":
+        return only_holds(fld, val, env, rs)
     if op == "in_list":
         return list_member(rs, owner, val, x, on)
     raise ValueError(f"unknown operator {op!r}")

@@ -5,10 +5,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 import pycountry
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+)
 
 from ..rules.model import RuleSet
 
@@ -41,6 +50,68 @@ def _iso_date(v: Any) -> Any:
 Text = Annotated[str, StringConstraints(strict=True, max_length=MAX_STR)]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
+# -- request model v2: parties, roles, access, data facts (docs/rule-language.md "Request model") -----------------
+# Closed sets: part of the request model, not of a jurisdiction's law, so they are enums of the API's schema. The
+# values live in rules/schema.py (the rule loader checks rule conditions against them); tests check they agree.
+ExporterRole = Literal["controller", "processor", "data_subject"]
+RecipientRole = Literal["controller", "processor"]
+Relation = Literal["third_party", "group_company", "same_entity", "employee", "controller_of_exporter"]
+Access = Literal["full", "none"]
+RecipientKind = Literal["private", "public_authority", "court", "international_organisation"]
+Size = Literal["unknown", "micro", "small", "medium", "large"]
+Outcome = Literal["done", "favourable", "unfavourable"]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Recipient(_Part):
+    """Who receives the data on a leg, seen from the leg's exporter."""
+
+    relation: Relation = Field(
+        default="third_party",
+        description="the recipient's relation to the exporter: third_party (default), group_company (another legal "
+        "entity of the same group), same_entity (the exporter's own branch or office abroad), employee (the "
+        "exporter's own employee abroad), controller_of_exporter (a processor returning data to its controller)",
+    )
+    role: RecipientRole = Field(default="controller", description="controller (default) or processor")
+    access: Access = Field(
+        default="full",
+        description="full (default), or none: the recipient stores or processes the data but cannot read it "
+        "(e.g. encrypted with keys held by the exporter, contractually and technically barred from access)",
+    )
+    kind: RecipientKind = Field(
+        default="private",
+        description="private (default), public_authority (a foreign public authority), court, "
+        "international_organisation",
+    )
+
+
+DEFAULT_RECIPIENT = Recipient()
+
+
+class Hop(_Part):
+    """An intermediate hop: a recipient with its own onward leg (default), or `transit` (the data only passes
+    through; nobody there has access)."""
+
+    jurisdiction: Text = Field(description="ISO 3166-1 alpha-2 code (or EU) of the hop")
+    transit: StrictBool = Field(
+        default=False, description="true: the data only passes through (no recipient, no access); not a leg"
+    )
+    recipient: Recipient = Field(default=DEFAULT_RECIPIENT, description="the recipient there (ignored for transit)")
+
+
+class SafeguardOutcome(_Part):
+    """A safeguard whose result matters: an assessment done vs one that concluded protection is adequate; a
+    filing made vs an approval granted."""
+
+    id: Text = Field(description="a safeguard from the vocabulary")
+    outcome: Outcome = Field(
+        description="done (made or filed, no conclusion yet), favourable (concluded adequate / approved), "
+        "unfavourable (concluded not adequate / refused: the safeguard then meets nothing)"
+    )
+
 
 class TransferRequest(BaseModel):
     """One planned transfer: data leaves `origin`, passes through `via` in order, and arrives at `destination`."""
@@ -67,8 +138,11 @@ class TransferRequest(BaseModel):
         f"(a string of at most {MAX_STR} characters)"
     )
     destination: Text = Field(description="ISO 3166-1 alpha-2 code (or EU) of the final recipient")
-    via: tuple[Text, ...] = Field(
-        default=(), max_length=MAX_VIA, description=f"intermediate hops, in order (at most {MAX_VIA})"
+    via: tuple[Union[Text, Hop], ...] = Field(
+        default=(),
+        max_length=MAX_VIA,
+        description=f"intermediate hops, in order (at most {MAX_VIA}): a code (a recipient with its own onward leg) "
+        "or a Hop object (transit, or a recipient described in full)",
     )
     data_categories: tuple[Text, ...] = Field(
         min_length=1, max_length=MAX_ITEMS, description=f"categories from the vocabulary (1 to {MAX_ITEMS})"
@@ -81,16 +155,65 @@ class TransferRequest(BaseModel):
         "devices in the law's counting period, a JSON integer (not a string, float "
         "or boolean); omitted = unknown, judged as above every threshold",
     )
-    safeguards: tuple[Text, ...] = Field(
-        default=(), max_length=MAX_ITEMS, description=f"safeguards already in place (at most {MAX_ITEMS})"
+    safeguards: tuple[Union[Text, SafeguardOutcome], ...] = Field(
+        default=(),
+        max_length=MAX_ITEMS,
+        description=f"safeguards already in place (at most {MAX_ITEMS}): a name, or {{id, outcome}} where the law "
+        "distinguishes doing from concluding",
     )
-    exporter: Text = Field(default="private", description="private | public_body | ciio")
+    exporter: Text = Field(default="private", description="kind of exporter: private | public_body | ciio | ...")
     sector: Text = "general"
-    purpose: Text = "general"
+    purpose: Text = Field(default="general", description="the purpose (v1); see `purposes` for several")
+    # -- v2 facts; every default keeps the v1 meaning ------------------------------------------------------------
+    purposes: tuple[Text, ...] = Field(
+        default=(), max_length=MAX_ITEMS, description="all purposes of the transfer (with `purpose`, a set)"
+    )
+    exporter_role: ExporterRole = Field(
+        default="controller",
+        description="controller (default), processor (or data intermediary), or data_subject (the individual "
+        "sends their own data)",
+    )
+    exporter_size: Size = Field(
+        default="unknown", description="size where a law exempts small firms; unknown (default) never exempts"
+    )
+    established: tuple[Text, ...] = Field(
+        default=(),
+        max_length=MAX_VIA,
+        description="jurisdictions where the exporter is established (default: the origin only)",
+    )
+    recipient: Recipient = Field(default=DEFAULT_RECIPIENT, description="the final recipient")
+    subjects_in: tuple[Text, ...] = Field(
+        default=(), max_length=MAX_ITEMS, description="where the data subjects are (default: the origin)"
+    )
+    nationality: tuple[Text, ...] = Field(
+        default=(),
+        max_length=MAX_ITEMS,
+        description="the data subjects' nationalities, where a law turns on it (default: where they are)",
+    )
+    collected_in: Optional[Text] = Field(default=None, description="where the data was collected (default: origin)")
+    publicly_available: StrictBool = Field(
+        default=False, description="the data is publicly available (true only where all of it is)"
+    )
+    counts: dict[Text, Annotated[StrictInt, Field(ge=0, le=MAX_SUBJECTS)]] = Field(
+        default_factory=dict,
+        max_length=MAX_ITEMS,
+        description="people per data category where thresholds differ (e.g. sensitive_personal: 12000); a "
+        "category not listed counts `subjects`",
+    )
     as_of: Optional[IsoDate] = Field(
         default=None,
         description="date the law is applied as of, an ISO date string YYYY-MM-DD (numbers are refused); default today",
     )
+
+    @property
+    def via_codes(self) -> tuple[str, ...]:
+        """The codes of the hops, transit ones included, in order."""
+        return tuple(v if isinstance(v, str) else v.jurisdiction for v in self.via)
+
+    @property
+    def safeguard_ids(self) -> tuple[str, ...]:
+        """The safeguards named, with or without an outcome."""
+        return tuple(s if isinstance(s, str) else s.id for s in self.safeguards)
 
 
 class RequestError(ValueError):
@@ -103,9 +226,14 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class Leg:
+    """One transfer: from the exporter of this leg (the origin, or the previous recipient) to the next recipient.
+    Transit hops are not legs: they are listed in `through`."""
+
     hop: int
     src: str
     dst: str
+    recipient: Recipient = DEFAULT_RECIPIENT
+    through: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +246,25 @@ class Normalised:
     subjects: int  # UNKNOWN_SUBJECTS when not given
     legs: tuple[Leg, ...]
     notes: tuple[str, ...]
+    # v2 facts (defaults give the v1 meaning)
+    given: frozenset[str] = frozenset()  # the categories as given (before closure), for `only`
+    purposes: frozenset[str] = frozenset()
+    outcomes: frozenset[str] = frozenset()  # "safeguard:outcome"
+    established: frozenset[str] = frozenset()
+    subjects_in: frozenset[str] = frozenset()
+    nationality: frozenset[str] = frozenset()
+    collected_in: str = ""
+    counts: tuple[tuple[str, int], ...] = ()
+
+    def subjects_of(self, category: str) -> int:
+        """People whose data of `category` is in the transfer: the count given for it, else (when the category is
+        in the transfer) the total, else 0. Never less than a given count of a sub-category."""
+        given = dict(self.counts)
+        if category not in self.categories:
+            return 0
+        if category in given:
+            return given[category]
+        return self.subjects
 
     @property
     def key(self) -> str:
@@ -195,17 +342,27 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
         return v
 
     origin = code("origin", req.origin, True)
-    via = tuple(code(f"via[{i}]", v, True) for i, v in enumerate(req.via))
+    hops: list[tuple[str, bool, Recipient]] = []
+    for i, v in enumerate(req.via):
+        if isinstance(v, Hop):
+            # a transit country need not be covered: nobody there receives the data
+            hops.append((code(f"via[{i}].jurisdiction", v.jurisdiction, not v.transit), v.transit, v.recipient))
+        else:
+            hops.append((code(f"via[{i}]", v, True), False, DEFAULT_RECIPIENT))
     dest = code("destination", req.destination, False)
-    path = (origin, *via, dest)
+    path = (origin, *(h[0] for h in hops), dest)
     for i, (a, b) in enumerate(zip(path, path[1:], strict=False)):
         if a == b:
             errors.append(
                 {
-                    "field": "via" if via else "destination",
+                    "field": "via" if hops else "destination",
                     "message": f"leg {i} goes from {a} to {b}: a transfer must cross a border on every leg",
                 }
             )
+    established = tuple(code(f"established[{i}]", v, False) for i, v in enumerate(req.established))
+    subjects_in = tuple(code(f"subjects_in[{i}]", v, False) for i, v in enumerate(req.subjects_in))
+    nationality = tuple(code(f"nationality[{i}]", v, False) for i, v in enumerate(req.nationality))
+    collected_in = code("collected_in", req.collected_in, False) if req.collected_in is not None else None
 
     vocab = rs.vocabulary
 
@@ -239,7 +396,45 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
             notes.append(f"data category {label!r} read as {cat!r}")
         resolved.append(cat or label)
     cats = members("data_categories", tuple(resolved), vocab.values_for("data_categories"))
-    sgs = members("safeguards", req.safeguards, vocab.values_for("safeguards"))
+    plain = tuple(s for s in req.safeguards if isinstance(s, str))
+    with_outcome = tuple(s for s in req.safeguards if isinstance(s, SafeguardOutcome))
+    sgs = members("safeguards", plain + tuple(s.id for s in with_outcome), vocab.values_for("safeguards"))
+    seen_out: dict[str, str] = {}
+    for s in with_outcome:
+        if seen_out.setdefault(s.id, s.outcome) != s.outcome:
+            errors.append({"field": "safeguards", "message": f"{s.id!r} is given with two outcomes"})
+    # a safeguard that concluded unfavourably (an assessment finding protection inadequate, a refused approval)
+    # meets nothing: only the outcome is kept, for the rules that turn on it
+    refused = {s.id for s in with_outcome if s.outcome == "unfavourable"}
+    if refused & set(plain):
+        errors.append(
+            {
+                "field": "safeguards",
+                "message": f"{', '.join(sorted(refused & set(plain)))} given both plainly and as unfavourable",
+            }
+        )
+    sgs = frozenset(sgs - refused)
+    outcomes = frozenset(f"{s.id}:{s.outcome}" for s in with_outcome)
+    purposes = members("purposes", req.purposes, vocab.values_for("purpose"))
+    counts: dict[str, int] = {}
+    for label, n in req.counts.items():
+        cat = vocab.resolve(label)
+        if cat is None:
+            errors.append(
+                {
+                    "field": f"counts.{label}",
+                    "message": f"unknown data category {label!r}; expected one of "
+                    f"{', '.join(vocab.values_for('data_categories'))}",
+                }
+            )
+            continue
+        if cat not in cats:
+            errors.append({"field": f"counts.{label}", "message": f"{cat!r} is counted but not in data_categories"})
+        if req.subjects is not None and n > req.subjects:
+            errors.append(
+                {"field": f"counts.{label}", "message": f"{n} people exceed subjects ({req.subjects}) in all"}
+            )
+        counts[cat] = n
     for field in ("exporter", "sector", "purpose"):
         valid = vocab.values_for(field)
         if getattr(req, field) not in valid:
@@ -255,23 +450,75 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
 
     if req.subjects is None:
         notes.append("subjects not given: judged as above every volume threshold")
+    # legs: from the origin to each recipient in turn; transit hops are crossed, not legs
+    legs: list[Leg] = []
+    src, through = origin, []
+    for c, transit, recipient in hops:
+        if transit:
+            through.append(c)
+            continue
+        legs.append(Leg(len(legs), src, c, recipient, tuple(through)))
+        src, through = c, []
+    legs.append(Leg(len(legs), src, dest, req.recipient, tuple(through)))
+    for leg in legs:
+        if leg.src == leg.dst:
+            errors.append(
+                {
+                    "field": "via",
+                    "message": f"leg {leg.hop} goes from {leg.src} to {leg.dst} through transit: a transfer must "
+                    "cross a border on every leg",
+                }
+            )
+    if errors:
+        raise RequestError(errors)
+    if any(t for _, t, _ in hops):
+        notes.append(
+            "transit through "
+            + ", ".join(c for c, t, _ in hops if t)
+            + ": not a recipient (no access); its rules are not consulted for the transfer"
+        )
     canonical = TransferRequest(
         origin=origin,
         destination=dest,
-        via=via,
+        via=tuple(
+            c
+            if not t and r == DEFAULT_RECIPIENT
+            else Hop(jurisdiction=c, transit=t, recipient=DEFAULT_RECIPIENT if t else r)
+            for c, t, r in hops
+        ),
         data_categories=tuple(sorted(cats)),
         subjects=req.subjects,
-        safeguards=tuple(sorted(sgs)),
+        safeguards=tuple(sorted(sgs - {s.id for s in with_outcome})) + tuple(sorted(with_outcome, key=lambda s: s.id)),
         exporter=req.exporter,
         sector=req.sector,
         purpose=req.purpose,
+        purposes=tuple(sorted(purposes)),
+        exporter_role=req.exporter_role,
+        exporter_size=req.exporter_size,
+        established=tuple(sorted(set(established))),
+        recipient=req.recipient,
+        subjects_in=tuple(sorted(set(subjects_in))),
+        nationality=tuple(sorted(set(nationality))),
+        collected_in=collected_in,
+        publicly_available=req.publicly_available,
+        counts=dict(sorted(counts.items())),
         as_of=req.as_of or today or date.today(),
     )
+    where = frozenset(subjects_in) or frozenset({origin})
     return Normalised(
         request=canonical,
         categories=vocab.closure(cats),
         safeguards=sgs,
         subjects=UNKNOWN_SUBJECTS if req.subjects is None else req.subjects,
-        legs=tuple(Leg(i, a, b) for i, (a, b) in enumerate(zip(path, path[1:], strict=False))),
+        legs=tuple(legs),
         notes=tuple(notes),
+        given=frozenset(cats),
+        # `purpose` joins `purposes` unless it is left at its default beside them
+        purposes=frozenset(purposes) | ({req.purpose} if not purposes or req.purpose != "general" else set()),
+        outcomes=outcomes,
+        established=frozenset(established) | {origin},
+        subjects_in=where,
+        nationality=frozenset(nationality) or where,
+        collected_in=collected_in or origin,
+        counts=tuple(sorted(counts.items())),
     )

@@ -265,7 +265,7 @@ class JsonlAuditSink:
 def describe(decision: Decision) -> str:
     """A few human lines: verdict, findings with citations, gating obligations."""
     r = decision.request
-    path = " -> ".join((r.origin, *r.via, r.destination))
+    path = " -> ".join((r.origin, *r.via_codes, r.destination))
     lines = [
         f"dfft: {path} [{', '.join(r.data_categories)}] as of {decision.as_of}: {decision.verdict.upper()} "
         f"(rule set {decision.ruleset.version} {decision.ruleset.hash[:12]})"

@@ -32,12 +32,28 @@ from .model import (
     Regulator,
     Rule,
     RuleSet,
+    ScopeEntry,
     Uncovered,
     Vocabulary,
 )
 
 DOMAIN_FILES = {f"{d}.yaml": d for d in S.DOMAINS}
-CODE_FIELDS = ("from", "to", "origin", "destination")
+from .schema import ACCESS, OUTCOMES, RECIPIENT_KINDS, RECIPIENT_ROLES, RELATIONS, ROLES, SIZES  # noqa: E402
+
+CODE_FIELDS = (
+    "from",
+    "to",
+    "origin",
+    "destination",
+    "collected_in",
+    "established",
+    "subjects_in",
+    "nationality",
+    "through",
+)
+# Fields whose one value relaxes (no access, transit): tested only where they narrow a restriction, so that "no
+# access" or "transit" can never make a verdict more severe (property-tested).
+RELAXING_FIELDS = ("access", "through")
 
 
 @dataclass(frozen=True)
@@ -455,6 +471,8 @@ def load_ruleset(
                 )
                 for u in jdoc.get("uncovered", [])
             ),
+            reach=tuple(_scope_entry(x) for x in jdoc.get("reach", [])),
+            not_transfer=tuple(_scope_entry(x) for x in jdoc.get("not_transfer", [])),
         )
 
     assert bundle is not None  # a missing or unreadable bundle.yaml is a problem, raised above
@@ -601,12 +619,38 @@ def _check_uncovered(j: Jurisdiction, file: str, categories: set[str], out: list
             out.append(Problem(file, u.id, where + ".note", f"confidence {u.confidence} needs a note saying why"))
 
 
+def _scope_entry(x: dict[str, Any]) -> ScopeEntry:
+    return ScopeEntry(
+        **{
+            **x,
+            "citation": Citation(**x["citation"]),
+            "domains": tuple(x.get("domains", ("data_protection",))),
+            "roles": tuple(x.get("roles", ("exporter",))),
+        }
+    )
+
+
 def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
     """Checks the schema cannot express: references resolve, values are in the vocabulary, semantics hold."""
     out: list[Problem] = []
     vocab = rs.vocabulary
-    scalar_vocab = {"exporter": set(vocab.exporters), "sector": set(vocab.sectors), "purpose": set(vocab.purposes)}
-    set_vocab = {"data_categories": set(vocab.data_categories), "safeguards": set(vocab.safeguards)}
+    scalar_vocab = {
+        "exporter": set(vocab.exporters),
+        "sector": set(vocab.sectors),
+        "purpose": set(vocab.purposes),
+        "exporter_role": set(ROLES),
+        "exporter_size": set(SIZES),
+        "relation": set(RELATIONS),
+        "recipient_role": set(RECIPIENT_ROLES),
+        "access": set(ACCESS),
+        "recipient_kind": set(RECIPIENT_KINDS),
+    }
+    set_vocab = {
+        "data_categories": set(vocab.data_categories),
+        "safeguards": set(vocab.safeguards),
+        "purposes": set(vocab.purposes),
+        "outcomes": {f"{sg}:{o}" for sg in vocab.safeguards for o in OUTCOMES},
+    }
     for code, j in rs.jurisdictions.items():
         for name, lst in j.lists.items():
             _check_list(lst, str(root / code / "jurisdiction.yaml"), f"lists.{name}", out)
@@ -655,6 +699,22 @@ def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
                         continue
                     field = leaf["field"]
                     op, _ = leaf_op(leaf)
+                    if field.startswith("subjects.") and field[9:] not in set_vocab["data_categories"]:
+                        bad(part, f"{field}: unknown data category {field[9:]!r}")
+                    narrows = positive == (part == "unless")  # the test can only take an exception away
+                    if op == "only" and (r.derive or not narrows):
+                        bad(
+                            part,
+                            "`only` may narrow an exception only (positive under `unless`, negated under `when`, "
+                            "never in a rule that derives flags): adding data must never relax a verdict",
+                        )
+                    if field in RELAXING_FIELDS and (r.derive or not narrows):
+                        bad(
+                            part,
+                            f"`{field}` may be tested only where it takes a restriction away (positive under "
+                            "`unless`, negated under `when`) or in `not_transfer`: no access and transit must never "
+                            "make a verdict more severe",
+                        )
                     for v in leaf_values(leaf):
                         if field in set_vocab and v not in set_vocab[field]:
                             bad(part, f"unknown {field} value {v!r}; expected one of {sorted(set_vocab[field])}")
@@ -704,6 +764,7 @@ def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
                     "then.obligations",
                     "a block rule cannot list obligations that a safeguard meets; use effect: condition",
                 )
+        _check_scope(j, str(root / code / "jurisdiction.yaml"), scalar_vocab, set_vocab, out)
         try:
             stratify(list(j.rules))
         except ValueError as e:
@@ -711,6 +772,56 @@ def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
     for name, lst in rs.groups.items():
         _check_list(lst, str(root / "groups.yaml"), f"groups.{name}", out)
     return out
+
+
+def _check_scope(
+    j: Jurisdiction, file: str, scalar_vocab: dict[str, set[str]], set_vocab: dict[str, set[str]], out: list[Problem]
+) -> None:
+    """`reach` and `not_transfer` entries: ids unique and prefixed, laws known, values in the vocabulary, no flags
+    (they are decided before any rule derives one)."""
+    ids = {r.id for r in j.rules} | {u.id for u in j.uncovered}
+    for part, entries in (("reach", j.reach), ("not_transfer", j.not_transfer)):
+        for i, e in enumerate(entries):
+            where = f"{part}[{i}]"
+            if not e.id.startswith(j.code + "-"):
+                out.append(Problem(file, e.id, where + ".id", f"must start with the jurisdiction code '{j.code}-'"))
+            if e.id in ids:
+                out.append(Problem(file, e.id, where + ".id", "duplicate id (rules, uncovered and scope share ids)"))
+            ids.add(e.id)
+            if e.citation.law not in j.laws:
+                out.append(
+                    Problem(
+                        file,
+                        e.id,
+                        where + ".citation.law",
+                        f"unknown law {e.citation.law!r}; expected one of {sorted(j.laws)}",
+                    )
+                )
+            if e.confidence != "high" and not e.note:
+                out.append(Problem(file, e.id, where + ".note", f"confidence {e.confidence} needs a note"))
+            for leaf, _ in walk(e.when):
+                if "flag" in leaf:
+                    out.append(Problem(file, e.id, where + ".when", "scope conditions cannot test flags"))
+                    continue
+                field = leaf["field"]
+                op, _ = leaf_op(leaf)
+                if op == "in_list":
+                    continue
+                for v in leaf_values(leaf):
+                    valid = set_vocab.get(field) or scalar_vocab.get(field)
+                    if valid is not None and v not in valid:
+                        out.append(
+                            Problem(
+                                file,
+                                e.id,
+                                where + ".when",
+                                f"unknown {field} value {v!r}; expected one of {sorted(valid)}",
+                            )
+                        )
+                    elif field in CODE_FIELDS and not re.match(S.CODE_RE, str(v)):
+                        out.append(
+                            Problem(file, e.id, where + ".when", f"{field} value {v!r} is not a two-letter code")
+                        )
 
 
 def _check_list(lst: CodeList, file: str, field: str, out: list[Problem]) -> None:

@@ -127,6 +127,23 @@ class Uncovered(Frozen):
         )
 
 
+class ScopeEntry(Frozen):
+    """A territorial-scope fact of a regime, decided before its transfer rules (docs/rule-language.md, "Applicable
+    law"). In `reach`: the regime also governs a transfer that does not leave its territory (GDPR Art. 3(2), PIPL
+    Art. 3(2), ...) when `when` holds; its rules of `domains` then judge the leg as exporter. In `not_transfer`: the
+    leg is not a transfer under this regime (same legal entity, the data subject's own disclosure, no access, ...),
+    so its rules of `domains` in the roles `roles` are not applied to the leg, and the decision says why."""
+
+    id: str
+    title: str
+    citation: Citation
+    confidence: Confidence
+    note: Optional[str] = None
+    when: dict[str, Any]
+    domains: tuple[Domain, ...] = ("data_protection",)
+    roles: tuple[Scope, ...] = ("exporter",)
+
+
 class Regulator(Frozen):
     name: str
     url: Optional[str] = None
@@ -141,6 +158,8 @@ class Jurisdiction(Frozen):
     lists: dict[str, CodeList] = {}
     rules: tuple[Rule, ...] = ()
     uncovered: tuple[Uncovered, ...] = ()
+    reach: tuple[ScopeEntry, ...] = ()
+    not_transfer: tuple[ScopeEntry, ...] = ()
 
     def rules_in(self, domain: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.domain == domain)

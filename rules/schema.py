@@ -7,7 +7,7 @@ Conditions are recursive, so they are checked by a custom ``check_with`` rule th
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Optional
 
 import cerberus
 
@@ -24,6 +24,19 @@ SCALAR_OPS = ("eq", "ne", "in", "not_in")
 CODE_OPS = SCALAR_OPS + ("in_list",)
 NUMBER_OPS = ("eq", "ne", "gte", "gt", "lte", "lt")
 SET_OPS = ("contains", "contains_any", "contains_all")
+# `only`: every value of the set is one of the listed (for data categories: is or falls under one of them). Allowed
+# only where it narrows an exception (positive under `unless`, negative under `when`): rules/loader.py checks it.
+ONLY_OPS = SET_OPS + ("only",)
+BOOL_OPS = ("eq", "ne")
+# Closed value sets of the request model v2 (engine/request.py declares them as enums; a test checks they agree)
+ROLES = ("controller", "processor", "data_subject")
+RECIPIENT_ROLES = ("controller", "processor")
+RELATIONS = ("third_party", "group_company", "same_entity", "employee", "controller_of_exporter")
+ACCESS = ("full", "none")
+RECIPIENT_KINDS = ("private", "public_authority", "court", "international_organisation")
+SIZES = ("unknown", "micro", "small", "medium", "large")
+OUTCOMES = ("done", "favourable", "unfavourable")
+# request model v2 (engine/request.py): parties, roles, access, data facts
 FIELD_OPS: dict[str, tuple[str, ...]] = {
     "from": CODE_OPS,
     "to": CODE_OPS,
@@ -35,10 +48,38 @@ FIELD_OPS: dict[str, tuple[str, ...]] = {
     "exporter": SCALAR_OPS,
     "sector": SCALAR_OPS,
     "purpose": SCALAR_OPS,
-    "data_categories": SET_OPS,
+    "data_categories": ONLY_OPS,
     "safeguards": SET_OPS,
+    "purposes": ONLY_OPS,
+    "outcomes": SET_OPS,
+    "exporter_role": SCALAR_OPS,
+    "exporter_size": SCALAR_OPS,
+    "established": SET_OPS,
+    "subjects_in": SET_OPS,
+    "nationality": SET_OPS,
+    "collected_in": CODE_OPS,
+    "through": SET_OPS,
+    "relation": SCALAR_OPS,
+    "recipient_role": SCALAR_OPS,
+    "access": SCALAR_OPS,
+    "recipient_kind": SCALAR_OPS,
+    "publicly_available": BOOL_OPS,
 }
-LIST_VALUED_OPS = ("in", "not_in", "contains_any", "contains_all")
+# per-category counts: `subjects.<category>` (e.g. subjects.sensitive_personal), compared like `subjects`
+COUNT_FIELD_RE = r"^subjects\.[a-z][a-z0-9_]*$"
+BOOL_FIELDS = ("publicly_available",)
+LIST_VALUED_OPS = ("in", "not_in", "contains_any", "contains_all", "only")
+
+
+def field_ops(field: str) -> Optional[tuple[str, ...]]:
+    """The operators a field accepts, or None for an unknown field."""
+    if field in FIELD_OPS:
+        return FIELD_OPS[field]
+    if re.match(COUNT_FIELD_RE, field):
+        return NUMBER_OPS
+    return None
+
+
 ALL_OPS = sorted({op for ops in FIELD_OPS.values() for op in ops})
 
 
@@ -71,21 +112,27 @@ def condition_problems(cond: Any, path: str = "") -> list[str]:
         return []
     if "field" in keys:
         field = cond["field"]
-        if field not in FIELD_OPS:
-            return [f"{here}.field: unknown field {field!r}; expected one of {sorted(FIELD_OPS)}"]
+        valid_ops = field_ops(field) if isinstance(field, str) else None
+        if valid_ops is None:
+            return [
+                f"{here}.field: unknown field {field!r}; expected one of {sorted(FIELD_OPS)} or subjects.<category>"
+            ]
         ops = keys - {"field"}
         if len(ops) != 1:
             return [
-                f"{here}: expected exactly one operator beside 'field', one of {list(FIELD_OPS[field])}; got {sorted(ops)}"
+                f"{here}: expected exactly one operator beside 'field', one of {list(valid_ops)}; got {sorted(ops)}"
             ]
         (op,) = ops
-        if op not in FIELD_OPS[field]:
-            return [f"{here}.{op}: operator not valid for field {field!r}; expected one of {list(FIELD_OPS[field])}"]
+        if op not in valid_ops:
+            return [f"{here}.{op}: operator not valid for field {field!r}; expected one of {list(valid_ops)}"]
         val = cond[op]
         if op in LIST_VALUED_OPS:
             if not isinstance(val, list) or not val or not all(isinstance(v, str) for v in val):
                 return [f"{here}.{op}: expected a non-empty list of strings"]
-        elif field in ("hop", "hops", "subjects"):
+        elif field in BOOL_FIELDS:
+            if not isinstance(val, bool):
+                return [f"{here}.{op}: expected true or false, got {val!r}"]
+        elif field in ("hop", "hops", "subjects") or field.startswith("subjects."):
             if not isinstance(val, int) or isinstance(val, bool) or val < 0:
                 return [f"{here}.{op}: expected a non-negative integer, got {val!r}"]
         elif not isinstance(val, str):
@@ -180,6 +227,23 @@ LIST = {
     },
 }
 
+SCOPE_ENTRIES = {
+    "type": "list",
+    "schema": {
+        "type": "dict",
+        "schema": {
+            "id": {"type": "string", "required": True, "regex": r"^[A-Z]{2}-[A-Za-z0-9_.\-]+$"},
+            "title": {"type": "string", "required": True, "empty": False},
+            "citation": CITATION,
+            "confidence": {"type": "string", "required": True, "allowed": CONFIDENCE},
+            "note": {"type": "string"},
+            "when": {"required": True, "check_with": "condition"},
+            "domains": {"type": "list", "empty": False, "schema": {"type": "string", "allowed": DOMAINS}},
+            "roles": {"type": "list", "empty": False, "schema": {"type": "string", "allowed": SCOPES}},
+        },
+    },
+}
+
 JURISDICTION_FILE = {
     "code": {"type": "string", "required": True, "regex": CODE_RE},
     "name": {"type": "string", "required": True, "empty": False},
@@ -205,6 +269,9 @@ JURISDICTION_FILE = {
         },
     },
     "lists": {"type": "dict", "keysrules": {"type": "string", "regex": r"^[a-z][a-z0-9_]*$"}, "valuesrules": LIST},
+    # territorial scope, decided before the transfer rules (docs/rule-language.md, "Applicable law")
+    "reach": SCOPE_ENTRIES,
+    "not_transfer": SCOPE_ENTRIES,
     # periods a regime governed but no rule encodes (docs/rule-language.md, "Coverage")
     "uncovered": {
         "type": "list",

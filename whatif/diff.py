@@ -128,7 +128,7 @@ def compare(rid: str, base: Decision, new: Decision, sc: Scenario) -> RequestDif
     r = base.request
     return RequestDiff(
         id=rid,
-        path=" -> ".join([r.origin, *r.via, r.destination]),
+        path=" -> ".join([r.origin, *r.via_codes, r.destination]),
         data=", ".join(r.data_categories),
         baseline=base.verdict,
         scenario=new.verdict,

@@ -86,7 +86,7 @@ def remedy(
     rs, eng = engines.for_scenario(sc)
     req = strip_id(sc.apply_request(request, rs, engines.today) if sc else request)
     base = eng.check(req)
-    held = set(base.request.safeguards)
+    held = set(base.request.safeguard_ids)
     evaluated = 1
 
     def judge(extra: tuple[str, ...]) -> Decision:

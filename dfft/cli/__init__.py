@@ -97,11 +97,11 @@ def check(
 
 def render(d: Decision, console: Console = out) -> None:
     r = d.request
-    path = " -> ".join([r.origin, *r.via, r.destination])
+    path = " -> ".join([r.origin, *r.via_codes, r.destination])
     subj = "unknown number of" if r.subjects is None else f"{r.subjects:,}"
     console.print(f"[bold]{path}[/]  {', '.join(r.data_categories)}  ({subj} subjects)  as of {d.as_of}")
     if r.safeguards:
-        console.print(f"safeguards held: {', '.join(r.safeguards)}")
+        console.print(f"safeguards held: {', '.join(r.safeguard_ids)}")
     console.print(f"Verdict: [{VERDICT_STYLE[d.verdict]}]{d.verdict.upper()}[/]")
     table = Table(title="Findings", show_lines=False, expand=False)
     for col in ("effect", "rule", "leg", "citation", "finding"):
