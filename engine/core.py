@@ -556,7 +556,13 @@ class Engine:
                     domain=None,
                     effect="allow",
                     status="none",
-                    title="No applicable restricting rule in the rule sets of " + ", ".join(consulted),
+                    title="No applicable restricting rule in the rule sets of "
+                    + ", ".join(consulted)
+                    + (
+                        " (not a transfer under " + ", ".join(x.id for x in not_transfers) + ")"
+                        if not_transfers
+                        else ""
+                    ),
                     leg=None,
                     leg_path=None,
                     citation=None,

@@ -171,7 +171,17 @@ def facts_for(n: Normalised, rs: RuleSet) -> list[Fact]:
                 gone.append(e)
                 skip |= set(e.domains)
         out.append(
-            Fact(code, hop, frozenset(roles), env, on, basis, ground, frozenset(skip), tuple(dict.fromkeys(gone)))
+            Fact(
+                code,
+                hop,
+                frozenset(roles),
+                env,
+                on,
+                basis,
+                ground,
+                frozenset(skip),
+                tuple({e.id: e for e in gone}.values()),
+            )
         )
 
     for leg in n.legs:

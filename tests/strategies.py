@@ -75,3 +75,77 @@ def requests(rs: RuleSet, max_via: int = 2) -> st.SearchStrategy[dict]:
         )
 
     return build()
+
+
+V2_CODES = ["EU", "JP", "VN", "ID", "PH", "US", "CN", "SG", "BR", "KR"]
+
+
+def requests_v2(rs: RuleSet, max_via: int = 2) -> st.SearchStrategy[dict]:
+    """v1 requests with the facts of request model v2 drawn at random: parties, roles, access, transit hops, where the
+    subjects are and their nationality, counts per category, purposes and safeguard outcomes."""
+    from dfft.rules.schema import ACCESS, OUTCOMES, RECIPIENT_KINDS, RECIPIENT_ROLES, RELATIONS, ROLES, SIZES
+
+    codes = [c for c in V2_CODES if c in rs.jurisdictions or c in UNCOVERED or c in ("US", "BR")]
+    vocab = rs.vocabulary
+    recipient = st.fixed_dictionaries(
+        {},
+        optional={
+            "relation": st.sampled_from(RELATIONS),
+            "role": st.sampled_from(RECIPIENT_ROLES),
+            "access": st.sampled_from(ACCESS),
+            "kind": st.sampled_from(RECIPIENT_KINDS),
+        },
+    )
+
+    @st.composite
+    def build(draw):
+        r = draw(requests(rs, max_via))
+        via = []
+        for v in r["via"]:
+            choice = draw(st.integers(0, 2))
+            via.append(
+                v
+                if choice == 0
+                else {"jurisdiction": v, "transit": True}
+                if choice == 1
+                else {"jurisdiction": v, "recipient": draw(recipient)}
+            )
+        r["via"] = via
+        # a transit hop between two equal codes would join them into one leg: keep such draws v1-shaped
+        path = [
+            r["origin"],
+            *(
+                v if isinstance(v, str) else v["jurisdiction"]
+                for v in via
+                if isinstance(v, str) or not v.get("transit")
+            ),
+            r["destination"],
+        ]
+        if any(a == b for a, b in pairwise(path)):
+            r["via"] = [v if isinstance(v, str) else v["jurisdiction"] for v in via]
+        extra = draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "exporter_role": st.sampled_from(ROLES),
+                    "exporter_size": st.sampled_from(SIZES),
+                    "established": st.lists(st.sampled_from(codes), max_size=2, unique=True),
+                    "recipient": recipient,
+                    "subjects_in": st.lists(st.sampled_from(codes), max_size=2, unique=True),
+                    "nationality": st.lists(st.sampled_from(codes), max_size=2, unique=True),
+                    "collected_in": st.sampled_from(codes),
+                    "publicly_available": st.booleans(),
+                    "purposes": st.lists(st.sampled_from(sorted(vocab.purposes)), max_size=2, unique=True),
+                },
+            )
+        )
+        r.update(extra)
+        if draw(st.booleans()) and r["safeguards"]:
+            sg = r["safeguards"].pop()
+            r["safeguards"].append({"id": sg, "outcome": draw(st.sampled_from(OUTCOMES))})
+        if r["subjects"] is not None and draw(st.booleans()):
+            cat = draw(st.sampled_from(r["data_categories"]))
+            r["counts"] = {cat: draw(st.integers(0, r["subjects"]))}
+        return r
+
+    return build()

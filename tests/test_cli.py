@@ -115,3 +115,73 @@ def test_docs_coverage_is_current():
 
     doc = Path(__file__).parent.parent / "docs" / "coverage.md"
     assert doc.read_text(encoding="utf-8") == markdown(load_ruleset()), "docs/coverage.md is stale"
+
+
+V2_REQUEST = {
+    "origin": "SG",
+    "destination": "US",
+    "via": [{"jurisdiction": "JP", "transit": True}],
+    "data_categories": ["health"],
+    "subjects": 5000,
+    "counts": {"health": 2000},
+    "nationality": ["VN"],
+    "safeguards": [{"id": "tia_filed", "outcome": "done"}],
+    "as_of": "2026-06-01",
+}
+
+
+def _decision_json(p):
+    assert p.returncode in (0, 1, 2), p.stdout + p.stderr
+    d = json.loads(p.stdout)
+    return {k: v for k, v in d.items() if k != "engine"}
+
+
+def test_check_request_from_file_stdin_and_yaml_agree_with_the_engine(tmp_path):
+    """`dfft check --request FILE|-` takes the API's schema in JSON or YAML and judges exactly what the engine does."""
+    f = tmp_path / "req.json"
+    f.write_text(json.dumps(V2_REQUEST))
+    y = tmp_path / "req.yaml"
+    y.write_text(
+        "\n".join(f"{k}: {json.dumps(v)}" for k, v in V2_REQUEST.items()).replace('"2026-06-01"', "2026-06-01")
+    )
+    from_file = run("check", "--request", str(f), "--json")
+    from_yaml = run("check", "--request", str(y), "--json")
+    from_stdin = subprocess.run(
+        [*DFFT, "--rules", str(MINI), "check", "--request", "-", "--json"],
+        input=json.dumps(V2_REQUEST),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    want = json.loads(Engine(load_ruleset(MINI)).check(V2_REQUEST).model_dump_json())
+    want.pop("engine")
+    assert _decision_json(from_file) == _decision_json(from_yaml) == _decision_json(from_stdin) == want
+    assert [(r["jurisdiction"], r["basis"]) for r in want["regimes"]] == [("SG", "origin"), ("VN", "reach")]
+
+
+def test_check_v2_options_build_the_same_request_as_the_api_schema():
+    p = run(
+        "check", "--from", "SG", "--to", "US", "--transit", "JP", "--data", "health", "--subjects", "5000",
+        "--count", "health=2000", "--nationality", "VN", "--safeguard", "tia_filed=done", "--as-of", "2026-06-01",
+        "--json",
+    )  # fmt: skip
+    want = json.loads(Engine(load_ruleset(MINI)).check(V2_REQUEST).model_dump_json())
+    want.pop("engine")
+    assert _decision_json(p) == want
+    text = run("check", "--from", "JP", "--to", "US", "--data", "personal", "--access", "none", "--as-of", "2026-06-01")
+    assert text.returncode == 0 and "not a transfer under JP" in text.stdout and "JP-no-access" in text.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--request", "missing.json"], "cannot read"),
+        (["--to", "VN", "--data", "personal"], "--from"),
+        (["--from", "JP", "--to", "VN", "--data", "personal", "--count", "personal"], "CATEGORY=N"),
+        (["--from", "JP", "--to", "VN", "--data", "personal", "--access", "some"], "access"),
+    ],
+)
+def test_check_v2_bad_input_names_the_option(args, message):
+    p = run("check", *args)
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert message in p.stderr, p.stderr

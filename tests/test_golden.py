@@ -36,15 +36,31 @@ def test_golden_case(corpus_engine, code, case):
     assert d.verdict == expect["verdict"], detail
     assert not missing, f"missing findings {sorted(missing)}; {detail}"
     assert not unexpected, f"unexpected findings {sorted(unexpected)}; {detail}"
+    # request model v2: the applicable-law layer (docs/rule-language.md, "Applicable law")
+    excluded = {x.id for x in d.not_transfers}
+    assert set(expect.get("not_transfer", [])) <= excluded, f"not_transfer {sorted(excluded)}; {detail}"
+    assert not set(expect.get("transfer", [])) & excluded, f"not_transfer {sorted(excluded)}; {detail}"
+    governed = {(r.jurisdiction, r.basis) for r in d.regimes}
+    for want in expect.get("regimes", []):  # e.g. "VN reach" or "EU established"
+        code_, basis = want.split()
+        assert (code_, basis) in governed, f"regime {want} not applied: {sorted(governed)}; {detail}"
+    for want in expect.get("not_regimes", []):  # a jurisdiction code whose regime must not govern any leg
+        assert want not in {r.jurisdiction for r in d.regimes if r.domains}, f"{want} applied; {sorted(governed)}"
+    gaps = {g.id for g in d.coverage}
+    assert set(expect.get("coverage", [])) <= gaps, f"coverage {sorted(gaps)}; {detail}"
 
 
 def test_golden_rule_ids_exist(corpus_rs):
     known = {r.id for r in corpus_rs.all_rules()} | {"dfft-no-applicable-rule"}
     known |= {u.id for j in corpus_rs.jurisdictions.values() for u in j.uncovered}
+    scope = {e.id for j in corpus_rs.jurisdictions.values() for e in (*j.reach, *j.not_transfer)}
     for p in CASES:
         code, case = p.values
-        for rid in case["expect"].get("findings", []) + case["expect"].get("not_findings", []):
+        e = case["expect"]
+        for rid in e.get("findings", []) + e.get("not_findings", []) + e.get("coverage", []):
             assert rid in known, f"{code}: golden case {case['name']!r} names unknown rule {rid}"
+        for sid in e.get("not_transfer", []) + e.get("transfer", []):
+            assert sid in scope, f"{code}: golden case {case['name']!r} names unknown scope entry {sid}"
 
 
 def test_every_jurisdiction_has_golden_cases(corpus_rs):

@@ -29,8 +29,10 @@ from .options import (
     err,
     out,
     parse_day,
+    request_from_file,
     state,
     transfer_request,
+    v2_facts,
 )
 
 # Recent typer vendors its own click; catch the exceptions of both.
@@ -64,19 +66,53 @@ def _root(
 
 @app.command()
 def check(
-    origin: str = typer.Option(..., "--from", help="Exporting jurisdiction, e.g. JP"),
-    destination: str = typer.Option(..., "--to", help="Final destination, e.g. VN"),
-    via: Optional[list[str]] = typer.Option(None, "--via", help="Intermediate hop (repeat, in order)"),
-    data: list[str] = typer.Option(..., "--data", help="Data categories, comma-separated or repeated"),
+    origin: Optional[str] = typer.Option(None, "--from", help="Exporting jurisdiction, e.g. JP"),
+    destination: Optional[str] = typer.Option(None, "--to", help="Final destination, e.g. VN"),
+    via: Optional[list[str]] = typer.Option(None, "--via", help="Intermediate hop, a recipient (repeat, in order)"),
+    transit: Optional[list[str]] = typer.Option(
+        None, "--transit", help="A country the data only passes through after the --via hops (no access; repeat)"
+    ),
+    data: Optional[list[str]] = typer.Option(None, "--data", help="Data categories, comma-separated or repeated"),
     subjects: Optional[int] = typer.Option(
         None, "--subjects", min=0, help="Distinct individuals/devices (omit: unknown, judged above every threshold)"
     ),
     safeguard: Optional[list[str]] = typer.Option(
-        None, "--safeguard", help="Safeguard in place (repeat or comma-separate)"
+        None,
+        "--safeguard",
+        help="Safeguard in place (repeat or comma-separate); NAME=OUTCOME for an outcome "
+        "(done, favourable, unfavourable), e.g. tia_filed=unfavourable",
     ),
-    exporter: str = typer.Option("private", help="private | public_body | ciio"),
+    exporter: str = typer.Option("private", help="private | public_body | ciio | ..."),
     sector: str = typer.Option("general"),
-    purpose: str = typer.Option("general"),
+    purpose: Optional[list[str]] = typer.Option(None, "--purpose", help="Purpose (repeat or comma-separate)"),
+    role: str = typer.Option("controller", "--role", help="The exporter's role: controller | processor | data_subject"),
+    size: str = typer.Option("unknown", "--size", help="The exporter's size: unknown | micro | small | medium | large"),
+    established: Optional[list[str]] = typer.Option(
+        None, "--established", help="Where the exporter is established (default: --from; repeat)"
+    ),
+    relation: str = typer.Option(
+        "third_party",
+        "--relation",
+        help="The recipient: third_party | group_company | same_entity | employee | controller_of_exporter",
+    ),
+    recipient_role: str = typer.Option("controller", "--recipient-role", help="controller | processor"),
+    access: str = typer.Option("full", "--access", help="full, or none: the recipient cannot read the data"),
+    recipient_kind: str = typer.Option(
+        "private", "--recipient-kind", help="private | public_authority | court | international_organisation"
+    ),
+    subjects_in: Optional[list[str]] = typer.Option(None, "--subjects-in", help="Where the data subjects are"),
+    nationality: Optional[list[str]] = typer.Option(None, "--nationality", help="The data subjects' nationalities"),
+    collected_in: Optional[str] = typer.Option(None, "--collected-in", help="Where the data was collected"),
+    public: bool = typer.Option(False, "--publicly-available", help="All of the data is publicly available"),
+    count: Optional[list[str]] = typer.Option(
+        None, "--count", help="People per category where thresholds differ: CATEGORY=N (repeat)"
+    ),
+    request_file: Optional[str] = typer.Option(
+        None,
+        "--request",
+        help="A request in the API's JSON or YAML schema, from FILE or - (stdin); the other options are then "
+        "not allowed",
+    ),
     as_of: Optional[str] = typer.Option(
         None, "--as-of", help="Apply the law as of this date (YYYY-MM-DD; default today)"
     ),
@@ -84,8 +120,37 @@ def check(
     backend: str = typer.Option("durable", "--engine", help="durable (default) or reference"),
 ) -> None:
     """Judge one transfer and print the verdict, each finding with its citation, and the obligations."""
-    request = transfer_request(origin, destination, via, data, subjects, safeguard, exporter, sector, purpose)
-    request["as_of"] = parse_day(as_of, "--as-of")
+    if request_file is not None:
+        request = request_from_file(request_file)
+        if as_of is not None:
+            request["as_of"] = parse_day(as_of, "--as-of")
+    else:
+        missing = [n for n, v in (("--from", origin), ("--to", destination), ("--data", data)) if not v]
+        if missing:
+            raise typer.BadParameter(f"missing {', '.join(missing)} (or give the whole request with --request)")
+        assert origin and destination and data
+        request = transfer_request(origin, destination, via, data, subjects, None, exporter, sector, "general")
+        request.update(
+            v2_facts(
+                transit,
+                safeguard,
+                purpose,
+                role,
+                size,
+                established,
+                relation,
+                recipient_role,
+                access,
+                recipient_kind,
+                subjects_in,
+                nationality,
+                collected_in,
+                public,
+                count,
+            )
+        )
+        request["via"] = [*request["via"], *({"jurisdiction": c, "transit": True} for c in request.pop("_transit", []))]
+        request["as_of"] = parse_day(as_of, "--as-of")
     # Engine checks the name at run time (ValueError on an unknown one)
     decision = Engine(state.ruleset(), backend=cast(BackendName, backend), cache_size=0).check(request)
     if as_json:
@@ -103,6 +168,11 @@ def render(d: Decision, console: Console = out) -> None:
     if r.safeguards:
         console.print(f"safeguards held: {', '.join(r.safeguard_ids)}")
     console.print(f"Verdict: [{VERDICT_STYLE[d.verdict]}]{d.verdict.upper()}[/]")
+    reach = [f"{g.jurisdiction} ({g.ground or g.basis})" for g in d.regimes if g.basis in ("reach", "established")]
+    if reach:
+        console.print("also governed by: " + ", ".join(dict.fromkeys(reach)))
+    for x in d.not_transfers:
+        console.print(f"not a transfer under {x.jurisdiction} on {x.leg_path}: {x.title} ({x.id})")
     table = Table(title="Findings", show_lines=False, expand=False)
     for col in ("effect", "rule", "leg", "citation", "finding"):
         table.add_column(col)
