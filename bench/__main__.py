@@ -1,8 +1,10 @@
-"""python -m bench [--quick] [--json FILE] [--only full,1x,4x,16x,cedar]
+"""python -m bench [--quick] [--json FILE] [--only full,1x,4x,16x,cedar] [--baseline REV]
 
 Prints one table: per corpus (the embedded corpus, and a synthetic one at 1x, 4x and 16x the rules) the compile
 time, single cold-check latency, throughput for never-seen and repeated requests, batch throughput and peak memory;
-then dfft, Cedar and a precomputed dict side by side on the shared subset (answers checked to agree first).
+then dfft, Cedar and a precomputed dict side by side on the shared subset (answers checked to agree first); then
+(--baseline, on by default) the same v1-shaped workload on the full corpus measured with a pinned earlier commit, checked
+out into a temporary git worktree, side by side with this tree: the ratio is what the regression target reads.
 Each measurement runs in its own process, so peak memory and caches do not leak between rows. Wall-clock and CPU
 (process) time are both shown: on a shared machine the CPU figures are the steadier ones."""
 
@@ -28,10 +30,15 @@ SPECS = {
 }
 
 
-def _child(args: list[str]) -> dict:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+# The commit v1-shaped throughput is compared with: main just before request model v2 (issue 12), whose target is
+# "v1-shaped checks within 20% of today's throughput".
+BASELINE = "6428bb3"
+
+
+def _child(args: list[str], root: Path = ROOT) -> dict:
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     out = subprocess.run(
-        [sys.executable, "-m", "bench.measure", *args], capture_output=True, text=True, env=env, cwd=ROOT
+        [sys.executable, "-m", "bench.measure", *args], capture_output=True, text=True, env=env, cwd=root
     )
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -49,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer requests (a smoke run, ~1 minute)")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     ap.add_argument("--only", default="full,1x,4x,16x,cedar")
+    ap.add_argument(
+        "--baseline",
+        default=BASELINE,
+        help=f"git revision to compare v1-shaped throughput with (default {BASELINE}; 'none' to skip)",
+    )
     a = ap.parse_args(argv)
     n = 400 if a.quick else 2000
     rows = [r for r in a.only.split(",") if r]
@@ -165,11 +177,50 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {label} | {_f(w)} | {_f(cpu)} | {1e6 / cpu:,.0f} | {ns / cpu:.2f} | {rp / cpu:.2f} |")
             if c["disagreements"]:
                 print("DISAGREEMENTS:", *c["examples_of_disagreement"], sep="\n  ")
+    if a.baseline != "none":
+        results["baseline"] = _baseline(a.baseline, n, results.get("full"))
     print(f"\n(total {time.time() - started:.0f} s)")
     if a.json:
         a.json.write_text(json.dumps(results, indent=2))
     bad = any("error" in r for r in results.values()) or results.get("cedar", {}).get("disagreements")
     return 1 if bad else 0
+
+
+def _baseline(rev: str, n: int, now: dict | None) -> dict:
+    """Measure the full corpus with `rev` checked out in a temporary worktree, then with this tree again (so both
+    ran under the same load), and print the ratios."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dfft-baseline-") as tmp:
+        wt = Path(tmp) / "tree"
+        add = subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), rev], capture_output=True, text=True
+        )
+        if add.returncode != 0:
+            print(f"\nbaseline {rev}: cannot check it out ({add.stderr.strip()})")
+            return {"error": add.stderr.strip()}
+        try:
+            old = _child(["corpus", "full", str(n)], root=wt)
+            new = _child(["corpus", "full", str(n)])
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)], capture_output=True)
+    print()
+    if "error" in old or "error" in new:
+        print(f"baseline {rev}: {old.get('error') or new.get('error')}")
+        return {"error": old.get("error") or new.get("error")}
+    print(f"v1-shaped checks on the full corpus, this tree vs {rev} (same run; CPU throughput; target >= 0.80):")
+    print("| measure | baseline | this tree | ratio |")
+    print("|---|---|---|---|")
+    for key, label in (
+        ("never_seen_cpu_per_s", "never-seen checks/s (CPU)"),
+        ("repeated_cpu_per_s", "repeated checks/s (CPU)"),
+        ("batch_cpu_per_s", "batch checks/s (CPU)"),
+    ):
+        print(f"| {label} | {old[key]:,.0f} | {new[key]:,.0f} | {new[key] / old[key]:.2f} |")
+    print(
+        f"| compile s | {old['compile_s']:.2f} | {new['compile_s']:.2f} | {new['compile_s'] / old['compile_s']:.2f} |"
+    )
+    return {"rev": rev, "baseline": old, "now": new}
 
 
 if __name__ == "__main__":

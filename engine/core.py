@@ -374,6 +374,39 @@ class Engine:
         law = self.ruleset.jurisdictions[code].laws.get(u.law) if u.law else None
         return CitationOut(law=u.law or "", law_title=law.title if law else u.provision, article=u.provision, url=u.url)
 
+    def _regimes(self, n: Normalised, facts: list[Fact]) -> tuple[RegimeOut, ...]:
+        """The applicable-law section: one entry per fact. Equal sections are built once and shared (most requests
+        are governed the same way: the origin and the importer)."""
+        sig = tuple(
+            (
+                f.jurisdiction,
+                f.hop,
+                n.legs[f.hop].src,
+                n.legs[f.hop].dst,
+                f.basis,
+                f.ground.id if f.ground else None,
+                f.skip,
+            )
+            for f in facts
+        )
+        hit = self._parts.get(sig)
+        if hit is None:
+            out = []
+            for (code, hop, src, dst, basis, ground, skip), f in zip(sig, facts, strict=True):
+                out.append(
+                    RegimeOut(
+                        jurisdiction=code,
+                        leg=hop,
+                        leg_path=f"{src}->{dst}",
+                        basis=basis,
+                        ground=ground,
+                        citation=self._scope_citation(code, f.ground) if f.ground else None,
+                        domains=tuple(sorted(DOMAINS - skip)),
+                    )
+                )
+            hit = self._part(sig, lambda: tuple(out))
+        return hit
+
     def _scope_citation(self, code: str, e: ScopeEntry) -> CitationOut:
         law = self.ruleset.jurisdictions[code].laws[e.citation.law]
         return CitationOut(
@@ -511,26 +544,13 @@ class Engine:
                     Finding(**common, effect="condition", status="applies", obligations=(LEGAL_REVIEW_OBLIGATION.id,))
                 )
         consulted = tuple(dict.fromkeys(f.jurisdiction for f in facts))
-        regimes: list[RegimeOut] = []
+        regimes = self._regimes(n, facts)
         not_transfers: list[NotTransfer] = []
         for fact in facts:
+            if not fact.not_transfer:
+                continue
             leg = n.legs[fact.hop]
             path = f"{leg.src}->{leg.dst}"
-            g = fact.ground
-            regimes.append(
-                self._part(
-                    ("r", fact.jurisdiction, fact.hop, path, fact.basis, g.id if g else None, fact.skip),
-                    lambda fact=fact, g=g, path=path: RegimeOut(
-                        jurisdiction=fact.jurisdiction,
-                        leg=fact.hop,
-                        leg_path=path,
-                        basis=fact.basis,
-                        ground=g.id if g else None,
-                        citation=self._scope_citation(fact.jurisdiction, g) if g else None,
-                        domains=tuple(sorted(DOMAINS - fact.skip)),
-                    ),
-                )
-            )
             for e in fact.not_transfer:
                 not_transfers.append(
                     self._part(
@@ -587,7 +607,7 @@ class Engine:
             as_of=n.request.as_of,
             findings=tuple(findings),
             coverage=tuple(gaps),
-            regimes=tuple(regimes),
+            regimes=regimes,
             not_transfers=tuple(not_transfers),
             obligations=obs,
             consulted=consulted,

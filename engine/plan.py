@@ -35,6 +35,7 @@ class Fact:
 
 
 DOMAINS = frozenset({"data_protection", "localisation", "ip"})
+_NONE: frozenset[str] = frozenset()
 
 
 class Env(dict[str, Any]):
@@ -111,7 +112,7 @@ def _env(n: Normalised, leg: Leg, base: dict[str, Any]) -> Env:
             "recipient_role": r.role,
             "access": r.access,
             "recipient_kind": r.kind,
-            "through": frozenset(leg.through),
+            "through": frozenset(leg.through) if leg.through else _NONE,
         }
     )
     if leg.hop > 0:
@@ -119,6 +120,19 @@ def _env(n: Normalised, leg: Leg, base: dict[str, Any]) -> Env:
         env["exporter_size"] = "unknown"
         env["established"] = frozenset({leg.src})
     return env
+
+
+_REACHING: dict[int, tuple[RuleSet, list[str]]] = {}
+
+
+def _reaching(rs: RuleSet) -> list[str]:
+    """The jurisdictions that declare an extraterritorial reach, sorted; once per (immutable) rule set."""
+    hit = _REACHING.get(id(rs))
+    if hit is None or hit[0] is not rs:
+        if len(_REACHING) > 64:
+            _REACHING.clear()
+        hit = _REACHING[id(rs)] = (rs, sorted(c for c, j in rs.jurisdictions.items() if j.reach))
+    return hit[1]
 
 
 def _excluded(j: Jurisdiction, env: dict[str, Any], role: str, rs: RuleSet, on: date) -> tuple[ScopeEntry, ...]:
@@ -166,10 +180,11 @@ def facts_for(n: Normalised, rs: RuleSet) -> list[Fact]:
         if ground is not None:
             skip |= DOMAINS - set(ground.domains)
         gone: list[ScopeEntry] = []
-        for role in sorted(roles):
-            for e in _excluded(j, env, role, rs, on):
-                gone.append(e)
-                skip |= set(e.domains)
+        if j.not_transfer:
+            for role in sorted(roles):
+                for e in _excluded(j, env, role, rs, on):
+                    gone.append(e)
+                    skip |= set(e.domains)
         out.append(
             Fact(
                 code,
@@ -198,9 +213,9 @@ def facts_for(n: Normalised, rs: RuleSet) -> list[Fact]:
         for code in also:
             if code in rs.jurisdictions:
                 add(code, leg.hop, {"exporter"}, env, "established", None)
-        for code in sorted(rs.jurisdictions):
+        for code in _reaching(rs):
             j = rs.jurisdictions[code]
-            if code in (leg.src, leg.dst) or code in also or not j.reach:
+            if code in (leg.src, leg.dst) or code in also:
                 continue
             for e in j.reach:
                 if holds(e.when, env, frozenset(), rs, code, on):

@@ -268,7 +268,7 @@ class Normalised:
 
     @property
     def key(self) -> str:
-        return self.request.model_dump_json()
+        return self.request.model_dump_json(exclude_defaults=True)
 
 
 def _iso_code(code: str) -> bool:
@@ -308,12 +308,33 @@ def collapse(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(out.values())
 
 
+_LOOKUPS: dict[int, tuple[RuleSet, list[str], dict[str, str], dict[str, frozenset[str]]]] = {}
+_VOCAB_FIELDS = ("data_categories", "safeguards", "purpose", "sector", "exporter")
+
+
+def _lookups(rs: RuleSet) -> tuple[list[str], dict[str, str], dict[str, frozenset[str]]]:
+    """Covered codes (sorted), member -> bloc aliases and the valid values of each vocabulary field as sets, built
+    once per rule set (rule sets are immutable; the entry holds the rule set so its id is not reused)."""
+    hit = _LOOKUPS.get(id(rs))
+    if hit is None or hit[0] is not rs:
+        if len(_LOOKUPS) > 64:
+            _LOOKUPS.clear()
+        valid = {f: frozenset(rs.vocabulary.values_for(f)) for f in _VOCAB_FIELDS}
+        valid["purposes"] = valid["purpose"]
+        hit = _LOOKUPS[id(rs)] = (
+            rs,
+            sorted(rs.jurisdictions),
+            {m: bloc for bloc, members in rs.aliases.items() for m in members},
+            valid,
+        )
+    return hit[1], hit[2], hit[3]
+
+
 def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalised:
     req = parse(data)
     errors: list[dict[str, Any]] = []
     notes: list[str] = []
-    covered = sorted(rs.jurisdictions)
-    alias_of = {m: bloc for bloc, members in rs.aliases.items() for m in members}
+    covered, alias_of, valid_sets = _lookups(rs)
 
     def code(field: str, value: str, must_be_covered: bool) -> str:
         v = value.strip().upper()
@@ -359,15 +380,25 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
                     "message": f"leg {i} goes from {a} to {b}: a transfer must cross a border on every leg",
                 }
             )
-    established = tuple(code(f"established[{i}]", v, False) for i, v in enumerate(req.established))
-    subjects_in = tuple(code(f"subjects_in[{i}]", v, False) for i, v in enumerate(req.subjects_in))
-    nationality = tuple(code(f"nationality[{i}]", v, False) for i, v in enumerate(req.nationality))
+    established = (
+        tuple(code(f"established[{i}]", v, False) for i, v in enumerate(req.established)) if req.established else ()
+    )
+    subjects_in = (
+        tuple(code(f"subjects_in[{i}]", v, False) for i, v in enumerate(req.subjects_in)) if req.subjects_in else ()
+    )
+    nationality = (
+        tuple(code(f"nationality[{i}]", v, False) for i, v in enumerate(req.nationality)) if req.nationality else ()
+    )
     collected_in = code("collected_in", req.collected_in, False) if req.collected_in is not None else None
 
     vocab = rs.vocabulary
 
     def members(field: str, values: tuple[str, ...], valid: list[str]) -> frozenset[str]:
-        out = set(values)
+        if not values:
+            return frozenset()
+        out = frozenset(values)
+        if out <= valid_sets[field]:
+            return out
         # one error per field, whatever the number of unknown values: the valid values are listed once
         unknown = list(dict.fromkeys(v for v in values if v not in valid))
         if unknown:
@@ -387,7 +418,7 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
                     "valid": list(valid),
                 }
             )
-        return frozenset(out)
+        return out
 
     resolved = []
     for label in req.data_categories:
@@ -396,8 +427,11 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
             notes.append(f"data category {label!r} read as {cat!r}")
         resolved.append(cat or label)
     cats = members("data_categories", tuple(resolved), vocab.values_for("data_categories"))
-    plain = tuple(s for s in req.safeguards if isinstance(s, str))
-    with_outcome = tuple(s for s in req.safeguards if isinstance(s, SafeguardOutcome))
+    plain: tuple[str, ...] = req.safeguards  # type: ignore[assignment]  # narrowed below when outcomes are given
+    with_outcome: tuple[SafeguardOutcome, ...] = ()
+    if not all(type(s) is str for s in req.safeguards):
+        plain = tuple(s for s in req.safeguards if isinstance(s, str))
+        with_outcome = tuple(s for s in req.safeguards if isinstance(s, SafeguardOutcome))
     sgs = members("safeguards", plain + tuple(s.id for s in with_outcome), vocab.values_for("safeguards"))
     seen_out: dict[str, str] = {}
     for s in with_outcome:
@@ -406,14 +440,15 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
     # a safeguard that concluded unfavourably (an assessment finding protection inadequate, a refused approval)
     # meets nothing: only the outcome is kept, for the rules that turn on it
     refused = {s.id for s in with_outcome if s.outcome == "unfavourable"}
-    if refused & set(plain):
+    if refused and refused & set(plain):
         errors.append(
             {
                 "field": "safeguards",
                 "message": f"{', '.join(sorted(refused & set(plain)))} given both plainly and as unfavourable",
             }
         )
-    sgs = frozenset(sgs - refused)
+    if refused:
+        sgs = frozenset(sgs - refused)
     outcomes = frozenset(f"{s.id}:{s.outcome}" for s in with_outcome)
     purposes = members("purposes", req.purposes, vocab.values_for("purpose"))
     counts: dict[str, int] = {}
@@ -436,6 +471,8 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
             )
         counts[cat] = n
     for field in ("exporter", "sector", "purpose"):
+        if getattr(req, field) in valid_sets[field]:
+            continue
         valid = vocab.values_for(field)
         if getattr(req, field) not in valid:
             errors.append(
@@ -477,32 +514,36 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
             + ", ".join(c for c, t, _ in hops if t)
             + ": not a recipient (no access); its rules are not consulted for the transfer"
         )
-    canonical = TransferRequest(
-        origin=origin,
-        destination=dest,
-        via=tuple(
-            c
-            if not t and r == DEFAULT_RECIPIENT
-            else Hop(jurisdiction=c, transit=t, recipient=DEFAULT_RECIPIENT if t else r)
-            for c, t, r in hops
-        ),
-        data_categories=tuple(sorted(cats)),
-        subjects=req.subjects,
-        safeguards=tuple(sorted(sgs - {s.id for s in with_outcome})) + tuple(sorted(with_outcome, key=lambda s: s.id)),
-        exporter=req.exporter,
-        sector=req.sector,
-        purpose=req.purpose,
-        purposes=tuple(sorted(purposes)),
-        exporter_role=req.exporter_role,
-        exporter_size=req.exporter_size,
-        established=tuple(sorted(set(established))),
-        recipient=req.recipient,
-        subjects_in=tuple(sorted(set(subjects_in))),
-        nationality=tuple(sorted(set(nationality))),
-        collected_in=collected_in,
-        publicly_available=req.publicly_available,
-        counts=dict(sorted(counts.items())),
-        as_of=req.as_of or today or date.today(),
+    # every value was validated above: a copy with the canonical values, not a second validation (hot path)
+    canonical = req.model_copy(
+        update=dict(
+            origin=origin,
+            destination=dest,
+            via=tuple(
+                c
+                if not t and r == DEFAULT_RECIPIENT
+                else Hop(jurisdiction=c, transit=t, recipient=DEFAULT_RECIPIENT if t else r)
+                for c, t, r in hops
+            ),
+            data_categories=tuple(sorted(cats)),
+            subjects=req.subjects,
+            safeguards=tuple(sorted(sgs - {s.id for s in with_outcome}))
+            + tuple(sorted(with_outcome, key=lambda s: s.id)),
+            exporter=req.exporter,
+            sector=req.sector,
+            purpose=req.purpose,
+            purposes=tuple(sorted(purposes)),
+            exporter_role=req.exporter_role,
+            exporter_size=req.exporter_size,
+            established=tuple(sorted(set(established))),
+            recipient=req.recipient,
+            subjects_in=tuple(sorted(set(subjects_in))),
+            nationality=tuple(sorted(set(nationality))),
+            collected_in=collected_in,
+            publicly_available=req.publicly_available,
+            counts=dict(sorted(counts.items())),
+            as_of=req.as_of or today or date.today(),
+        )
     )
     where = frozenset(subjects_in) or frozenset({origin})
     return Normalised(
