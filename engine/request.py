@@ -205,6 +205,10 @@ class TransferRequest(BaseModel):
         description="date the law is applied as of, an ISO date string YYYY-MM-DD (numbers are refused); default today",
     )
 
+    def __hash__(self) -> int:
+        # frozen, so hashable (memo keys) -- `counts` is a mapping: hash its items
+        return hash(tuple(tuple(sorted(v.items())) if type(v) is dict else v for v in self.__dict__.values()))
+
     @property
     def via_codes(self) -> tuple[str, ...]:
         """The codes of the hops, transit ones included, in order."""

@@ -45,6 +45,50 @@ def test_check_is_the_engine_decision_and_names_its_bundle(api):
     assert len(r.headers["Dfft-Decision-Id"]) == 32
 
 
+V2 = {
+    **REQ,
+    "origin": "SG",
+    "destination": "US",
+    "via": [{"jurisdiction": "JP", "transit": True}],
+    "nationality": ["VN"],
+    "recipient": {"relation": "group_company", "access": "full"},
+    "safeguards": [{"id": "tia_filed", "outcome": "unfavourable"}],
+}
+
+
+def test_v2_request_over_http_is_the_engine_decision(api):
+    """Request model v2 over HTTP: transit hops, recipients, nationality and safeguard outcomes are part of the API's
+    schema, and the decision (with its applicable-law section) is byte-for-byte the engine's."""
+    expected = Engine(load_ruleset(MINI)).check(V2)
+    with api.client() as c:
+        r = c.post("/v1/check", json=V2)
+        schema = c.get("/openapi.json").json()
+    assert r.status_code == 200, r.text
+    assert r.content == expected.model_dump_json().encode()
+    body = r.json()
+    assert [(g["jurisdiction"], g["basis"]) for g in body["regimes"]] == [("SG", "origin"), ("VN", "reach")]
+    assert body["verdict"] == "blocked"  # VN-negative-assessment: the assessment concluded protection inadequate
+    text = json.dumps(schema)
+    for name in ("Recipient", "Hop", "SafeguardOutcome", "RegimeOut", "NotTransfer"):
+        assert name in text, f"{name} missing from the OpenAPI schema"
+
+
+@pytest.mark.parametrize(
+    "patch, field",
+    [
+        ({"recipient": {"access": "partial"}}, "recipient"),
+        ({"via": [{"jurisdiction": "JP", "transit": "yes"}]}, "via"),
+        ({"safeguards": [{"id": "tia_filed", "outcome": "maybe"}]}, "safeguards"),
+        ({"counts": {"health": 10}}, "counts.health"),
+        ({"exporter_role": "owner"}, "exporter_role"),
+    ],
+)
+def test_v2_bad_facts_are_422_naming_the_field(api, patch, field):
+    with api.client() as c:
+        body = assert_problem(c.post("/v1/check", json={**REQ, **patch}), 422)
+    assert any(e["field"].startswith(field) for e in body["errors"]), body["errors"]
+
+
 def test_x_api_key_header_works_too(api):
     with httpx.Client(base_url=api.url, headers={"X-API-Key": api.check_key}) as c:
         assert c.post("/v1/check", json=REQ, params={"allow_other_date": "true"}).status_code == 200
