@@ -1,4 +1,5 @@
-"""The embedded corpus as issue 3 defines it: 19 jurisdictions, every pair checkable, every rule cited and dated."""
+"""The embedded corpus: the 19 jurisdictions of issue 3 plus the APEC economies of issue 13 (NZ, PE, PG, TW), every
+pair checkable, every rule cited and dated."""
 
 from __future__ import annotations
 
@@ -28,10 +29,15 @@ EXPECTED = {
     "IN",
     "AU",
     "RU",
+    # issue 13 item 4: APEC economies
+    "NZ",
+    "PE",
+    "PG",
+    "TW",
 }
 
 
-def test_all_nineteen_jurisdictions(corpus_rs):
+def test_all_expected_jurisdictions(corpus_rs):
     assert set(corpus_rs.jurisdictions) == EXPECTED
 
 
