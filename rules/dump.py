@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import yaml
 
-from .model import CodeList, Rule, RuleSet
+from .model import CodeList, Rule, RuleSet, ScopeEntry
 
 
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
@@ -20,6 +20,17 @@ def _list_doc(lst: CodeList) -> dict[str, Any]:
     if d.get("citation"):
         d["citation"] = _clean(d["citation"])
     return {**_clean(d), "members": members}  # an empty list (e.g. no country restricted yet) is still a list
+
+
+def _scope_doc(e: ScopeEntry) -> dict[str, Any]:
+    return _clean(
+        {
+            **e.model_dump(),
+            "citation": _clean(e.citation.model_dump()),
+            "domains": list(e.domains),
+            "roles": list(e.roles),
+        }
+    )
 
 
 def rule_doc(r: Rule) -> dict[str, Any]:
@@ -82,6 +93,8 @@ def dump_ruleset(rs: RuleSet, root: Path, vocabulary: Optional[Path] = None) -> 
                         )
                         for u in j.uncovered
                     ],
+                    "reach": [_scope_doc(e) for e in j.reach],
+                    "not_transfer": [_scope_doc(e) for e in j.not_transfer],
                 }
             ),
         )
