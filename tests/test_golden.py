@@ -9,7 +9,7 @@ import yaml
 
 from .conftest import GOLDEN
 
-MIN_CASES_PER_JURISDICTION = 8
+MIN_CASES_PER_JURISDICTION = 10
 
 
 def load_cases() -> list:
