@@ -72,7 +72,7 @@ def split_list(v: Any, sep: str) -> list[str]:
     if isinstance(v, list):
         return [str(x).strip() for x in v if str(x).strip()]
     s = str(v)
-    for ch in ("|", "\n", "\r", "，", "、", "；"):
+    for ch in ("|", "\n", "\r", "，", "、", "；", ",", ";"):  # any list separator, whatever the file's delimiter
         s = s.replace(ch, sep)
     return [x.strip() for x in s.split(sep) if x.strip()]
 
@@ -95,6 +95,7 @@ def decode(data: bytes) -> str:
 
 def _cells(out: Parsed, label: str, raw: dict[str, Any], list_sep: str) -> None:
     r: dict[str, Any] = {}
+    errors = len(out.errors)
     for k, v in raw.items():
         if v is None or (isinstance(v, str) and v.strip() == ""):
             continue
@@ -119,8 +120,8 @@ def _cells(out: Parsed, label: str, raw: dict[str, Any], list_sep: str) -> None:
             r[k] = str(int(v))
         else:
             r[k] = str(v).strip()
-    if not r:
-        return  # an empty line
+    if not r or len(out.errors) > errors:
+        return  # an empty line, or a row with a problem (reported)
     r["id"] = str(r.get("id") or label)
     out.rows.append(r)
 
