@@ -79,7 +79,7 @@ def test_session_cookie_is_httponly_strict_and_scoped(web):
 def test_every_form_post_needs_the_csrf_token(web):
     with web.client("admin") as c:
         good = csrf_of(page(c, "/ui/check"))
-        for form_page, action in POSTS:
+        for _form_page, action in POSTS:
             for data in ({}, {"csrf": "forged"}, {"csrf": good[:-1]}):
                 r = c.post(action, data={**data, "origin": "JP", "destination": "VN", "name": "x", "kind": "diff"})
                 assert r.status_code == 403, (action, data, r.status_code)
@@ -329,7 +329,10 @@ def test_trusted_proxy_header_is_off_by_default(web, tmp_path):
 
 def test_the_law_changed_rerun_shows_what_changed(fresh_web):
     w = fresh_web
-    inv = "id,origin,destination,data_categories,subjects,as_of\nvn-out,VN,JP,personal,300000,2026-06-01\njp-out,JP,SG,personal,100,2026-06-01\n"
+    inv = (
+        "id,origin,destination,data_categories,subjects,as_of\n"
+        "vn-out,VN,JP,personal,300000,2026-06-01\njp-out,JP,SG,personal,100,2026-06-01\n"
+    )
     with w.client("ana") as c:
         iid = (
             post(c, "/ui/inventories", "/ui/inventories/upload", {}, files={"file": ("i.csv", inv.encode())})
