@@ -75,9 +75,19 @@ class NeedLogin(Exception):
 
 
 class Forbidden(Exception):
+    status = 403
+
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class NotFound(Forbidden):
+    status = 404
+
+
+class BadForm(Forbidden):
+    status = 422
 
 
 def _secure(request: Request, ws: WebSettings) -> bool:
@@ -219,7 +229,7 @@ def mount(app: FastAPI, settings: Optional[WebSettings] = None) -> APIRouter:
         )
 
     async def on_forbidden(request: Request, e: Exception) -> Response:
-        return render(request, "error.html.j2", status=403, message=getattr(e, "message", str(e)))
+        return render(request, "error.html.j2", status=getattr(e, "status", 403), message=getattr(e, "message", str(e)))
 
     app.add_exception_handler(NeedLogin, on_need_login)
     app.add_exception_handler(Forbidden, on_forbidden)
@@ -400,7 +410,7 @@ def mount(app: FastAPI, settings: Optional[WebSettings] = None) -> APIRouter:
     def inventory(oid: str) -> dict[str, Any]:
         obj = store.get("inventory", oid)
         if obj is None:
-            raise Forbidden("no such inventory")
+            raise NotFound("no such inventory")
         obj["rows"] = json.loads(obj["body"])
         return obj
 
@@ -482,7 +492,7 @@ def mount(app: FastAPI, settings: Optional[WebSettings] = None) -> APIRouter:
             req = request_from_form(data, errors, t)
             new_id = str(data.get("id") or "").strip()[:200] or rid or f"row {len(rows) + 1}"
             if errors:
-                raise Forbidden("; ".join(errors.values()))
+                raise BadForm("; ".join(errors.values()))
             req["id"] = new_id
             if rid and any(r["id"] == rid for r in rows):
                 rows = [req if r["id"] == rid else r for r in rows]
@@ -491,7 +501,7 @@ def mount(app: FastAPI, settings: Optional[WebSettings] = None) -> APIRouter:
                     raise Forbidden(t("At most {n} transfers in one inventory.", n=f"{ws.max_rows:,}"))
                 rows.append(req)
         else:
-            raise Forbidden("unknown action")
+            raise BadForm("unknown action")
         store.update_body("inventory", oid, rows)
         accounts.record(user.username, f"inventory-row-{action}", {"inventory": oid, "row": rid})
         return redirect(request, f"{PREFIX}/inventories/{oid}")
@@ -506,7 +516,7 @@ def mount(app: FastAPI, settings: Optional[WebSettings] = None) -> APIRouter:
         elif fmt == "json":
             body, mt = json.dumps({"requests": inv["rows"]}, ensure_ascii=False, indent=1), "application/json"
         else:
-            raise Forbidden("export as csv or json")
+            raise BadForm("export as csv or json")
         return finish(
             request,
             Response(
@@ -623,7 +633,7 @@ def mount(app: FastAPI, settings: Optional[WebSettings] = None) -> APIRouter:
     def scenario_obj(oid: str) -> dict[str, Any]:
         obj = store.get("scenario", oid)
         if obj is None:
-            raise Forbidden("no such scenario")
+            raise NotFound("no such scenario")
         return obj
 
     @router.get("/scenarios/{oid}")
@@ -684,7 +694,7 @@ def mount(app: FastAPI, settings: Optional[WebSettings] = None) -> APIRouter:
         t = tr(request)
         kind = str(data.get("kind") or "")
         if kind not in A.KINDS:
-            raise Forbidden("unknown analysis")
+            raise BadForm("unknown analysis")
         params: dict[str, Any] = {}
         errors: list[str] = []
         sid = str(data.get("scenario") or "")
@@ -739,7 +749,7 @@ def mount(app: FastAPI, settings: Optional[WebSettings] = None) -> APIRouter:
     def analysis_obj(oid: str) -> dict[str, Any]:
         obj = store.get("analysis", oid)
         if obj is None:
-            raise Forbidden("no such analysis")
+            raise NotFound("no such analysis")
         body = json.loads(obj["body"])
         obj["kind"], obj["params"] = body["kind"], body["params"]
         obj["result"] = A.load(body["kind"], body["result"])

@@ -108,6 +108,9 @@ def test_roles(web):
         assert post(c, "/ui/scenarios", "/ui/scenarios", {"name": "x"}).status_code == 403
         assert post(c, "/ui/analyses", "/ui/analyses", {"kind": "remedy"}).status_code == 403
         assert c.get("/ui/admin").status_code == 403
+        assert (
+            c.get("/ui/analyses/0000").status_code == 404 and c.get("/ui/inventories/x/export.csv").status_code == 404
+        )
         r = post(c, "/ui/check", "/ui/check", {"origin": "JP", "destination": "VN", "data_categories": "personal"})
         assert r.status_code == 200
     with web.client("ana") as c:
