@@ -200,7 +200,7 @@ def test_privacy_officer_end_to_end(web, browser, tmp_path):
     for path_ in ("/ui/check", analysis.split(web.url, 1)[1], "/ui/scenarios"):
         pg.goto(web.url + path_)
         assert pg.evaluate("document.documentElement.scrollWidth") <= 376, path_
-    shot(pg, "phone-check")
+    shot(pg, "phone-scenario-builder")
     ctx.close()
 
 
