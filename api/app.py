@@ -481,7 +481,9 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         db,
     )
     app.add_middleware(CatchAll)
-    app.add_middleware(BodyLimit, default=settings.max_body, larger={"/v1/check/batch": settings.max_batch_body})
+    # paths with a larger body limit; a room mounted on the app (the web workbench's uploads) may add its own
+    app.state.body_limits = {"/v1/check/batch": settings.max_batch_body}
+    app.add_middleware(BodyLimit, default=settings.max_body, larger=app.state.body_limits)
     app.add_middleware(SecurityHeaders)
 
     # -- docs (the assets are served from the package: the pages work offline) ---------------------------------

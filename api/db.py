@@ -122,3 +122,52 @@ def open_database(url: str) -> sa.Engine:
     eng = create_db_engine(url)
     upgrade(eng)
     return eng
+
+
+# -- the web workbench (dfft.web): accounts, sessions, its audit trail, saved inventories, scenarios, analyses -------
+# Defined here, beside the other tables, so that one metadata describes the whole schema (Alembic compares against
+# it); only dfft.web reads and writes them. Migration: migrations/versions/0101_web_workbench.py.
+web_users = sa.Table(
+    "web_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False, index=True),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+web_events = sa.Table(
+    "web_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("username", sa.String(64), nullable=False, index=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+web_objects = sa.Table(
+    "web_objects",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False, index=True),  # inventory | scenario | analysis
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # JSON (inventories, analyses) or YAML (scenarios)
+    sa.Column("ruleset_version", sa.String(64), nullable=True),
+    sa.Column("ruleset_hash", sa.String(64), nullable=True),
+    sa.Column("previous_id", sa.String(32), nullable=True),
+)

@@ -1,6 +1,6 @@
 """The layout's invariants: every module is reached under `dfft.` (the rooms through the symlinks in dfft/), and no
 two modules import each other, directly or round a loop -- counting imports inside functions, which grimp sees too.
-The layering of the rooms (cli > plugins > api > whatif > engine > rules) is import-linter's contract in pyproject.toml,
+The layering of the rooms (cli > plugins > web > api > whatif > engine > rules) is import-linter's contract in pyproject.toml,
 run by `lint-imports` in .ci/run."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ROOMS = ("rules", "jurisdictions", "engine", "api", "whatif", "plugins")
+ROOMS = ("rules", "jurisdictions", "engine", "api", "whatif", "plugins", "web")
 
 
 @pytest.fixture(scope="module")

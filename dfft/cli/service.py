@@ -126,8 +126,10 @@ def register(app: typer.Typer, state: Any) -> None:
         ssl_keyfile: Optional[Path] = typer.Option(
             None, "--ssl-keyfile", exists=True, dir_okay=False, help="The certificate's private key (PEM)"
         ),
+        no_web: bool = typer.Option(False, "--no-web", help="Do not serve the web workbench (/ui)"),
     ) -> None:
-        """Run the HTTP API (FastAPI on uvicorn): checks, audit log, API keys, hot rule reloads (SIGHUP)."""
+        """Run the HTTP API (FastAPI on uvicorn): checks, audit log, API keys, hot rule reloads (SIGHUP), and the web
+        workbench under /ui (accounts: `dfft web user add`)."""
         if (ssl_certfile is None) != (ssl_keyfile is None):
             raise typer.BadParameter(
                 "give both --ssl-certfile and --ssl-keyfile, or neither", param_hint="--ssl-keyfile"
@@ -141,6 +143,13 @@ def register(app: typer.Typer, state: Any) -> None:
         # The C engine holds the GIL, so one process serves; for more throughput run several instances on one
         # PostgreSQL database (--database-url).
         app_ = create_app(_settings(data_dir, database_url, state.rules_dir))
+        if not no_web:
+            try:
+                from ..web import mount
+            except ImportError as e:  # the `web` extra (python-multipart, babel, openpyxl) is not installed
+                typer.echo(f"web workbench not served (pip install 'dfft[web]'): {e}", err=True)
+            else:
+                mount(app_)  # the privacy officers' workbench under /ui
         uvicorn.run(
             app_,
             host=host,
