@@ -23,7 +23,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 
 from ..engine import Decision
-from .db import decisions
+from .db import decision_labels, decisions
 
 MAX_GROUP = 20_000  # rows per transaction at most (two full batches)
 PROBE_GAP = 1.0  # seconds between two write probes while the audit database fails (readiness, see writable)
@@ -60,8 +60,15 @@ class Judged:
         )
 
 
-def row_for(j: Judged, caller: str, batch_id: Optional[str] = None, now: Optional[datetime] = None) -> dict[str, Any]:
-    """The audit row of a decision."""
+def row_for(
+    j: Judged,
+    caller: str,
+    batch_id: Optional[str] = None,
+    now: Optional[datetime] = None,
+    labels: Optional[dict[str, str]] = None,
+) -> dict[str, Any]:
+    """The audit row of a decision. `labels` (the caller's context) are stored beside the request, never in it: the
+    request hash and the decision do not depend on them."""
     d = j.decision
     return dict(
         id=new_id(),
@@ -76,7 +83,18 @@ def row_for(j: Judged, caller: str, batch_id: Optional[str] = None, now: Optiona
         ruleset_version=d.ruleset.version,
         ruleset_hash=d.ruleset.hash,
         batch_id=batch_id,
+        labels=json.dumps(labels, sort_keys=True, separators=(",", ":")) if labels else None,
     )
+
+
+def label_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `decision_labels` rows of audit rows (one per label), for the `?label=key:value` filter."""
+    return [
+        {"decision_id": r["id"], "key": k, "value": v}
+        for r in rows
+        if r.get("labels")
+        for k, v in json.loads(r["labels"]).items()
+    ]
 
 
 class AuditLog:
@@ -125,8 +143,11 @@ class AuditLog:
                 n += len(nxt[0])
             rows = [r for rs, _ in group for r in rs]
             try:
+                labelled = label_rows(rows)
                 with self.db.begin() as c:
                     c.execute(decisions.insert(), rows)
+                    if labelled:
+                        c.execute(decision_labels.insert(), labelled)
                 self.transactions += 1
                 self._wrote(None)
             except Exception as e:  # noqa: BLE001 — reported to every waiting request
@@ -192,6 +213,11 @@ class AuditLog:
             q = q.where(c.created_at < f["until"])
         if f.get("after") is not None:
             q = q.where(c.seq > f["after"])
+        for key, value in f.get("labels") or ():
+            lab = decision_labels.c
+            q = q.where(
+                c.id.in_(sa.select(lab.decision_id).where(lab.key == key, lab.value == value).scalar_subquery())
+            )
         return q
 
     def query(self, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
@@ -232,6 +258,7 @@ class AuditLog:
             ruleset_version=r["ruleset_version"],
             ruleset_hash=r["ruleset_hash"],
             batch_id=r["batch_id"],
+            labels=json.loads(r["labels"]) if r["labels"] else {},
             other_date=other_date,
         )
 

@@ -33,6 +33,26 @@ decisions = sa.Table(
     sa.Column("ruleset_version", sa.String(64), nullable=False),
     sa.Column("ruleset_hash", sa.String(64), nullable=False),
     sa.Column("batch_id", sa.String(32), nullable=True, index=True),
+    sa.Column("labels", sa.Text, nullable=True),  # the caller's labels, canonical JSON (migration 0002)
+)
+
+# One row per label of a decision, for the `?label=key:value` filter of /v1/decisions (migration 0002).
+decision_labels = sa.Table(
+    "decision_labels",
+    metadata,
+    sa.Column("decision_id", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+    sa.Index("ix_decision_labels_key_value", "key", "value"),
+)
+
+# How far each decision-log sink has been acknowledged (api/sink.py): it resumes after `last_seq` (migration 0002).
+sink_cursors = sa.Table(
+    "sink_cursors",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 api_keys = sa.Table(
