@@ -10,7 +10,8 @@
 
 Plain Python (API mode goes through dfft.client, on httpx, a core dependency): usable from Dagster, Prefect, cron jobs
 or the Airflow provider (which builds on it). The guard judges the transfer in-process (the embedded rule bundle, or
-an Engine you pass) or through the HTTP API (`api_url=`), and raises `TransferBlocked` -- with the Decision attached -- when the transfer may not go ahead.
+an Engine you pass) or through the HTTP API (`api_url=`), and raises `TransferBlocked` -- with the Decision attached
+-- when the transfer may not go ahead.
 
 Policies:
 - `on_conditional`: "fail" (default: a conditional verdict means gating obligations are not met yet) or "warn"
