@@ -78,6 +78,9 @@ def contract(schema: dict[str, Any]) -> dict[str, Any]:
         for op in item.values():
             if not isinstance(op, dict) or "responses" not in op:
                 continue
+            for media in op.get("requestBody", {}).get("content", {}).values():
+                if "$ref" in media.get("schema", {}):  # FastAPI's own title ("Body") beside a documented model
+                    media["schema"] = {"$ref": media["schema"]["$ref"]}
             responses: dict[str, Any] = op["responses"]
             codes = {500}
             if op.get("security"):
