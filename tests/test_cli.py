@@ -97,7 +97,7 @@ def test_lint_ok_and_bad_rules_exit_4(tmp_path):
 def test_rules_list_and_show():
     p = run("rules", "list", "--json")
     assert {r["code"] for r in json.loads(p.stdout)} == {"JP", "SG", "VN"}
-    p = run("rules", "show", "JP-consent")
+    p = run("rules", "show", "JP-consent", "--json")
     assert json.loads(p.stdout)["citation"]["article"] == "Art. 3"
     assert run("rules", "show", "JP").returncode == 0
     assert run("rules", "show", "nope").returncode == 3
