@@ -91,6 +91,16 @@ MAX_LABEL_KEY = 64
 MAX_LABEL_VALUE = 256
 LABEL_KEY = r"^[a-z][a-z0-9_.-]*$"
 _LABEL_KEY_RE = re.compile(LABEL_KEY)
+
+
+def _labels_schema(schema: dict[str, Any]) -> None:
+    """Keys constrained by `propertyNames`, values by `additionalProperties` (not `patternProperties`, which client
+    generators ignore: openapi-python-client dropped every label)."""
+    schema.pop("patternProperties", None)
+    schema["propertyNames"] = {"maxLength": MAX_LABEL_KEY, "pattern": LABEL_KEY}
+    schema["additionalProperties"] = {"type": "string", "maxLength": MAX_LABEL_VALUE}
+
+
 LabelKey = Annotated[str, StringConstraints(strict=True, max_length=MAX_LABEL_KEY, pattern=LABEL_KEY)]
 LabelValue = Annotated[str, StringConstraints(strict=True, max_length=MAX_LABEL_VALUE)]
 Labels = Annotated[
@@ -102,10 +112,7 @@ Labels = Annotated[
         f"most {MAX_LABELS} labels, keys of at most {MAX_LABEL_KEY} characters matching `{LABEL_KEY}`, string values "
         f"of at most {MAX_LABEL_VALUE} characters. Labels never change the verdict.",
         examples=[{"job": "etl-7", "dataset": "customers"}],
-        json_schema_extra={
-            "additionalProperties": False,
-            "propertyNames": {"maxLength": MAX_LABEL_KEY, "pattern": LABEL_KEY},
-        },
+        json_schema_extra=_labels_schema,
     ),
 ]
 LABELS = TypeAdapter(Optional[Labels])
@@ -123,9 +130,11 @@ def label_filter(value: str) -> tuple[str, str]:
 
 
 class CheckRequest(TransferRequest):
-    """Documentation of the body of POST /v1/check and of each item of a batch: a TransferRequest plus optional
-    `labels`. The service strips `labels` before the request reaches the engine (a label never changes the verdict
-    or the memo), so this model is never validated by the service; it describes the wire format."""
+    """A transfer request with optional `labels`: the body of POST /v1/check and each item of a batch. The labels are
+    stored with the audit record and split off before the request is judged: they never change the verdict."""
+
+    # (The service parses the body itself -- api/app.py, parse_check -- and hands the engine a TransferRequest
+    # without the labels, so the engine's memo keys ignore them; this model documents the wire format.)
 
     labels: Optional[Labels] = None
 
