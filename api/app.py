@@ -407,6 +407,8 @@ class Rules:
         self.memo_budget = memo_bytes() if memo_budget is None else memo_budget
         self._memo_lock = threading.Lock()
         self.reloads = 0
+        self.memo_hits = 0  # GET /metrics: dfft_memo_lookups
+        self.memo_misses = 0
 
     def acquire(self) -> Engine:
         """The current engine, leased: release() it when done."""
@@ -431,7 +433,9 @@ class Rules:
             hit = self._memo.get(key)
             if hit is not None:
                 self._memo.move_to_end(key)
+                self.memo_hits += 1
                 return hit
+            self.memo_misses += 1
         j = Judged.of(eng.check(request, day))
         size = 2 * (len(j.json) + len(j.request_json)) + 512
         with self._memo_lock:
@@ -442,6 +446,10 @@ class Rules:
                     _, old = self._memo.popitem(last=False)
                     self._memo_bytes -= 2 * (len(old.json) + len(old.request_json)) + 512
         return j
+
+    @property
+    def memo_entries(self) -> int:
+        return len(self._memo)
 
     def info(self) -> RulesetInfo:
         with self._swap:
@@ -524,6 +532,26 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     db = open_database(settings.url)
     audit = AuditLog(db, probe_interval=settings.ready_probe_interval)
     keys = KeyStore(db)
+    sink = None
+    if settings.decision_log_url:
+        from .sink import DecisionLogSink
+
+        sink = DecisionLogSink(
+            db,
+            settings.decision_log_url,
+            token=settings.decision_log_token,
+            batch=settings.decision_log_batch,
+            interval=settings.decision_log_interval,
+            max_backoff=settings.decision_log_max_backoff,
+            name=settings.decision_log_name,
+        ).start()
+        audit.on_commit.append(sink.wake)
+    from .metrics import Metrics, MetricsMiddleware, audit_families, memo_families, sink_families
+
+    metrics = Metrics()
+    metrics.watch(lambda: memo_families(rules))
+    metrics.watch(lambda: audit_families(audit))
+    metrics.watch(lambda: sink_families(sink))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -539,6 +567,8 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             if previous is not None:
                 signal.signal(signal.SIGHUP, previous)
             audit.close()
+            if sink is not None:
+                sink.close()
             db.dispose()
 
     app = FastAPI(
@@ -559,9 +589,11 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         keys,
         db,
     )
+    app.state.sink, app.state.metrics = sink, metrics
     app.add_middleware(CatchAll)
     app.add_middleware(BodyLimit, default=settings.max_body, larger={"/v1/check/batch": settings.max_batch_body})
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every status, 413s and 500s included
 
     # -- docs (the assets are served from the package: the pages work offline) ---------------------------------
     from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -783,6 +815,19 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             raise not_ready("the audit database cannot be written (disk full, read-only, ...)")
         return {"status": "ready"}
 
+    @app.get(
+        "/metrics",
+        tags=["probes"],
+        operation_id="getMetrics",
+        summary="Prometheus metrics: requests, latencies, verdicts, memo hit rate, audit queue, decision-log backlog",
+        response_class=Response,
+        responses={200: {"description": "Prometheus text exposition format", "content": {"text/plain": {}}}},
+    )
+    def get_metrics():
+        from .metrics import CONTENT_TYPE
+
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
     # -- checks -------------------------------------------------------------------------------------------------
     @app.post(
         "/v1/check",
@@ -824,6 +869,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             j = rules.judge(eng, request, today)
         row = audited_row(j, key.id, other, labels=labels)
         await asyncio.wrap_future(audit.submit([row]))
+        metrics.decisions.labels(j.decision.verdict, "check").inc()
         # the memoised decision is shared by equal requests; the id is this check's own (its audit row)
         return Response(
             f'{j.json[:-1]},"decision_id":"{row["id"]}"}}',
@@ -893,6 +939,9 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             # the audit guarantee: every decision of the batch is committed (one transaction) before any is sent
             if rows:
                 audit.record(rows)
+                for verdict in ("allowed", "conditional", "blocked"):
+                    if summary[verdict]:
+                        metrics.decisions.labels(verdict, "batch").inc(summary[verdict])
             head = json.dumps(
                 {"batch_id": batch_id, "ruleset": eng.ref.model_dump(), "count": len(parts), "summary": summary}
             )

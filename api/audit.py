@@ -8,6 +8,7 @@ never returned.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -108,8 +109,11 @@ class AuditLog:
         self._q: queue.Queue[Optional[tuple[list[dict[str, Any]], Future]]] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dfft-audit-writer", daemon=True)
-        self._thread.start()
         self.transactions = 0
+        self._queued = 0  # rows submitted and not yet committed (or failed): the audit queue's depth
+        self._queued_lock = threading.Lock()
+        self.on_commit: list[Any] = []  # called (no arguments) after each commit, e.g. the decision-log sink's wake
+        self._thread.start()
 
     # -- writing ----------------------------------------------------------------------------------------------
     def submit(self, rows: list[dict[str, Any]]) -> Future:
@@ -118,8 +122,14 @@ class AuditLog:
         if self._stop.is_set() or not self._thread.is_alive():
             fut.set_exception(AuditUnavailable("the audit writer is stopped"))
             return fut
+        with self._queued_lock:
+            self._queued += len(rows)
         self._q.put((rows, fut))
         return fut
+
+    def queued(self) -> int:
+        """Rows waiting for their commit (the audit queue's depth)."""
+        return self._queued
 
     def record(self, rows: list[dict[str, Any]], timeout: float = 60.0) -> None:
         self.submit(rows).result(timeout=timeout)
@@ -153,11 +163,20 @@ class AuditLog:
             except Exception as e:  # noqa: BLE001 — reported to every waiting request
                 self._wrote(f"{type(e).__name__}: {e}"[:500])
                 err = AuditUnavailable(f"audit log write failed: {type(e).__name__}")
+                self._done(len(rows))
                 for _, fut in group:
                     fut.set_exception(err)
                 continue
+            self._done(len(rows))
             for _, fut in group:
                 fut.set_result(None)
+            for listener in self.on_commit:
+                with contextlib.suppress(Exception):  # a listener never fails the audit writer
+                    listener()
+
+    def _done(self, n: int) -> None:
+        with self._queued_lock:
+            self._queued -= n
 
     def _wrote(self, error: Optional[str]) -> None:
         self.last_error, self._last_write = error, time.monotonic()

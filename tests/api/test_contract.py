@@ -29,6 +29,7 @@ OPERATIONS = {
     ("post", "/v1/rulesets/reload"): "reloadRuleset",
     ("get", "/v1/decisions"): "listDecisions",
     ("get", "/v1/decisions/export"): "exportDecisions",
+    ("get", "/metrics"): "getMetrics",
     ("post", "/v1/whatif/diff"): "whatifDiff",
     ("post", "/v1/whatif/matrix"): "whatifMatrix",
     ("post", "/v1/whatif/timeline"): "whatifTimeline",
