@@ -174,3 +174,24 @@ def test_metrics_count_requests_latencies_verdicts_memo_and_audit_queue(fresh_ap
     assert m[("dfft_audit_queue_depth", ())] == 0  # every decision answered was committed
     assert m[("dfft_audit_transactions_total", ())] >= 2
     assert not any(k[0].startswith("dfft_decision_log") for k in m)  # no sink configured
+
+
+def test_sink_on_postgresql_two_instances_push_each_record_once(pg, tmp_path):
+    """Two instances on one PostgreSQL database, one sink name: the cursor row is held during a push (FOR UPDATE SKIP
+    LOCKED), so every record reaches the endpoint, in order, once."""
+    url = pg.new_database()
+    rx = Receiver()
+    kw = dict(database_url=url, decision_log_url=rx.url, decision_log_interval=0.05, decision_log_batch=2)
+    a = start(tmp_path / "a", **kw)
+    b = start(tmp_path / "b", **kw)
+    try:
+        ids = checks(a, 5, "pg-a") + checks(b, 5, "pg-b")
+        wait_for(lambda: set(ids) <= set(rx.ids))
+        time.sleep(0.5)  # a second push of the same records, if any, would arrive by now
+        assert sorted(rx.ids) == sorted(ids) and len(rx.ids) == len(set(rx.ids))
+        seqs = [r["seq"] for b_ in rx.batches for r in b_]
+        assert seqs == sorted(seqs)
+    finally:
+        a.stop()
+        b.stop()
+        rx.close()
