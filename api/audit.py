@@ -8,6 +8,7 @@ never returned.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 
 from ..engine import Decision
-from .db import decisions
+from .db import decision_labels, decisions
 
 MAX_GROUP = 20_000  # rows per transaction at most (two full batches)
 PROBE_GAP = 1.0  # seconds between two write probes while the audit database fails (readiness, see writable)
@@ -60,8 +61,15 @@ class Judged:
         )
 
 
-def row_for(j: Judged, caller: str, batch_id: Optional[str] = None, now: Optional[datetime] = None) -> dict[str, Any]:
-    """The audit row of a decision."""
+def row_for(
+    j: Judged,
+    caller: str,
+    batch_id: Optional[str] = None,
+    now: Optional[datetime] = None,
+    labels: Optional[dict[str, str]] = None,
+) -> dict[str, Any]:
+    """The audit row of a decision. `labels` (the caller's context) are stored beside the request, never in it: the
+    request hash and the decision do not depend on them."""
     d = j.decision
     return dict(
         id=new_id(),
@@ -76,7 +84,18 @@ def row_for(j: Judged, caller: str, batch_id: Optional[str] = None, now: Optiona
         ruleset_version=d.ruleset.version,
         ruleset_hash=d.ruleset.hash,
         batch_id=batch_id,
+        labels=json.dumps(labels, sort_keys=True, separators=(",", ":")) if labels else None,
     )
+
+
+def label_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `decision_labels` rows of audit rows (one per label), for the `?label=key:value` filter."""
+    return [
+        {"decision_id": r["id"], "key": k, "value": v}
+        for r in rows
+        if r.get("labels")
+        for k, v in json.loads(r["labels"]).items()
+    ]
 
 
 class AuditLog:
@@ -90,8 +109,11 @@ class AuditLog:
         self._q: queue.Queue[Optional[tuple[list[dict[str, Any]], Future]]] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dfft-audit-writer", daemon=True)
-        self._thread.start()
         self.transactions = 0
+        self._queued = 0  # rows submitted and not yet committed (or failed): the audit queue's depth
+        self._queued_lock = threading.Lock()
+        self.on_commit: list[Any] = []  # called (no arguments) after each commit, e.g. the decision-log sink's wake
+        self._thread.start()
 
     # -- writing ----------------------------------------------------------------------------------------------
     def submit(self, rows: list[dict[str, Any]]) -> Future:
@@ -100,8 +122,14 @@ class AuditLog:
         if self._stop.is_set() or not self._thread.is_alive():
             fut.set_exception(AuditUnavailable("the audit writer is stopped"))
             return fut
+        with self._queued_lock:
+            self._queued += len(rows)
         self._q.put((rows, fut))
         return fut
+
+    def queued(self) -> int:
+        """Rows waiting for their commit (the audit queue's depth)."""
+        return self._queued
 
     def record(self, rows: list[dict[str, Any]], timeout: float = 60.0) -> None:
         self.submit(rows).result(timeout=timeout)
@@ -125,18 +153,30 @@ class AuditLog:
                 n += len(nxt[0])
             rows = [r for rs, _ in group for r in rs]
             try:
+                labelled = label_rows(rows)
                 with self.db.begin() as c:
                     c.execute(decisions.insert(), rows)
+                    if labelled:
+                        c.execute(decision_labels.insert(), labelled)
                 self.transactions += 1
                 self._wrote(None)
             except Exception as e:  # noqa: BLE001 — reported to every waiting request
                 self._wrote(f"{type(e).__name__}: {e}"[:500])
                 err = AuditUnavailable(f"audit log write failed: {type(e).__name__}")
+                self._done(len(rows))
                 for _, fut in group:
                     fut.set_exception(err)
                 continue
+            self._done(len(rows))
             for _, fut in group:
                 fut.set_result(None)
+            for listener in self.on_commit:
+                with contextlib.suppress(Exception):  # a listener never fails the audit writer
+                    listener()
+
+    def _done(self, n: int) -> None:
+        with self._queued_lock:
+            self._queued -= n
 
     def _wrote(self, error: Optional[str]) -> None:
         self.last_error, self._last_write = error, time.monotonic()
@@ -192,6 +232,11 @@ class AuditLog:
             q = q.where(c.created_at < f["until"])
         if f.get("after") is not None:
             q = q.where(c.seq > f["after"])
+        for key, value in f.get("labels") or ():
+            lab = decision_labels.c
+            q = q.where(
+                c.id.in_(sa.select(lab.decision_id).where(lab.key == key, lab.value == value).scalar_subquery())
+            )
         return q
 
     def query(self, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
@@ -232,6 +277,7 @@ class AuditLog:
             ruleset_version=r["ruleset_version"],
             ruleset_hash=r["ruleset_hash"],
             batch_id=r["batch_id"],
+            labels=json.loads(r["labels"]) if r["labels"] else {},
             other_date=other_date,
         )
 

@@ -33,6 +33,26 @@ decisions = sa.Table(
     sa.Column("ruleset_version", sa.String(64), nullable=False),
     sa.Column("ruleset_hash", sa.String(64), nullable=False),
     sa.Column("batch_id", sa.String(32), nullable=True, index=True),
+    sa.Column("labels", sa.Text, nullable=True),  # the caller's labels, canonical JSON (migration 0002)
+)
+
+# One row per label of a decision, for the `?label=key:value` filter of /v1/decisions (migration 0002).
+decision_labels = sa.Table(
+    "decision_labels",
+    metadata,
+    sa.Column("decision_id", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+    sa.Index("ix_decision_labels_key_value", "key", "value"),
+)
+
+# How far each decision-log sink has been acknowledged (api/sink.py): it resumes after `last_seq` (migration 0002).
+sink_cursors = sa.Table(
+    "sink_cursors",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 api_keys = sa.Table(
@@ -126,7 +146,7 @@ def open_database(url: str) -> sa.Engine:
 
 # -- the web workbench (dfft.web): accounts, sessions, its audit trail, saved inventories, scenarios, analyses -------
 # Defined here, beside the other tables, so that one metadata describes the whole schema (Alembic compares against
-# it); only dfft.web reads and writes them. Migration: migrations/versions/0101_web_workbench.py.
+# it); only dfft.web reads and writes them. Migration: migrations/versions/0003_web_workbench.py.
 web_users = sa.Table(
     "web_users",
     metadata,

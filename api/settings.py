@@ -42,3 +42,13 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(Path(self.data_dir) / 'dfft.db').resolve()}"
+
+    # Decision-log sink (api/sink.py): push audit records to this URL in batches (off when unset)
+    decision_log_url: Optional[str] = field(default_factory=lambda: os.environ.get("DFFT_DECISION_LOG_URL") or None)
+    decision_log_token: Optional[str] = field(default_factory=lambda: os.environ.get("DFFT_DECISION_LOG_TOKEN") or None)
+    decision_log_batch: int = field(default_factory=lambda: int(os.environ.get("DFFT_DECISION_LOG_BATCH", 500)))
+    decision_log_interval: float = field(default_factory=lambda: float(os.environ.get("DFFT_DECISION_LOG_INTERVAL", 5)))
+    decision_log_max_backoff: float = field(
+        default_factory=lambda: float(os.environ.get("DFFT_DECISION_LOG_MAX_BACKOFF", 60))
+    )
+    decision_log_name: str = field(default_factory=lambda: os.environ.get("DFFT_DECISION_LOG_NAME", "default"))

@@ -70,19 +70,25 @@ class MatrixRequest(In):
     as_of: Optional[IsoDate] = None
 
 
-class TimelineRequest(In):
+class WhatIfTimelineRequest(In):
+    """The body of POST /v1/whatif/timeline. (Not `TimelineRequest`: a client generator names the `request` object
+    of a `Timeline` that way.)"""
+
     request: TransferRequest
     start: IsoDate = date(2018, 1, 1)
     end: IsoDate = date(2030, 12, 31)
     scenario: Optional[dict[str, Any]] = None
 
     @model_validator(mode="after")
-    def _span(self) -> TimelineRequest:
+    def _span(self) -> WhatIfTimelineRequest:
         if (self.end - self.start).days > MAX_SPAN_DAYS:
             raise ValueError(
                 f"the timeline may span at most {MAX_SPAN_DAYS:,} days (100 years); got {self.start} to {self.end}"
             )
         return self
+
+
+TimelineRequest = WhatIfTimelineRequest  # the name before the OpenAPI contract was made unique
 
 
 class RemedyRequest(In):
@@ -206,19 +212,30 @@ def create_router(
                 headers={"Retry-After": str(math.ceil(e.retry_after))},
             )
         except ScenarioError as e:
-            return problem(422, "Invalid scenario", str(e), errors=[str(p) for p in e.problems])
+            return problem(
+                422,
+                "Invalid scenario",
+                str(e),
+                "urn:dfft:problem:invalid-scenario",
+                errors=[{"message": str(p)} for p in e.problems],
+            )
         except RequestError as e:
-            return problem(422, "Invalid transfer request", str(e), errors=e.errors)
+            return problem(422, "Invalid transfer request", str(e), "urn:dfft:problem:invalid-request", errors=e.errors)
         except ValueError as e:
-            return problem(422, "Invalid input", str(e))
+            return problem(422, "Invalid input", str(e), "urn:dfft:problem:invalid-input")
         except EngineError:
-            return problem(500, "Internal error: no verdict", "the engine failed; treat transfers as not allowed")
+            return problem(
+                500,
+                "Internal error: no verdict",
+                "the engine failed; treat transfers as not allowed",
+                "urn:dfft:problem:engine-error",
+            )
 
-    @router.post("/diff", response_model=DiffResult)
+    @router.post("/diff", operation_id="whatifDiff", response_model=DiffResult)
     def post_diff(body: WhatIfRequest, request: Request):
         return analysis(request, body.scenario, body.as_of, lambda e, s: diff(e, body.requests, s))  # type: ignore[arg-type]
 
-    @router.post("/matrix", response_model=Matrix)
+    @router.post("/matrix", operation_id="whatifMatrix", response_model=Matrix)
     def post_matrix(body: MatrixRequest, request: Request):
         def run(e: Engines, s: Optional[Scenario]) -> Matrix:
             profs = body.custom_profiles or load_profiles(None, body.profiles)
@@ -234,17 +251,17 @@ def create_router(
 
         return analysis(request, body.scenario, body.as_of, run)
 
-    @router.post("/timeline", response_model=Timeline)
-    def post_timeline(body: TimelineRequest, request: Request):
+    @router.post("/timeline", operation_id="whatifTimeline", response_model=Timeline)
+    def post_timeline(body: WhatIfTimelineRequest, request: Request):
         req = body.request.model_dump(mode="json", exclude={"as_of"})
         return analysis(request, body.scenario, None, lambda e, s: timeline(e, req, body.start, body.end, s))
 
-    @router.post("/remedy", response_model=RemedyResult)
+    @router.post("/remedy", operation_id="whatifRemedy", response_model=RemedyResult)
     def post_remedy(body: RemedyRequest, request: Request):
         req = body.request.model_dump(mode="json")
         return analysis(request, body.scenario, None, lambda e, s: remedy(e, req, s, max_size=body.max_size))
 
-    @router.post("/report", response_class=HTMLResponse)
+    @router.post("/report", operation_id="whatifReport", response_class=HTMLResponse)
     def post_report(body: WhatIfRequest, request: Request):
         from ..whatif.report import render_report
 

@@ -8,9 +8,10 @@
     @dfft.guard(origin="JP", destination="VN", data_categories=["personal"])
     def ship(): ...
 
-Plain Python, no extra dependency: usable from Dagster, Prefect, cron jobs or the Airflow provider (which builds on
-it). The guard judges the transfer in-process (the embedded rule bundle, or an Engine you pass) or through the HTTP API
-(`api_url=`), and raises `TransferBlocked` -- with the Decision attached -- when the transfer may not go ahead.
+Plain Python (API mode goes through dfft.client, on httpx, a core dependency): usable from Dagster, Prefect, cron jobs
+or the Airflow provider (which builds on it). The guard judges the transfer in-process (the embedded rule bundle, or
+an Engine you pass) or through the HTTP API (`api_url=`), and raises `TransferBlocked` -- with the Decision attached
+-- when the transfer may not go ahead.
 
 Policies:
 - `on_conditional`: "fail" (default: a conditional verdict means gating obligations are not met yet) or "warn"
@@ -34,8 +35,6 @@ import json
 import logging
 import os
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -183,56 +182,56 @@ def _engine_for_dir(rules_dir: Path) -> Engine:
 
 
 class ApiChecker:
-    """Judge through the dfft HTTP API (POST {api_url}/v1/check). Standard library only."""
+    """Judge through the dfft HTTP API (POST {api_url}/v1/check) with `dfft.client.Client`: the same HTTP path as the
+    client (httpx), retrying connection failures and 429/502/503/504 (after Retry-After) with backoff. The decision
+    comes back with its audit-log id (`decision_id`)."""
 
     mode = "api"
 
     def __init__(
-        self, api_url: str, api_key: Optional[str] = None, timeout: float = 10.0, api_key_header: str = "Authorization"
+        self,
+        api_url: str,
+        api_key: Optional[str] = None,
+        timeout: float = 10.0,
+        api_key_header: str = "Authorization",
+        retries: int = 3,
+        backoff: float = 0.5,
     ):
         self.api_url = api_url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
         self.api_key_header = api_key_header
+        self.retries, self.backoff = retries, backoff
 
     def check(self, request: dict[str, Any]) -> Decision:
-        body = json.dumps(request, default=str).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "dfft-guard"}
-        if self.api_key:
-            headers[self.api_key_header] = (
-                f"Bearer {self.api_key}" if self.api_key_header.lower() == "authorization" else self.api_key
-            )
+        from ..client import ApiError, Client
+
         # a guard given an explicit as_of asks for that date on purpose: that is its opt-in to a what-if date (the
         # API refuses an as_of other than today without it, and records the opt-in in the audit log)
-        url = self.api_url + "/v1/check" + ("?allow_other_date=true" if request.get("as_of") else "")
-        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        body = json.loads(json.dumps(request, default=str))
+        client = Client(
+            self.api_url,
+            self.api_key,
+            self.timeout,
+            retries=self.retries,
+            backoff=self.backoff,
+            api_key_header=self.api_key_header,
+            user_agent="dfft-guard",
+        )
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                payload = resp.read()
-        except urllib.error.HTTPError as e:
-            detail = _problem(e)
-            if e.code == 422:
-                errors = detail.get("errors") or [{"field": "request", "message": detail.get("detail", str(e))}]
+            with client:
+                return client.check(body, allow_other_date=bool(request.get("as_of")))
+        except ApiError as e:
+            if e.status == 422:
+                errors = e.errors or [{"field": "request", "message": e.problem.detail or str(e)}]
                 raise RequestError(errors) from None
+            if e.status == 0:
+                raise CheckUnavailable(f"dfft API at {self.api_url} unreachable: {e.problem.detail}") from e
             raise CheckUnavailable(
-                f"dfft API at {self.api_url} answered {e.code}: "
-                f"{detail.get('detail') or detail.get('title') or e.reason}"
+                f"dfft API at {self.api_url} answered {e.status}: {e.problem.detail or e.problem.title}"
             ) from e
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
-            reason = getattr(e, "reason", e)
-            raise CheckUnavailable(f"dfft API at {self.api_url} unreachable: {reason}") from e
-        try:
-            return Decision.model_validate_json(payload)
-        except Exception as e:
+        except ValueError as e:  # pydantic: a 2xx body that is not a decision
             raise CheckUnavailable(f"dfft API at {self.api_url} returned something that is not a decision: {e}") from e
-
-
-def _problem(e: urllib.error.HTTPError) -> dict[str, Any]:
-    try:
-        data = json.loads(e.read() or b"{}")
-        return data if isinstance(data, dict) else {}
-    except Exception:
-        return {}
 
 
 # -- the guard --------------------------------------------------------------------------------------------------------
@@ -400,6 +399,8 @@ class Guard:
             "outcome": "proceed" if result.proceed else "stop",
             "reason": result.reason,
             "decision": result.decision.model_dump(mode="json") if result.decision else None,
+            # the API's audit-log id of the decision (API mode; in-process decisions have none)
+            "decision_id": getattr(result.decision, "decision_id", None),
             "error": str(result.error) if result.error else None,
             "context": self.context,
         }

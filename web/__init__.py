@@ -5,7 +5,7 @@ elsewhere) for single checks, inventories, what-if scenarios and analyses, in En
     mount(app)          # app = dfft.api.app.create_app(...); `dfft serve` does this, pages under /ui
 
 Accounts (viewer / analyst / admin), sessions and CSRF tokens live in the service database (api/db.py,
-migration 0101_web); every action is recorded with the user (web_events; single checks also in the decisions
+migration 0003); every action is recorded with the user (web_events; single checks also in the decisions
 audit log, caller `web:<user>`).
 """
 

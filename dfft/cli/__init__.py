@@ -10,11 +10,8 @@ import sys
 from pathlib import Path
 from typing import Optional, cast
 
-import click
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from ..engine import Decision, Engine, EngineError, RequestError
 from ..engine.compile import CompileError
@@ -34,47 +31,90 @@ from .options import (
     transfer_request,
     v2_facts,
 )
+from .text import render_decision, render_vocabulary
 
-# Recent typer vendors its own click; catch the exceptions of both.
+# Recent typer vendors its own click (and a plain `pip install dfft` has no click of its own: uvicorn brought it);
+# catch the exceptions of whichever are installed.
+CLICK_ERRORS: tuple = ()
+ABORTS: tuple = (typer.Abort,)
+try:
+    import click
+
+    CLICK_ERRORS, ABORTS = (click.ClickException,), (click.exceptions.Abort, typer.Abort)
+except ImportError:  # typer that vendors click, without click installed
+    pass
 try:
     from typer._click import exceptions as _typer_click
 
-    CLICK_ERRORS: tuple = (click.ClickException, _typer_click.ClickException)
-    ABORTS: tuple = (click.exceptions.Abort, typer.Abort)
+    CLICK_ERRORS = (*CLICK_ERRORS, _typer_click.ClickException)
 except ImportError:  # typer that uses click directly
-    CLICK_ERRORS, ABORTS = (click.ClickException,), (click.exceptions.Abort,)
+    pass
+
+EXIT_CODES = (
+    "Exit codes: 0 allowed · 1 conditional (allowed once the listed obligations are met) · 2 blocked · "
+    "3 invalid request or usage · 4 invalid rule files · 5 internal error (no verdict: treat as not allowed)"
+)
 
 app = typer.Typer(
     help="dfft: is this cross-border data transfer allowed, conditional or blocked, and why?",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
-VERDICT_STYLE = {"allowed": "bold green", "conditional": "bold yellow", "blocked": "bold red"}
-EFFECT_STYLE = {"allow": "green", "condition": "yellow", "block": "red"}
+
+def version_text() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("dfft")
+    except PackageNotFoundError:  # run from a checkout without installing
+        v = "unknown (not installed)"
+    return f"dfft {v} (Python {sys.version.split()[0]})"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _root(
     rules: Optional[Path] = typer.Option(
-        None, "--rules", envvar="DFFT_RULES", help="Rule bundle directory (default: the embedded jurisdictions/)."
+        None,
+        "--rules",
+        envvar="DFFT_RULES",
+        metavar="DIR",
+        help="Rule bundle directory (default: the embedded jurisdictions/).",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     state.rules_dir = rules
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def check(
-    origin: Optional[str] = typer.Option(None, "--from", help="Exporting jurisdiction, e.g. JP"),
-    destination: Optional[str] = typer.Option(None, "--to", help="Final destination, e.g. VN"),
-    via: Optional[list[str]] = typer.Option(None, "--via", help="Intermediate hop, a recipient (repeat, in order)"),
+    origin: Optional[str] = typer.Option(None, "--from", metavar="CODE", help="Exporting jurisdiction, e.g. JP"),
+    destination: Optional[str] = typer.Option(None, "--to", metavar="CODE", help="Final destination, e.g. VN"),
+    via: Optional[list[str]] = typer.Option(
+        None, "--via", metavar="CODE", help="Intermediate hop, a recipient (repeat, in order)"
+    ),
     transit: Optional[list[str]] = typer.Option(
         None, "--transit", help="A country the data only passes through after the --via hops (no access; repeat)"
     ),
-    data: Optional[list[str]] = typer.Option(None, "--data", help="Data categories, comma-separated or repeated"),
+    data: Optional[list[str]] = typer.Option(
+        None, "--data", metavar="CATEGORY[,...]", help="Data categories, comma-separated or repeated (`dfft vocab`)"
+    ),
     subjects: Optional[int] = typer.Option(
-        None, "--subjects", min=0, help="Distinct individuals/devices (omit: unknown, judged above every threshold)"
+        None,
+        "--subjects",
+        min=0,
+        metavar="N",
+        help="Distinct individuals/devices (omit: unknown, judged above every threshold)",
     ),
     safeguard: Optional[list[str]] = typer.Option(
         None,
@@ -82,8 +122,8 @@ def check(
         help="Safeguard in place (repeat or comma-separate); NAME=OUTCOME for an outcome "
         "(done, favourable, unfavourable), e.g. tia_filed=unfavourable",
     ),
-    exporter: str = typer.Option("private", help="private | public_body | ciio | ..."),
-    sector: str = typer.Option("general"),
+    exporter: str = typer.Option("private", metavar="KIND", help="private | public_body | ciio | ... (`dfft vocab`)"),
+    sector: str = typer.Option("general", metavar="SECTOR", help="The exporter's sector (`dfft vocab`)"),
     purpose: Optional[list[str]] = typer.Option(None, "--purpose", help="Purpose (repeat or comma-separate)"),
     role: str = typer.Option("controller", "--role", help="The exporter's role: controller | processor | data_subject"),
     size: str = typer.Option("unknown", "--size", help="The exporter's size: unknown | micro | small | medium | large"),
@@ -114,12 +154,13 @@ def check(
         "not allowed",
     ),
     as_of: Optional[str] = typer.Option(
-        None, "--as-of", help="Apply the law as of this date (YYYY-MM-DD; default today)"
+        None, "--as-of", metavar="YYYY-MM-DD", help="Apply the law as of this date (default today)"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON"),
     backend: str = typer.Option("durable", "--engine", help="durable (default) or reference"),
 ) -> None:
-    """Judge one transfer and print the verdict, each finding with its citation, and the obligations."""
+    """Judge one transfer and print the verdict, each finding with its citation, and the obligations. The exit code
+    is the verdict: 0 allowed, 1 conditional, 2 blocked."""
     if request_file is not None:
         request = request_from_file(request_file)
         if as_of is not None:
@@ -161,39 +202,23 @@ def check(
 
 
 def render(d: Decision, console: Console = out) -> None:
-    r = d.request
-    path = " -> ".join([r.origin, *r.via_codes, r.destination])
-    subj = "unknown number of" if r.subjects is None else f"{r.subjects:,}"
-    console.print(f"[bold]{path}[/]  {', '.join(r.data_categories)}  ({subj} subjects)  as of {d.as_of}")
-    if r.safeguards:
-        console.print(f"safeguards held: {', '.join(r.safeguard_ids)}")
-    console.print(f"Verdict: [{VERDICT_STYLE[d.verdict]}]{d.verdict.upper()}[/]")
-    reach = [f"{g.jurisdiction} ({g.ground or g.basis})" for g in d.regimes if g.basis in ("reach", "established")]
-    if reach:
-        console.print("also governed by: " + ", ".join(dict.fromkeys(reach)))
-    for x in d.not_transfers:
-        console.print(f"not a transfer under {x.jurisdiction} on {x.leg_path}: {x.title} ({x.id})")
-    table = Table(title="Findings", show_lines=False, expand=False)
-    for col in ("effect", "rule", "leg", "citation", "finding"):
-        table.add_column(col)
-    for f in d.findings:
-        cit = f"{f.citation.law} {f.citation.article}" if f.citation else "-"
-        effect = f.effect if f.status != "met" else "met"
-        title = f.title + (f"  [dim](met by {', '.join(f.met_by)})[/]" if f.met_by else "")
-        if f.confidence and f.confidence != "high":
-            title += f"  [dim]({f.confidence} confidence)[/]"
-        table.add_row(f"[{EFFECT_STYLE[f.effect]}]{effect}[/]", f.rule_id, f.leg_path or "-", cit, title)
-    console.print(table)
-    if d.obligations:
-        console.print("[bold]Obligations[/]")
-        for o in d.obligations:
-            alt = f" (one of: {', '.join(o.one_of)})" if o.one_of else ""
-            dl = f" [deadline: {o.deadline}]" if o.deadline else ""
-            cites = "; ".join(f"{c.law} {c.article}" for c in o.citations)
-            console.print(escape(f" - [{o.kind}] {o.id}: {o.text}{alt}{dl} — {cites}"))
-    for note in d.notes:
-        console.print(f"[dim]note: {escape(note)}[/]")
-    console.print(f"[dim]rule set {d.ruleset.version} ({d.ruleset.hash[:12]}); consulted: {', '.join(d.consulted)}[/]")
+    """The decision as text, readable at 80 columns (dfft.cli.text)."""
+    render_decision(d, console)
+
+
+@app.command()
+def vocab(
+    as_json: bool = typer.Option(False, "--json", help="Print the vocabulary as JSON (as GET /v1/vocabulary)"),
+) -> None:
+    """List the values a request may use, with what each means: data categories, safeguards, purposes, sectors,
+    exporter kinds."""
+    from ..api.models import vocabulary_of
+
+    v = vocabulary_of(state.ruleset().vocabulary)
+    if as_json:
+        out.print_json(v.model_dump_json())
+    else:
+        render_vocabulary(v, out)
 
 
 @app.command()

@@ -89,9 +89,12 @@ def rules_coverage(
 
 @rules_app.command("show")
 def rules_show(
-    ident: str = typer.Argument(..., help="A jurisdiction code (JP) or a rule id (JP-APPI-28-consent)"),
+    ident: str = typer.Argument(
+        ..., metavar="CODE|RULE-ID", help="A jurisdiction code (JP) or a rule id (JP-APPI-28-consent)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print a rule as JSON (the rule model)"),
 ) -> None:
-    """Show a jurisdiction's rules, or one rule in full."""
+    """Show a jurisdiction's rules, or one rule in full (as text; --json for the model)."""
     rs = state.ruleset()
     if ident.upper() in rs.jurisdictions:
         j = rs.jurisdictions[ident.upper()]
@@ -113,4 +116,10 @@ def rules_show(
         raise typer.BadParameter(
             f"no jurisdiction or rule {ident!r}; jurisdictions: {', '.join(sorted(rs.jurisdictions))}"
         ) from None
-    out.print_json(rule.model_dump_json())
+    if as_json:
+        out.print_json(rule.model_dump_json())
+        return
+    from .text import render_rule
+
+    owner = rs.jurisdictions.get(rule.jurisdiction)
+    render_rule(rule, owner.laws.get(rule.citation.law) if owner else None, out)

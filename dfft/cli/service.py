@@ -23,6 +23,26 @@ DB_URL = typer.Option(
 )
 
 
+SERVER_EXTRA = "pip install 'dfft[server]'"
+
+
+def need_server(command: str) -> None:
+    """Exit with a clear message (exit code 3) when the server extra is not installed."""
+    missing = []
+    for module in ("fastapi", "uvicorn", "sqlalchemy", "alembic"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        typer.echo(
+            f"dfft {command} needs the HTTP service's dependencies, which a plain `pip install dfft` leaves out "
+            f"(missing: {', '.join(missing)}). Install them with: {SERVER_EXTRA}",
+            err=True,
+        )
+        raise typer.Exit(3)
+
+
 def _settings(data_dir: Optional[Path], database_url: Optional[str], rules_dir: Optional[Path] = None) -> Any:
     from ..api.settings import Settings
 
@@ -36,11 +56,35 @@ def _settings(data_dir: Optional[Path], database_url: Optional[str], rules_dir: 
     return s
 
 
-def _keystore(data_dir: Optional[Path], database_url: Optional[str]) -> Any:
+def _keystore(data_dir: Optional[Path], database_url: Optional[str], command: str) -> Any:
+    need_server(command)
     from ..api.db import open_database
     from ..api.keys import KeyStore
 
     return KeyStore(open_database(_settings(data_dir, database_url).url))
+
+
+def _existing_keystore(data_dir: Optional[Path], database_url: Optional[str], command: str) -> Any:
+    """The key store of an existing database, or None where there is none: reading keys never creates a database
+    (nor migrates one)."""
+    need_server(command)
+    import sqlalchemy as sa
+
+    from ..api.db import create_db_engine
+    from ..api.keys import KeyStore
+
+    url = _settings(data_dir, database_url).url
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+        if not path.exists():
+            typer.echo(f"no service database at {path}: no keys (`dfft keys create` makes one)", err=True)
+            return None
+    eng = create_db_engine(url)
+    if not sa.inspect(eng).has_table("api_keys"):
+        typer.echo("the service database has no keys table yet: no keys", err=True)
+        eng.dispose()
+        return None
+    return KeyStore(eng)
 
 
 @keys_app.command("create")
@@ -57,15 +101,16 @@ def keys_create(
 
     if scope not in SCOPES:
         raise typer.BadParameter(f"expected one of {', '.join(SCOPES)}", param_hint="--scope")
-    token, key = _keystore(data_dir, database_url).create(scope, name)
+    token, key = _keystore(data_dir, database_url, "keys create").create(scope, name)
     typer.echo(token)
     typer.echo(f"key id {key.id}, scope {key.scope}: store it now, it cannot be shown again", err=True)
 
 
 @keys_app.command("list")
 def keys_list(data_dir: Optional[Path] = DATA_DIR, database_url: Optional[str] = DB_URL) -> None:
-    """List keys (ids, names, scopes; never secrets)."""
-    for k in _keystore(data_dir, database_url).list():
+    """List keys (ids, names, scopes; never secrets), one JSON object a line. Creates no database."""
+    store = _existing_keystore(data_dir, database_url, "keys list")
+    for k in store.list() if store is not None else []:
         typer.echo(
             json.dumps(
                 {
@@ -86,7 +131,8 @@ def keys_revoke(
     database_url: Optional[str] = DB_URL,
 ) -> None:
     """Revoke a key (every instance refuses it within seconds)."""
-    if not _keystore(data_dir, database_url).revoke(key_id):
+    store = _existing_keystore(data_dir, database_url, "keys revoke")
+    if store is None or not store.revoke(key_id):
         raise typer.BadParameter(f"no active key {key_id!r}")
     typer.echo(f"revoked {key_id}")
 
@@ -134,6 +180,7 @@ def register(app: typer.Typer, state: Any) -> None:
             raise typer.BadParameter(
                 "give both --ssl-certfile and --ssl-keyfile, or neither", param_hint="--ssl-keyfile"
             )
+        need_server("serve")
         if ssl_certfile is None and not is_loopback(host):
             typer.echo(plain_http_warning(host), err=True)
         import uvicorn

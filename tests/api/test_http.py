@@ -40,9 +40,26 @@ def test_check_is_the_engine_decision_and_names_its_bundle(api):
     with api.client() as c:
         r = c.post("/v1/check", json=REQ)
     assert r.status_code == 200, r.text
-    assert r.content == expected.model_dump_json().encode()
+    # the engine's decision, byte for byte, with this check's audit-log id appended (also in the header)
+    did = r.headers["Dfft-Decision-Id"]
+    assert r.content == expected.model_dump_json().encode()[:-1] + f',"decision_id":"{did}"}}'.encode()
     assert r.json()["ruleset"]["hash"] == r.headers["Dfft-Ruleset-Hash"] == expected.ruleset.hash
-    assert len(r.headers["Dfft-Decision-Id"]) == 32
+    assert len(did) == 32
+
+
+def test_decision_id_is_per_check_though_decisions_are_memoised(api):
+    """Equal requests share one memoised decision, but every check is its own audit row with its own id, in the body
+    and the header alike."""
+    with api.client() as c:
+        a, b = c.post("/v1/check", json=REQ), c.post("/v1/check", json=REQ)
+    assert a.status_code == b.status_code == 200
+    ids = [r.json()["decision_id"] for r in (a, b)]
+    assert ids == [a.headers["Dfft-Decision-Id"], b.headers["Dfft-Decision-Id"]] and ids[0] != ids[1]
+    strip = [{k: v for k, v in r.json().items() if k != "decision_id"} for r in (a, b)]
+    assert strip[0] == strip[1]
+    with api.client("admin") as c:
+        items = c.get("/v1/decisions", params={"destination": "VN", "limit": 1000}).json()["items"]
+    assert set(ids) <= {i["id"] for i in items}
 
 
 V2 = {
@@ -251,7 +268,7 @@ def test_batch_limit_is_10000(api):
         r = c.post("/v1/check/batch", json={"requests": many})
         assert r.status_code == 200 and r.json()["count"] == 10_000
         body = assert_problem(c.post("/v1/check/batch", json={"requests": many + [REQ]}), 422)
-        assert "10000" in body["detail"]
+        assert "at most 10,000 requests" in body["detail"]
         assert_problem(c.post("/v1/check/batch", json={"requests": []}), 422)
     with api.client("admin") as c:
         assert (

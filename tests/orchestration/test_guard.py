@@ -158,7 +158,9 @@ def test_api_mode_matches_in_process(api_url, mini_engine, req, verdict):
     r = dfft.guard(**req, api_url=api_url).evaluate()
     assert r.mode == "api" and r.verdict == verdict
     local = mini_engine.check(req)
-    assert r.decision.model_dump(exclude={"engine"}) == local.model_dump(exclude={"engine"})
+    # the API's decision is the engine's, with the check's audit-log id
+    assert len(r.decision.decision_id) == 32
+    assert r.decision.model_dump(exclude={"engine", "decision_id"}) == local.model_dump(exclude={"engine"})
 
 
 def test_api_mode_raises_and_proceeds_like_in_process(api_url):

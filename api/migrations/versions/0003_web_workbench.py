@@ -1,16 +1,16 @@
 """The web workbench (dfft.web): local accounts, sessions, its audit trail of user actions, saved objects
 (inventories, scenarios, analyses with the bundle version and hash they were run on).
 
-Revision ID: 0101_web
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-28
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0101_web"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
