@@ -266,6 +266,13 @@ class Judge:
     def ready(self) -> tuple[int, str]:
         return os.getpid(), self.engine.hash
 
+    def stats(self) -> dict[str, Any]:
+        """This worker's process id, peak resident memory (bytes) and memo hits / misses (the benchmark reads them)."""
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+        return {"pid": os.getpid(), "peak_rss": peak, "hits": self.engine.hits, "misses": self.engine.misses}
+
     def normalise(self, requests: list[dict[str, Any]]) -> list[tuple[bool, str]]:
         """(True, normalised key) or (False, why the request cannot be judged), per request."""
         out: list[tuple[bool, str]] = []
