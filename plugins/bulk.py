@@ -542,7 +542,7 @@ def run(
     t0 = time.perf_counter()
     s = Summary(workers=backend.workers, backend=backend.name)
     key_of: dict[str, tuple[bool, str]] = {}  # raw shape -> (True, normalised key) | (False, reason)
-    result_of: dict[str, tuple[bool, str]] = {}  # normalised key -> (True, result JSON) | (False, reason)
+    result_of: dict[str, tuple[bool, Any]] = {}  # normalised key -> (True, result) | (False, reason)
     seen: set[str] = set()
 
     def flush(buf: list[Row]) -> None:
@@ -573,19 +573,20 @@ def run(
         bs = _batches([first[k] for k in korder], batch)
         for i, res in backend.map("judge", bs):
             for k, v in zip(korder[i * batch : (i + 1) * batch], res, strict=True):
-                result_of[k] = v
+                result_of[k] = (True, json.loads(v[1])) if v[0] else v  # parsed once per shape, not per row
         s.shapes += len(korder)
         # fan out, in input order
         records: list[dict[str, Any]] = []
         for r, sh in zip(buf, shapes, strict=True):
             rec: dict[str, Any] = {"row": r.number, "id": r.id}
+            why: Any
             if sh is None:
                 ok, why = False, r.error or "unreadable row"
             else:
                 ok, key = key_of[sh]
                 ok, why = result_of[key] if ok else (False, key)
             if ok:
-                rec.update(json.loads(why))
+                rec.update(why)
                 s.judged += 1
                 s.verdicts[rec["verdict"]] += 1
                 s.rules.update(rec["rules"])
