@@ -17,7 +17,7 @@ from ..engine import Decision, Engine, EngineError, RequestError
 from ..engine.compile import CompileError
 from ..engine.core import BackendName
 from ..rules import RuleSetError
-from . import rules as _rules, service as _service, web as _web, whatif as _whatif
+from . import bulk as _bulk, rules as _rules, service as _service, web as _web, whatif as _whatif
 from .options import (
     EXIT_BAD_REQUEST,
     EXIT_BAD_RULES,
@@ -237,6 +237,7 @@ _rules.register(app)  # `dfft rules ...`
 _service.register(app, state)  # `dfft serve`, `dfft keys`
 _whatif.register(app, state)  # whatif, matrix, timeline, remedy
 _web.register(app)  # `dfft web user ...`
+_bulk.register(app, state)  # `dfft bulk`
 
 
 def main(argv: Optional[list[str]] = None) -> None:
