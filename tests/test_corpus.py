@@ -1,4 +1,4 @@
-"""The embedded corpus as issue 3 defines it: 19 jurisdictions, every pair checkable, every rule cited and dated."""
+"""The embedded corpus: issue 3's 19 jurisdictions plus issue 13's APEC economies, every pair checkable, every rule dated."""
 
 from __future__ import annotations
 
@@ -28,10 +28,15 @@ EXPECTED = {
     "IN",
     "AU",
     "RU",
+    # issue 13 item 4 (APEC economies)
+    "CA",
+    "CL",
+    "HK",
+    "MX",
 }
 
 
-def test_all_nineteen_jurisdictions(corpus_rs):
+def test_all_expected_jurisdictions(corpus_rs):
     assert set(corpus_rs.jurisdictions) == EXPECTED
 
 
