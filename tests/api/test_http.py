@@ -81,7 +81,8 @@ def test_v2_request_over_http_is_the_engine_decision(api):
         r = c.post("/v1/check", json=V2)
         schema = c.get("/openapi.json").json()
     assert r.status_code == 200, r.text
-    assert r.content == expected.model_dump_json().encode()
+    did = r.headers["Dfft-Decision-Id"]
+    assert r.content == expected.model_dump_json().encode()[:-1] + f',"decision_id":"{did}"}}'.encode()
     body = r.json()
     assert [(g["jurisdiction"], g["basis"]) for g in body["regimes"]] == [("SG", "origin"), ("VN", "reach")]
     assert body["verdict"] == "blocked"  # VN-negative-assessment: the assessment concluded protection inadequate
