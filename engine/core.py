@@ -498,7 +498,9 @@ class Engine:
         for fact in facts:
             for u in self.ruleset.jurisdictions[fact.jurisdiction].uncovered:
                 leg = n.legs[fact.hop]
-                if "data_protection" in fact.skip or not u.applies(fact.as_of, fact.roles, n.categories, leg.dst):
+                if "data_protection" in fact.skip or not u.applies(
+                    fact.as_of, fact.roles, n.categories, leg.dst, n.request.exporter
+                ):
                     continue
                 reviewed = LEGAL_REVIEW in n.safeguards
                 gaps.append(

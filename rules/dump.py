@@ -89,6 +89,7 @@ def dump_ruleset(rs: RuleSet, root: Path, vocabulary: Optional[Path] = None) -> 
                                 **u.model_dump(by_alias=True),
                                 "data_categories": list(u.data_categories),
                                 "except_to": list(u.except_to),
+                                "exporters": list(u.exporters),
                             }
                         )
                         for u in j.uncovered

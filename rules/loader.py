@@ -467,6 +467,7 @@ def load_ruleset(
                         **u,
                         "data_categories": tuple(u.get("data_categories", ())),
                         "except_to": tuple(u.get("except_to", ())),
+                        "exporters": tuple(u.get("exporters", ())),
                     }
                 )
                 for u in jdoc.get("uncovered", [])
@@ -592,7 +593,9 @@ def check_successor(old: RuleSet, new: RuleSet) -> list[Problem]:
     return []
 
 
-def _check_uncovered(j: Jurisdiction, file: str, categories: set[str], out: list[Problem]) -> None:
+def _check_uncovered(
+    j: Jurisdiction, file: str, categories: set[str], out: list[Problem], exporters: Optional[set[str]] = None
+) -> None:
     seen: set[str] = set()
     for i, u in enumerate(j.uncovered):
         where = f"uncovered[{i}]"
@@ -605,6 +608,16 @@ def _check_uncovered(j: Jurisdiction, file: str, categories: set[str], out: list
             out.append(Problem(file, u.id, where + ".law", f"unknown law {u.law!r}; expected one of {sorted(j.laws)}"))
         if u.from_ >= u.until:
             out.append(Problem(file, u.id, where, "from is not before until"))
+        for k in u.exporters:
+            if exporters is not None and k not in exporters:
+                out.append(
+                    Problem(
+                        file,
+                        u.id,
+                        where + ".exporters",
+                        f"unknown exporter kind {k!r}; expected one of {sorted(exporters)}",
+                    )
+                )
         for c in u.data_categories:
             if c not in categories:
                 out.append(
@@ -665,7 +678,9 @@ def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
                         "effective_from is not before effective_until",
                     )
                 )
-        _check_uncovered(j, str(root / code / "jurisdiction.yaml"), set_vocab["data_categories"], out)
+        _check_uncovered(
+            j, str(root / code / "jurisdiction.yaml"), set_vocab["data_categories"], out, scalar_vocab["exporter"]
+        )
         derived = {f for r in j.rules for f in r.derive}
         for r in j.rules:
             file = str(root / code / f"{r.domain}.yaml")

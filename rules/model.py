@@ -113,17 +113,22 @@ class Uncovered(Frozen):
     scope: Scope = "exporter"
     data_categories: tuple[str, ...] = ()
     except_to: tuple[str, ...] = ()
+    exporters: tuple[str, ...] = ()
     confidence: Confidence
     note: Optional[str] = None
 
-    def applies(self, on: date, roles: frozenset[str], categories: frozenset[str], to: str) -> bool:
-        """In the period, in a role it binds, (when it names data categories) for data it covers, and for a leg to
-        a destination it restricted (`except_to`: where the regime put no limit, e.g. within the EEA)."""
+    def applies(
+        self, on: date, roles: frozenset[str], categories: frozenset[str], to: str, exporter: str = "private"
+    ) -> bool:
+        """In the period, in a role it binds, (when it names data categories) for data it covers, for a leg to
+        a destination it restricted (`except_to`: where the regime put no limit, e.g. within the EEA), and (when it
+        names exporter kinds) for such an exporter (e.g. a public-sector regime)."""
         return (
             within(on, self.from_, self.until)
             and self.scope in roles
             and (not self.data_categories or not categories.isdisjoint(self.data_categories))
             and to not in self.except_to
+            and (not self.exporters or exporter in self.exporters)
         )
 
 

@@ -287,6 +287,7 @@ JURISDICTION_FILE = {
                 "scope": {"type": "string", "allowed": ["exporter", "importer", "origin"]},
                 "data_categories": {"type": "list", "schema": {"type": "string"}},
                 "except_to": {"type": "list", "schema": {"type": "string", "regex": CODE_RE}},
+                "exporters": {"type": "list", "schema": {"type": "string"}},
                 "confidence": {"type": "string", "required": True, "allowed": ["high", "medium", "low"]},
                 "note": {"type": "string"},
             },
