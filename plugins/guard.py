@@ -37,7 +37,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Optional, Protocol, Union
@@ -121,6 +121,7 @@ class GuardResult:
     message: str
     mode: str  # "in-process" or "api"
     error: Optional[BaseException] = field(default=None, compare=False)
+    decision_id: Optional[str] = None  # the API's audit-log id of the decision (API mode; None in-process)
 
     @property
     def verdict(self) -> Optional[str]:
@@ -196,6 +197,10 @@ class ApiChecker:
         self.api_key_header = api_key_header
 
     def check(self, request: dict[str, Any]) -> Decision:
+        return self.check_with_id(request)[0]
+
+    def check_with_id(self, request: dict[str, Any]) -> tuple[Decision, Optional[str]]:
+        """The decision and its audit-log id (the `Dfft-Decision-Id` response header)."""
         body = json.dumps(request, default=str).encode()
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "dfft-guard"}
         if self.api_key:
@@ -209,6 +214,7 @@ class ApiChecker:
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 payload = resp.read()
+                decision_id = resp.headers.get("Dfft-Decision-Id")
         except urllib.error.HTTPError as e:
             detail = _problem(e)
             if e.code == 422:
@@ -222,7 +228,7 @@ class ApiChecker:
             reason = getattr(e, "reason", e)
             raise CheckUnavailable(f"dfft API at {self.api_url} unreachable: {reason}") from e
         try:
-            return Decision.model_validate_json(payload)
+            return Decision.model_validate_json(payload), decision_id
         except Exception as e:
             raise CheckUnavailable(f"dfft API at {self.api_url} returned something that is not a decision: {e}") from e
 
@@ -337,7 +343,10 @@ class Guard:
         """Check now and return the outcome without raising (except RequestError for an invalid request)."""
         mode = getattr(self.checker, "mode", type(self.checker).__name__)
         try:
-            decision = self.checker.check(self.request)
+            check_with_id = getattr(self.checker, "check_with_id", None)
+            decision, decision_id = (
+                check_with_id(self.request) if check_with_id else (self.checker.check(self.request), None)
+            )
         except RequestError:
             raise
         except CheckUnavailable as e:
@@ -346,6 +355,8 @@ class Guard:
             result = self._unavailable(CheckUnavailable(f"{type(e).__name__}: {e}"), mode, cause=e)
         else:
             result = self._judge(decision, mode)
+            if decision_id:
+                result = replace(result, decision_id=decision_id)
         result = self._record(result)
         self.last = result
         self._log(result)
@@ -401,6 +412,7 @@ class Guard:
             "reason": result.reason,
             "decision": result.decision.model_dump(mode="json") if result.decision else None,
             "error": str(result.error) if result.error else None,
+            "decision_id": result.decision_id,
             "context": self.context,
         }
         try:
