@@ -3,7 +3,13 @@ in the core environment each module skips with a visible reason. Nothing here im
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+# Before the test module imports Prefect: its settings and local files go to a throw-away PREFECT_HOME, not ~/.prefect.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="dfft-prefect-home-"))
 
 
 @pytest.fixture(scope="module")

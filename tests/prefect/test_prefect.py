@@ -30,18 +30,10 @@ BLOCKED: dict[str, Any] = dict(origin="VN", destination="SG", data_categories=["
 
 
 @pytest.fixture(scope="module", autouse=True)
-def prefect_server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect-home")
-    old = os.environ.get("PREFECT_HOME")
-    os.environ["PREFECT_HOME"] = str(home)
-    try:
-        with prefect_test_harness(server_startup_timeout=120):
-            yield
-    finally:
-        if old is None:
-            os.environ.pop("PREFECT_HOME", None)
-        else:
-            os.environ["PREFECT_HOME"] = old
+def prefect_server():
+    """A temporary local Prefect server (its own process, SQLite in a temporary folder) for this module's flows."""
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
 
 
 @pytest.fixture(scope="module")
