@@ -36,7 +36,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Optional, Protocol, Union
@@ -120,6 +120,7 @@ class GuardResult:
     message: str
     mode: str  # "in-process" or "api"
     error: Optional[BaseException] = field(default=None, compare=False)
+    decision_id: Optional[str] = None  # the API's audit-log id of the decision (API mode; None in-process)
 
     @property
     def verdict(self) -> Optional[str]:
@@ -204,6 +205,10 @@ class ApiChecker:
         self.retries, self.backoff = retries, backoff
 
     def check(self, request: dict[str, Any]) -> Decision:
+        return self.check_with_id(request)[0]
+
+    def check_with_id(self, request: dict[str, Any]) -> tuple[Decision, Optional[str]]:
+        """The decision and its audit-log id (the API returns it with the decision)."""
         from ..client import ApiError, Client
 
         # a guard given an explicit as_of asks for that date on purpose: that is its opt-in to a what-if date (the
@@ -220,7 +225,8 @@ class ApiChecker:
         )
         try:
             with client:
-                return client.check(body, allow_other_date=bool(request.get("as_of")))
+                d = client.check(body, allow_other_date=bool(request.get("as_of")))
+                return d, getattr(d, "decision_id", None)
         except ApiError as e:
             if e.status == 422:
                 errors = e.errors or [{"field": "request", "message": e.problem.detail or str(e)}]
@@ -336,7 +342,10 @@ class Guard:
         """Check now and return the outcome without raising (except RequestError for an invalid request)."""
         mode = getattr(self.checker, "mode", type(self.checker).__name__)
         try:
-            decision = self.checker.check(self.request)
+            check_with_id = getattr(self.checker, "check_with_id", None)
+            decision, decision_id = (
+                check_with_id(self.request) if check_with_id else (self.checker.check(self.request), None)
+            )
         except RequestError:
             raise
         except CheckUnavailable as e:
@@ -345,6 +354,8 @@ class Guard:
             result = self._unavailable(CheckUnavailable(f"{type(e).__name__}: {e}"), mode, cause=e)
         else:
             result = self._judge(decision, mode)
+            if decision_id:
+                result = replace(result, decision_id=decision_id)
         result = self._record(result)
         self.last = result
         self._log(result)
@@ -399,9 +410,8 @@ class Guard:
             "outcome": "proceed" if result.proceed else "stop",
             "reason": result.reason,
             "decision": result.decision.model_dump(mode="json") if result.decision else None,
-            # the API's audit-log id of the decision (API mode; in-process decisions have none)
-            "decision_id": getattr(result.decision, "decision_id", None),
             "error": str(result.error) if result.error else None,
+            "decision_id": result.decision_id,
             "context": self.context,
         }
         try:

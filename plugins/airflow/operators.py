@@ -1,7 +1,10 @@
-"""TransferCheckOperator: judge a task's cross-border transfer before it runs; fail the task if the law forbids it."""
+"""DfftTransferCheckOperator: judge a task's cross-border transfer before it runs; fail the task if the law forbids it.
+
+`TransferCheckOperator` is the deprecated name of the same operator (it warns when used)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional, Union, cast
@@ -11,6 +14,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from ...engine import RequestError
 from ..guard import AuditSink, Guard, GuardResult, OnConditional, OnUnavailable
+from .hooks import DfftHook, mask_secret
+from .lineage import lineage_of_summaries
 from .regions import RegionMap, RegionMapError, Transfer, transfers_from_lineage
 from .xcom import XCOM_KEY
 
@@ -36,15 +41,17 @@ _OPTION_FIELDS = (
     "audit",
     "region_map",
     "lineage_of",
+    "dfft_conn_id",
 )
 
 
-class TransferCheckMixin:
-    """The check shared by TransferCheckOperator and the @transfer_check decorator. Declare the transfer next to the
+class DfftTransferCheckMixin:
+    """The check shared by DfftTransferCheckOperator and the @dfft_transfer_check decorator. Declare the transfer next to the
     task (origin, destination, data_categories, ...) or leave origin/destination out to derive it from the task's
     inlets/outlets (or those of the task named by `lineage_of`) through a region map."""
 
-    # Declared-transfer fields are templated, so they can come from params / dag_run.conf.
+    # Declared-transfer fields, the API's URL and key, the connection id and on_conditional are templated, so they can
+    # come from params, dag_run.conf, Variables ({{ var.value.dfft_api_key }}) or macros.
     dfft_template_fields: Sequence[str] = (
         "origin",
         "destination",
@@ -56,6 +63,10 @@ class TransferCheckMixin:
         "sector",
         "purpose",
         "as_of",
+        "api_url",
+        "api_key",
+        "on_conditional",
+        "dfft_conn_id",
     )
 
     def _init_transfer(
@@ -76,17 +87,20 @@ class TransferCheckMixin:
         api_url: Optional[str] = None,
         api_key: Optional[str] = None,
         rules_dir: Union[str, Path, None] = None,
-        timeout: float = 10.0,
+        timeout: Optional[float] = None,
         audit: Union[AuditSink, str, None] = None,
         region_map: Union[RegionMap, dict, str, Path, None] = None,
         lineage_of: Optional[str] = None,
+        dfft_conn_id: Optional[str] = None,
     ) -> None:
-        if on_conditional not in ("fail", "warn"):
+        if on_conditional not in ("fail", "warn") and "{{" not in str(on_conditional):  # a template: checked at run
             raise ValueError(f"on_conditional must be 'fail' or 'warn', not {on_conditional!r}")
         if on_unavailable not in ("block", "allow"):
             raise ValueError(f"on_unavailable must be 'block' or 'allow', not {on_unavailable!r}")
         if (origin is None) != (destination is None):
             raise ValueError("give both origin and destination, or neither (to derive them from inlets/outlets)")
+        if dfft_conn_id and rules_dir is not None:
+            raise ValueError("give either dfft_conn_id (judge through the API) or rules_dir (in-process), not both")
         self.origin, self.destination, self.via = origin, destination, list(via) if via else None
         self.data_categories = list(data_categories) if data_categories else None
         self.subjects, self.safeguards = subjects, list(safeguards) if safeguards else None
@@ -94,6 +108,8 @@ class TransferCheckMixin:
         self.on_conditional, self.on_unavailable = on_conditional, on_unavailable
         self.api_url, self.api_key, self.rules_dir, self.timeout = api_url, api_key, rules_dir, timeout
         self.audit, self.region_map, self.lineage_of = audit, region_map, lineage_of
+        self.dfft_conn_id = dfft_conn_id
+        self._dfft_summaries: list[dict[str, Any]] = []
 
     # -- building the requests --------------------------------------------------------------------------------
     def _transfers(self) -> list[dict[str, Any]]:
@@ -144,10 +160,23 @@ class TransferCheckMixin:
         AirflowFailException (no retry) when blocked, conditional with on_conditional="fail", or the request is
         invalid; AirflowException (retried as configured) when no verdict could be had and on_unavailable="block"."""
         log = self.log  # type: ignore[attr-defined]
+        self._dfft_summaries = []
+        if self.on_conditional not in ("fail", "warn"):
+            raise AirflowFailException(f"dfft: on_conditional must be 'fail' or 'warn', not {self.on_conditional!r}")
         try:
             requests = self._transfers()
         except RegionMapError as e:
             raise AirflowFailException(f"dfft: {e}") from e
+        api_url, api_key, key_header = self.api_url, self.api_key, "Authorization"
+        timeout = float(self.timeout) if self.timeout is not None else 10.0
+        if self.dfft_conn_id:
+            try:  # the connection fills what the task does not set itself
+                hook = DfftHook(self.dfft_conn_id, timeout=self.timeout)
+                api_url, api_key = api_url or hook.api_url, api_key or hook.api_key
+                key_header, timeout = hook.api_key_header, hook.timeout
+            except ValueError as e:
+                raise AirflowFailException(f"dfft: {e}") from e
+        mask_secret(api_key)
         if not requests:
             log.info("dfft: the task's inlets and outlets are all in one region: no cross-border transfer to check")
             self._push(context, [])
@@ -164,10 +193,11 @@ class TransferCheckMixin:
         for req in requests:
             g = Guard(
                 req,
-                api_url=self.api_url,
-                api_key=self.api_key,
+                api_url=api_url,
+                api_key=api_key,
                 rules_dir=self.rules_dir,
-                timeout=self.timeout,
+                timeout=timeout,
+                api_key_header=key_header,
                 on_conditional=cast(OnConditional, self.on_conditional),
                 on_unavailable=cast(OnUnavailable, self.on_unavailable),
                 audit=self.audit,
@@ -177,9 +207,11 @@ class TransferCheckMixin:
             try:
                 results.append(g.evaluate())
             except RequestError as e:
-                self._push(context, [_summary_of_error(req, e)])
+                self._dfft_summaries = [_summary_of_error(req, e)]
+                self._push(context, self._dfft_summaries)
                 raise AirflowFailException(f"dfft: invalid transfer request {req}: {e}") from e
         summaries = [_summary(r) for r in results]
+        self._dfft_summaries = summaries
         self._push(context, summaries)
         stopped = [r for r in results if not r.proceed]
         if stopped:
@@ -188,6 +220,13 @@ class TransferCheckMixin:
                 raise AirflowException(f"dfft: transfer check failed closed\n{text}")
             raise AirflowFailException(f"dfft: transfer not allowed\n{text}")
         return summaries
+
+    # -- OpenLineage: the verdict and decision id as a run facet on the task's COMPLETE / FAIL events ------------------
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        return lineage_of_summaries(getattr(self, "_dfft_summaries", []))
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return lineage_of_summaries(getattr(self, "_dfft_summaries", []))
 
     def _push(self, context: Any, summaries: list[dict[str, Any]]) -> None:
         ti = context.get("ti") if hasattr(context, "get") else None
@@ -222,6 +261,7 @@ def _summary(r: GuardResult) -> dict[str, Any]:
         "reason": r.reason,
         "proceed": r.proceed,
         "mode": r.mode,
+        "decision_id": r.decision_id,
         "request": r.request,
         "error": str(r.error) if r.error else None,
         "decision": r.decision.model_dump(mode="json") if r.decision else None,
@@ -229,19 +269,31 @@ def _summary(r: GuardResult) -> dict[str, Any]:
 
 
 def _summary_of_error(req: dict[str, Any], e: RequestError) -> dict[str, Any]:
-    return {"verdict": None, "reason": "invalid", "proceed": False, "request": req, "error": str(e), "decision": None}
+    return {
+        "verdict": None,
+        "reason": "invalid",
+        "proceed": False,
+        "decision_id": None,
+        "request": req,
+        "error": str(e),
+        "decision": None,
+    }
 
 
-class TransferCheckOperator(TransferCheckMixin, BaseOperator):
+class DfftTransferCheckOperator(DfftTransferCheckMixin, BaseOperator):
     """Judge a cross-border transfer; fail on blocked; on conditional fail or warn (`on_conditional`).
 
     The decision goes to XCom under "dfft_decision" (and as the return value). Put it upstream of the task that ships
     the data, or let it read that task's lineage with `lineage_of="ship_task_id"`.
 
-        TransferCheckOperator(task_id="check", origin="JP", destination="VN", data_categories=["personal"])
+        DfftTransferCheckOperator(task_id="check", origin="JP", destination="VN", data_categories=["personal"],
+                                  dfft_conn_id="dfft_default")
+
+    With `dfft_conn_id` the API's URL and key come from that Airflow connection (type `dfft`, see DfftHook); an
+    explicit `api_url` / `api_key` wins over it. Without either, `rules_dir` or the embedded bundle judge in-process.
     """
 
-    template_fields: Sequence[str] = TransferCheckMixin.dfft_template_fields
+    template_fields: Sequence[str] = DfftTransferCheckMixin.dfft_template_fields
     ui_color = "#e8d5f0"
 
     def __init__(
@@ -262,10 +314,11 @@ class TransferCheckOperator(TransferCheckMixin, BaseOperator):
         api_url: Optional[str] = None,
         api_key: Optional[str] = None,
         rules_dir: Union[str, Path, None] = None,
-        timeout: float = 10.0,
+        timeout: Optional[float] = None,
         audit: Union[AuditSink, str, None] = None,
         region_map: Union[RegionMap, dict, str, Path, None] = None,
         lineage_of: Optional[str] = None,
+        dfft_conn_id: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -289,8 +342,34 @@ class TransferCheckOperator(TransferCheckMixin, BaseOperator):
             audit=audit,
             region_map=region_map,
             lineage_of=lineage_of,
+            dfft_conn_id=dfft_conn_id,
         )
 
     def execute(self, context: Any) -> Any:
         summaries = self.run_transfer_check(context)
         return summaries[0] if len(summaries) == 1 else summaries
+
+
+# -- the names before the Dfft prefix (deprecated) -------------------------------------------------------------------
+TransferCheckMixin = DfftTransferCheckMixin
+
+
+def deprecation_warning_class() -> type[Warning]:
+    try:
+        from airflow.exceptions import AirflowProviderDeprecationWarning
+
+        return AirflowProviderDeprecationWarning
+    except ImportError:  # pragma: no cover - depends on the Airflow release
+        return DeprecationWarning
+
+
+class TransferCheckOperator(DfftTransferCheckOperator):
+    """Deprecated: use DfftTransferCheckOperator (same arguments)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        warnings.warn(
+            "TransferCheckOperator is deprecated; use dfft.plugins.airflow.DfftTransferCheckOperator",
+            deprecation_warning_class(),
+            stacklevel=2,
+        )
+        super().__init__(**kwargs)

@@ -316,3 +316,13 @@ def test_transfer_blocked_pickles_with_its_decision(mini_engine, closed_url):
 def test_api_with_a_wrong_key_fails_closed(api_url):
     r = dfft.guard(**ALLOWED, api_url=api_url, api_key="dfft_nope_nope").evaluate()
     assert not r.proceed and r.reason == "unavailable" and r.decision is None and "401" in r.message
+
+
+def test_the_api_decision_id_comes_back_with_the_result(api_url, mini_engine, tmp_path):
+    sink = JsonlAuditSink(tmp_path / "audit.jsonl")
+    r = dfft.guard(**ALLOWED, api_url=api_url, audit=sink).evaluate()
+    assert r.mode == "api" and r.decision_id and len(r.decision_id) >= 16
+    again = dfft.guard(**ALLOWED, api_url=api_url).evaluate()
+    assert again.decision_id and again.decision_id != r.decision_id  # one audit record per check
+    assert json.loads((tmp_path / "audit.jsonl").read_text())["decision_id"] == r.decision_id
+    assert dfft.guard(**ALLOWED, engine=mini_engine).evaluate().decision_id is None  # in-process: no API audit id

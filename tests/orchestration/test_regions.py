@@ -9,6 +9,7 @@ import pytest
 
 from dfft.plugins.airflow import get_provider_info
 from dfft.plugins.airflow.regions import RegionMap, RegionMapError, dataset_uri, transfers_from_lineage
+from tests.conftest import HERE as TESTS
 
 MAP = RegionMap.from_dict(
     {
@@ -89,9 +90,18 @@ def test_load_from_file_and_env(tmp_path, monkeypatch):
 def test_provider_info_and_entry_point():
     info = get_provider_info()
     assert info["package-name"] == "dfft"
-    assert {"name": "transfer_check", "class-name": "dfft.plugins.airflow.decorators.transfer_check"} in info[
-        "task-decorators"
+    decorators = {d["name"]: d["class-name"] for d in info["task-decorators"]}
+    assert decorators["dfft_transfer_check"] == "dfft.plugins.airflow.decorators.dfft_transfer_check"
+    assert decorators["transfer_check"] == "dfft.plugins.airflow.decorators.transfer_check"  # deprecated name kept
+    assert info["connection-types"] == [
+        {"connection-type": "dfft", "hook-class-name": "dfft.plugins.airflow.hooks.DfftHook", "hook-name": "dfft"}
     ]
+    assert info["hooks"] == [{"integration-name": "dfft", "python-modules": ["dfft.plugins.airflow.hooks"]}]
+    url = info["integrations"][0]["external-doc-url"]
+    assert url.startswith("https://") and url.endswith("/docs/integrations.md#apache-airflow")
+    assert (TESTS.parent / "docs" / "integrations.md").is_file() and "## Apache Airflow" in (
+        TESTS.parent / "docs" / "integrations.md"
+    ).read_text(encoding="utf-8")
     eps = [ep for ep in distribution("dfft").entry_points if ep.group == "apache_airflow_provider"]
     assert [ep.value for ep in eps] == ["dfft.plugins.airflow:get_provider_info"]
 
@@ -99,5 +109,9 @@ def test_provider_info_and_entry_point():
 def test_core_requirements_do_not_pull_airflow():
     reqs = distribution("dfft").requires or []
     core = [r for r in reqs if "extra ==" not in r]
-    assert not any("airflow" in r.lower() for r in core)
+    for name in ("airflow", "dagster", "prefect", "openlineage"):
+        assert not any(name in r.lower() for r in core), f"the core install pulls {name}"
     assert any("apache-airflow" in r and 'extra == "airflow"' in r for r in reqs)
+    assert any("apache-airflow-providers-openlineage" in r and 'extra == "airflow"' in r for r in reqs)
+    assert any(r.startswith("dagster") and 'extra == "dagster"' in r for r in reqs)
+    assert any(r.startswith("prefect") and 'extra == "prefect"' in r for r in reqs)

@@ -1,7 +1,9 @@
 """A DAG that ships data only where the law allows it; tests/airflow runs it with dag.test().
 
 Judged in-process on the fixture bundle tests/fixtures/mini (the embedded corpus is nearly empty on this branch),
-except the API tasks, which talk to DFFT_TEST_API_URL (a real dfft API) and DFFT_TEST_DOWN_URL (a closed port).
+except the API tasks, which talk to DFFT_TEST_API_URL (a real dfft API) and DFFT_TEST_DOWN_URL (a closed port), or
+to the API through the Airflow connection `dfft_test` (AIRFLOW_CONN_DFFT_TEST, type dfft). Most tasks use the Dfft
+names; a few keep the deprecated TransferCheckOperator / transfer_check, which must still work.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Asset, task
 
-from dfft.plugins.airflow import TransferCheckOperator, transfer_check
+from dfft.plugins.airflow import DfftTransferCheckOperator, TransferCheckOperator, dfft_transfer_check, transfer_check
 from dfft.plugins.guard import JsonlAuditSink
 
 HERE = Path(__file__).resolve().parent
@@ -22,6 +24,9 @@ SHIPPED = os.environ.get("DFFT_TEST_SHIPPED_FILE", "/tmp/dfft-shipped.txt")
 AUDIT = JsonlAuditSink(os.environ.get("DFFT_TEST_AUDIT_FILE", "/tmp/dfft-audit.jsonl"))
 API = os.environ.get("DFFT_TEST_API_URL", "http://127.0.0.1:8000")
 DOWN = os.environ.get("DFFT_TEST_DOWN_URL", "http://127.0.0.1:9")
+ALLOWED_KW = dict(
+    origin="JP", destination="VN", data_categories=["personal"], safeguards=["consent"], as_of="2025-01-01"
+)
 
 
 def _ship(name: str) -> str:
@@ -34,7 +39,7 @@ with DAG(
     "dfft_guarded", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, default_args={"retries": 0}
 ) as dag:
     # allowed: JP -> VN personal data with consent, as of 2025-01-01
-    @transfer_check(
+    @dfft_transfer_check(
         origin="JP",
         destination="VN",
         data_categories=["personal"],
@@ -46,7 +51,7 @@ with DAG(
     def ship_allowed():
         return _ship("allowed")
 
-    # blocked: VN core data may not leave VN
+    # blocked: VN core data may not leave VN (the deprecated decorator name)
     @transfer_check(
         origin="VN", destination="SG", data_categories=["core_data"], as_of="2026-06-01", rules_dir=RULES, audit=AUDIT
     )
@@ -64,7 +69,7 @@ with DAG(
         rules_dir=RULES,
         audit=AUDIT,
     )
-    check_conditional_warn = TransferCheckOperator(
+    check_conditional_warn = DfftTransferCheckOperator(
         task_id="check_conditional_warn",
         origin="JP",
         destination="VN",
@@ -84,7 +89,7 @@ with DAG(
         return _ship("after_warn")
 
     # derived from lineage: the task's own inlets/outlets, placed by the region map (JP designs -> KP: embargo)
-    @transfer_check(
+    @dfft_transfer_check(
         inlets=[Asset("s3://acme-tokyo/designs/engine.step")],
         outlets=[Asset("s3://acme-pyongyang/drop/engine.step")],
         region_map=REGIONS,
@@ -102,7 +107,7 @@ with DAG(
     def copy_customers():
         return _ship("customers")
 
-    check_customers = TransferCheckOperator(
+    check_customers = DfftTransferCheckOperator(
         task_id="check_customers",
         lineage_of="copy_customers",
         region_map=REGIONS,
@@ -112,7 +117,7 @@ with DAG(
     )
 
     # API mode: a real dfft API, and one that is down (fail closed / proceed by setting)
-    check_api_blocked = TransferCheckOperator(
+    check_api_blocked = DfftTransferCheckOperator(
         task_id="check_api_blocked",
         origin="JP",
         destination="KP",
@@ -120,7 +125,7 @@ with DAG(
         as_of="2026-06-01",
         api_url=API,
     )
-    check_api_allowed = TransferCheckOperator(
+    check_api_allowed = DfftTransferCheckOperator(
         task_id="check_api_allowed",
         origin="JP",
         destination="VN",
@@ -129,7 +134,7 @@ with DAG(
         as_of="2025-01-01",
         api_url=API,
     )
-    check_api_down = TransferCheckOperator(
+    check_api_down = DfftTransferCheckOperator(
         task_id="check_api_down",
         origin="JP",
         destination="VN",
@@ -139,7 +144,7 @@ with DAG(
         api_url=DOWN,
         timeout=5,
     )
-    check_api_down_allow = TransferCheckOperator(
+    check_api_down_allow = DfftTransferCheckOperator(
         task_id="check_api_down_allow",
         origin="JP",
         destination="VN",
@@ -151,8 +156,36 @@ with DAG(
         on_unavailable="allow",
     )
 
+    # through the Airflow connection `dfft_test` (URL and key from AIRFLOW_CONN_DFFT_TEST)
+    check_conn_blocked = DfftTransferCheckOperator(
+        task_id="check_conn_blocked",
+        dfft_conn_id="dfft_test",
+        origin="JP",
+        destination="KP",
+        data_categories=["controlled_technology"],
+        as_of="2026-06-01",
+    )
+
+    @dfft_transfer_check(dfft_conn_id="dfft_test", **ALLOWED_KW)
+    def ship_via_conn():
+        return _ship("via_conn")
+
+    # templated api_url / api_key / on_conditional: from params and the connection (conditional, warned per params)
+    check_templated = DfftTransferCheckOperator(
+        task_id="check_templated",
+        api_url="{{ params.dfft_url }}",
+        api_key="{{ conn.dfft_test.password }}",
+        on_conditional="{{ params.policy }}",
+        params={"dfft_url": API, "policy": "warn"},
+        origin="JP",
+        destination="VN",
+        data_categories=["personal"],
+        as_of="2026-06-01",
+    )
+
     ship_allowed()
     ship_blocked()
+    ship_via_conn()
     check_conditional_fail >> ship_after_fail()
     check_conditional_warn >> ship_after_warn()
     copy_designs()
