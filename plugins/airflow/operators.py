@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional, Union, cast
 
@@ -30,7 +30,10 @@ _SPEC_FIELDS = (
     "sector",
     "purpose",
     "as_of",
+    "facts",
 )
+# the fields declared as arguments of their own; any other request field (request model v2) goes in `facts`
+_DECLARED = tuple(f for f in _SPEC_FIELDS if f != "facts")
 _OPTION_FIELDS = (
     "on_conditional",
     "on_unavailable",
@@ -63,6 +66,7 @@ class DfftTransferCheckMixin:
         "sector",
         "purpose",
         "as_of",
+        "facts",
         "api_url",
         "api_key",
         "on_conditional",
@@ -82,6 +86,7 @@ class DfftTransferCheckMixin:
         sector: Optional[str] = None,
         purpose: Optional[str] = None,
         as_of: Any = None,
+        facts: Optional[Mapping[str, Any]] = None,
         on_conditional: str = "fail",
         on_unavailable: str = "block",
         api_url: Optional[str] = None,
@@ -93,6 +98,13 @@ class DfftTransferCheckMixin:
         lineage_of: Optional[str] = None,
         dfft_conn_id: Optional[str] = None,
     ) -> None:
+        if facts is not None and not isinstance(facts, Mapping) and "{{" not in str(facts):
+            raise ValueError(
+                f"facts must be a mapping of request fields (request model v2), not {type(facts).__name__}"
+            )
+        clash = sorted(set(facts or {}) & set(_DECLARED)) if isinstance(facts, Mapping) else []
+        if clash:
+            raise ValueError(f"facts repeats the declared field(s) {clash}: pass them as arguments of their own")
         if on_conditional not in ("fail", "warn") and "{{" not in str(on_conditional):  # a template: checked at run
             raise ValueError(f"on_conditional must be 'fail' or 'warn', not {on_conditional!r}")
         if on_unavailable not in ("block", "allow"):
@@ -109,12 +121,20 @@ class DfftTransferCheckMixin:
         self.api_url, self.api_key, self.rules_dir, self.timeout = api_url, api_key, rules_dir, timeout
         self.audit, self.region_map, self.lineage_of = audit, region_map, lineage_of
         self.dfft_conn_id = dfft_conn_id
+        self.facts = dict(facts) if isinstance(facts, Mapping) else facts
         self._dfft_summaries: list[dict[str, Any]] = []
 
     # -- building the requests --------------------------------------------------------------------------------
     def _transfers(self) -> list[dict[str, Any]]:
         common = {k: getattr(self, k) for k in ("subjects", "safeguards", "exporter", "sector", "purpose", "as_of")}
         common = {k: v for k, v in common.items() if v not in (None, "", [])}
+        if self.facts:
+            if not isinstance(self.facts, Mapping):
+                raise RegionMapError(f"facts rendered to {type(self.facts).__name__}, not a mapping of request fields")
+            clash = sorted(set(self.facts) & set(_DECLARED))
+            if clash:
+                raise RegionMapError(f"facts repeats the declared field(s) {clash}")
+            common.update(self.facts)  # recipient, purposes, exporter_role, ...: validated by the engine like the rest
         if isinstance(common.get("subjects"), str):
             # a templated field renders as a string; requests take integers only (strict), so read it here
             try:
@@ -309,6 +329,7 @@ class DfftTransferCheckOperator(DfftTransferCheckMixin, BaseOperator):
         sector: Optional[str] = None,
         purpose: Optional[str] = None,
         as_of: Any = None,
+        facts: Optional[Mapping[str, Any]] = None,
         on_conditional: str = "fail",
         on_unavailable: str = "block",
         api_url: Optional[str] = None,
@@ -333,6 +354,7 @@ class DfftTransferCheckOperator(DfftTransferCheckMixin, BaseOperator):
             sector=sector,
             purpose=purpose,
             as_of=as_of,
+            facts=facts,
             on_conditional=on_conditional,
             on_unavailable=on_unavailable,
             api_url=api_url,

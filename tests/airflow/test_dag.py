@@ -131,6 +131,15 @@ def test_conditional_warns_and_proceeds_when_configured_to(run):
     assert "on_conditional=warn: proceeding" in run["log"]
 
 
+def test_v2_facts_reach_the_request(run):
+    assert run["tasks"]["check_v2_facts"] == "success"
+    assert run["tasks"]["ship_after_v2_facts"] == "success" and "after_v2_facts" in run["shipped"]
+    x = run["xcoms"]["check_v2_facts"]
+    assert x["request"]["recipient"]["access"] == "none"
+    assert x["verdict"] == "allowed"
+    assert [n["id"] for n in x["decision"]["not_transfers"]] == ["JP-no-access"]
+
+
 def test_transfer_derived_from_own_lineage(run):
     assert run["tasks"]["copy_designs"] == "failed" and "designs" not in run["shipped"]
     x = run["xcoms"]["copy_designs"]

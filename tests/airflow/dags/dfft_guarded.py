@@ -183,8 +183,26 @@ with DAG(
         as_of="2026-06-01",
     )
 
+    # request model v2 through `facts`: the same JP -> VN transfer as check_conditional_fail, but to a storage provider
+    # that cannot access the data (not a provision under the fixture's JP-no-access), so it runs
+    check_v2_facts = DfftTransferCheckOperator(
+        task_id="check_v2_facts",
+        origin="JP",
+        destination="VN",
+        data_categories=["personal"],
+        as_of="2026-06-01",
+        facts={"recipient": {"role": "processor", "access": "none"}, "purposes": ["cloud_storage"]},
+        rules_dir=RULES,
+        audit=AUDIT,
+    )
+
+    @task
+    def ship_after_v2_facts():
+        return _ship("after_v2_facts")
+
     ship_allowed()
     ship_blocked()
+    check_v2_facts >> ship_after_v2_facts()
     ship_via_conn()
     check_conditional_fail >> ship_after_fail()
     check_conditional_warn >> ship_after_warn()
