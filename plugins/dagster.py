@@ -38,11 +38,13 @@ import dagster as dg
 from pydantic import Field
 
 from ..engine import Decision
+from ..engine.request import TransferRequest
 from .guard import Guard, GuardResult, OnConditional, OnUnavailable
 
 __all__ = ["DfftResource", "dfft_asset_check", "decision_metadata"]
 
-_REQUEST_ARGS = ("via", "subjects", "safeguards", "exporter", "sector", "purpose", "as_of")
+# every request field but the three given by name (request model v2 included: recipient, purposes, exporter_role, ...)
+_REQUEST_ARGS = tuple(f for f in TransferRequest.model_fields if f not in ("origin", "destination", "data_categories"))
 
 
 class DfftResource(dg.ConfigurableResource):
@@ -140,8 +142,9 @@ def dfft_asset_check(
     Failed with severity ERROR when the transfer may not go ahead (blocked; conditional with on_conditional="fail";
     no verdict with on_unavailable="block"): downstream assets do not materialise. A conditional verdict with
     on_conditional="warn" fails it with severity WARN (not blocking). An invalid request raises (the check errors).
-    Extra keyword arguments are request fields: via, subjects, safeguards, exporter, sector, purpose, as_of. The
-    policies default to the resource's."""
+    Extra keyword arguments are request fields: via, subjects, safeguards, exporter, sector, purpose, as_of and those
+    of request model v2 (purposes, recipient, exporter_role, subjects_in, counts, ...). The policies default to the
+    resource's."""
     unknown = set(request) - set(_REQUEST_ARGS)
     if unknown:
         raise TypeError(f"unknown argument(s) {sorted(unknown)}; request fields are {list(_REQUEST_ARGS)}")

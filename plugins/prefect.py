@@ -99,6 +99,7 @@ def dfft_transfer_check(
     sector: Optional[str] = None,
     purpose: Optional[str] = None,
     as_of: Optional[str] = None,
+    facts: Optional[dict[str, Any]] = None,
     connection: Union[DfftConnection, str, None] = None,
     rules_dir: Optional[str] = None,
     on_conditional: Optional[str] = None,
@@ -109,7 +110,8 @@ def dfft_transfer_check(
 
     `connection`: a DfftConnection or the name of a saved one; without it, `rules_dir` (in-process) or the guard's
     defaults (DFFT_API_URL, else the embedded bundle). Policies default to DFFT_ON_CONDITIONAL / DFFT_ON_UNAVAILABLE,
-    then "fail" / "block"."""
+    then "fail" / "block". `facts`: any other request field of request model v2 (recipient, purposes, exporter_role,
+    subjects_in, counts, ...), validated like the rest."""
     request: dict[str, Any] = {
         "origin": origin,
         "destination": destination,
@@ -123,6 +125,11 @@ def dfft_transfer_check(
         "as_of": as_of,
     }
     request = {k: v for k, v in request.items() if v is not None}
+    if facts:
+        clash = sorted(set(facts) & {"origin", "destination", "data_categories", *request})
+        if clash:
+            raise ValueError(f"facts repeats the field(s) {clash}: pass them as arguments of their own")
+        request.update(facts)
     log = get_run_logger()
     options: dict[str, Any] = {
         "on_conditional": on_conditional,

@@ -91,6 +91,15 @@ def test_conditional_warns_and_the_export_goes_ahead_when_the_policy_says_warn()
     assert result.success and shipped == ["customers"]
 
 
+def test_v2_request_fields_pass_through_the_check():
+    # the CONDITIONAL transfer, to a storage provider that cannot access the data: not a provision (JP-no-access)
+    defs, shipped = _pipeline({**CONDITIONAL, "recipient": {"role": "processor", "access": "none"}})
+    result = _run(defs, DfftResource(rules_dir=str(MINI)))
+    ev = _evaluation(result)
+    assert ev.passed and ev.metadata["dfft/verdict"].value == "allowed"
+    assert result.success and shipped == ["customers"]
+
+
 def test_the_resource_policy_applies_when_the_check_sets_none():
     defs, shipped = _pipeline(CONDITIONAL)
     result = _run(defs, DfftResource(rules_dir=str(MINI), on_conditional="warn"))

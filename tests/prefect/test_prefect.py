@@ -87,6 +87,16 @@ def test_conditional_per_policy():
     assert state.is_completed() and state.result()["verdict"] == "conditional" and shipped == ["customers"]
 
 
+def test_v2_facts_reach_the_request():
+    shipped: list[str] = []
+    facts = {"recipient": {"role": "processor", "access": "none"}}  # not a provision under the fixture's JP-no-access
+    state = _ship_flow(shipped, **CONDITIONAL, facts=facts, rules_dir=str(MINI))(return_state=True)
+    assert state.is_completed(), state
+    assert state.result()["verdict"] == "allowed" and shipped == ["customers"]
+    with pytest.raises(ValueError, match="as_of"):
+        dfft_transfer_check.fn(**CONDITIONAL, facts={"as_of": "2020-01-01"}, rules_dir=str(MINI))
+
+
 def test_blocked_is_not_retried_but_no_verdict_is():
     down = DfftConnection(api_url=f"http://127.0.0.1:{free_port()}", timeout=5)
     retrying = dfft_transfer_check.with_options(retries=2, retry_delay_seconds=0)
