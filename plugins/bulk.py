@@ -35,7 +35,7 @@ from typing import Any, Optional
 
 from ..engine import Engine, EngineError, RequestError
 from ..rules import load_ruleset
-from ..whatif.context import FIELDS, LIST_FIELDS
+from ..whatif.context import FIELDS, LIST_FIELDS, InventoryError, unflatten
 from .airflow.regions import RegionMap, RegionMapError, transfers_from_lineage
 
 FORMATS = ("csv", "jsonl", "parquet", "openlineage")
@@ -92,6 +92,10 @@ def _from_mapping(number: int, raw: Any, where: str) -> Row:
             return Row(number, str(rid or f"row {number}"), error=f"{where} field {k}: expected a list of strings")
         elif k in req:
             req[k] = list(req[k])
+    try:
+        req = unflatten(req, where)
+    except InventoryError as e:
+        return Row(number, str(rid or f"row {number}"), error=str(e))
     return Row(number, str(rid) if rid is not None else f"row {number}", req)
 
 
@@ -111,12 +115,11 @@ def read_csv(path: Path) -> Iterator[Row]:
             for k in LIST_FIELDS:
                 if k in r:
                     r[k] = [x.strip() for x in r[k].replace("|", ";").replace(",", ";").split(";") if x.strip()]
-            if "subjects" in r:
-                try:
-                    r["subjects"] = int(r["subjects"].replace("_", ""))
-                except ValueError:
-                    yield Row(n, rid, error=f"line {line} field subjects: {r['subjects']!r} is not a whole number")
-                    continue
+            try:
+                r = unflatten(r, f"line {line}")
+            except InventoryError as e:
+                yield Row(n, rid, error=str(e))
+                continue
             yield Row(n, rid, r)
 
 

@@ -156,7 +156,20 @@ class InventoryError(ValueError):
     pass
 
 
-LIST_FIELDS = ("via", "data_categories", "safeguards")
+LIST_FIELDS = (
+    "via",
+    "data_categories",
+    "safeguards",
+    "purposes",
+    "established",
+    "subjects_in",
+    "nationality",
+    "transit",
+)
+# Flat columns of an inventory (CSV, Parquet, JSONL rows): the request fields whose values are strings or lists, and
+# flat spellings of the nested ones of request model v2 -- recipient_relation/role/access/kind make `recipient`,
+# `transit` adds transit hops after `via`, `counts` reads `health=120;personal=5000`.
+RECIPIENT_COLUMNS = ("recipient_relation", "recipient_role", "recipient_access", "recipient_kind")
 FIELDS = (
     "id",
     "origin",
@@ -169,7 +182,61 @@ FIELDS = (
     "sector",
     "purpose",
     "as_of",
+    "purposes",
+    "exporter_role",
+    "exporter_size",
+    "established",
+    "subjects_in",
+    "nationality",
+    "collected_in",
+    "publicly_available",
+    "transit",
+    "counts",
+    *RECIPIENT_COLUMNS,
 )
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def unflatten(r: dict[str, Any], where: str) -> dict[str, Any]:
+    """Turn the flat columns of one inventory row (already split into lists where LIST_FIELDS says) into request
+    fields; raises InventoryError naming the field. Values that are already structured (JSONL) pass unchanged."""
+    r = dict(r)
+    if isinstance(r.get("subjects"), str):
+        try:
+            r["subjects"] = int(r["subjects"].replace("_", ""))
+        except ValueError:
+            raise InventoryError(f"{where} field subjects: {r['subjects']!r} is not a whole number") from None
+    if isinstance(r.get("publicly_available"), str):
+        v = r["publicly_available"].strip().lower()
+        if v not in _TRUE + _FALSE:
+            raise InventoryError(
+                f"{where} field publicly_available: {r['publicly_available']!r}; expected true or false"
+            )
+        r["publicly_available"] = v in _TRUE
+    if isinstance(r.get("counts"), str):
+        counts: dict[str, int] = {}
+        for part in _split(r["counts"]):
+            cat, eq, n = part.partition("=")
+            try:
+                if not eq:
+                    raise ValueError
+                counts[cat.strip()] = int(n.strip().replace("_", ""))
+            except ValueError:
+                raise InventoryError(
+                    f"{where} field counts: {part!r}; expected CATEGORY=N pairs separated by ';'"
+                ) from None
+        r["counts"] = counts
+    rec = {c.removeprefix("recipient_"): r.pop(c) for c in RECIPIENT_COLUMNS if c in r}
+    if rec:
+        if "recipient" in r:
+            raise InventoryError(f"{where}: give recipient or the recipient_* columns, not both")
+        r["recipient"] = rec
+    if "transit" in r:
+        transit = r.pop("transit")
+        if not isinstance(transit, list):
+            raise InventoryError(f"{where} field transit: expected a list of jurisdiction codes")
+        r["via"] = [*(r.get("via") or []), *({"jurisdiction": c, "transit": True} for c in transit)]
+    return r
 
 
 def _split(v: str) -> list[str]:
@@ -196,13 +263,7 @@ def load_requests(path: Path | str) -> list[dict[str, Any]]:
             for k in LIST_FIELDS:
                 if k in r:
                     r[k] = _split(r[k])
-            if "subjects" in r:
-                try:
-                    r["subjects"] = int(r["subjects"].replace("_", ""))
-                except ValueError:
-                    raise InventoryError(
-                        f"{path} line {i} field subjects: {r['subjects']!r} is not a whole number"
-                    ) from None
+            r = unflatten(r, f"{path} line {i}")
             r.setdefault("id", f"line {i}")
             rows.append(r)
     else:

@@ -119,6 +119,22 @@ def test_bad_rows_are_reported_with_row_and_reason_never_dropped(local, tmp_path
     assert "field via: expected a list" in got[3]["error"]
 
 
+def test_v2_columns_in_csv_and_jsonl_equal_engine_check(local, corpus_rs, tmp_path):
+    csv_ = tmp_path / "v2.csv"
+    csv_.write_text(
+        "id,origin,destination,data_categories,subjects,recipient_role,recipient_access,purposes,transit,counts\n"
+        "store,JP,US,personal,5000,processor,none,cloud_storage,,\n"
+        "handle,JP,US,personal,5000,processor,,cloud_storage,SG,personal=5000\n"
+        "bad,JP,US,personal,5000,,,,,personal=lots\n",
+        encoding="utf-8",
+    )
+    got, s = judge_all(csv_, local)
+    assert got == in_process(csv_, corpus_rs)
+    by_id = {r["id"]: r for r in got}
+    assert by_id["store"]["verdict"] == "allowed" and by_id["handle"]["verdict"] == "conditional"
+    assert "field counts" in by_id["bad"]["error"] and s.errors == 1
+
+
 def test_engine_failure_fails_closed(corpus_rs):
     b = LocalBackend(None, corpus_rs.hash, TODAY.isoformat(), False)
     b.judge.engine.close()  # every check now raises EngineError
