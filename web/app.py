@@ -254,6 +254,30 @@ def mount(app: FastAPI, settings: Optional[WebSettings] = None) -> APIRouter:
             "groups": [(g, t.label("groups", g, lst.title)) for g, lst in sorted(rs.groups.items())]
             + [(a, t.label("groups", a, a)) for a in sorted(rs.aliases)],
             "lists": [(ref, ref) for ref in _list_refs(rs)],
+            # request model v2: the closed sets of rules/schema.py, labelled
+            "roles": [
+                ("controller", t("controller (decides why and how the data is processed)")),
+                ("processor", t("processor (acts on another's behalf)")),
+                ("data_subject", t("the person the data is about")),
+            ],
+            "relations": [
+                ("third_party", t("another organisation")),
+                ("group_company", t("a company of the same group")),
+                ("same_entity", t("the same legal entity (own branch or office)")),
+                ("employee", t("the exporter's own employee")),
+                ("controller_of_exporter", t("the controller the exporter works for")),
+            ],
+            "recipient_roles": [("controller", t("controller")), ("processor", t("processor"))],
+            "access": [
+                ("full", t("can access the data")),
+                ("none", t("cannot access the data (e.g. encrypted storage)")),
+            ],
+            "recipient_kinds": [
+                ("private", t("private organisation")),
+                ("public_authority", t("public authority")),
+                ("court", t("court")),
+                ("international_organisation", t("international organisation")),
+            ],
             "rules": sorted(r.id for r in rs.all_rules()),
             "profiles": load_profiles(),
         }
@@ -360,6 +384,26 @@ def mount(app: FastAPI, settings: Optional[WebSettings] = None) -> APIRouter:
                 req["as_of"] = date.fromisoformat(d).isoformat()
             except ValueError:
                 errors["as_of"] = t("Enter a date as YYYY-MM-DD.")
+        # request model v2 (the "Parties and circumstances" section): only what differs from the defaults is sent
+        role = str(data.get("exporter_role") or "").strip()
+        if role and role != "controller":
+            req["exporter_role"] = role
+        rec = {
+            k: str(data.get(f"recipient_{k}") or "").strip()
+            for k in ("relation", "role", "access", "kind")
+            if str(data.get(f"recipient_{k}") or "").strip()
+        }
+        defaults = {"relation": "third_party", "role": "controller", "access": "full", "kind": "private"}
+        if any(rec.get(k, v) != v for k, v in defaults.items()):
+            req["recipient"] = rec
+        transit = [str(v).strip() for v in data.getlist("transit") if str(v).strip()][:16]
+        if transit:
+            req["via"] = [*req.get("via", []), *({"jurisdiction": c, "transit": True} for c in transit)]
+        where = [str(v).strip() for v in data.getlist("subjects_in") if str(v).strip()][:64]
+        if where:
+            req["subjects_in"] = where
+        if str(data.get("publicly_available") or "") == "true":
+            req["publicly_available"] = True
         return req
 
     def field_errors(e: RequestError) -> dict[str, str]:

@@ -197,6 +197,34 @@ def test_single_check_is_in_the_decisions_audit_log(web):
     assert events(web, "check")[-1]["username"] == "ana"
 
 
+def test_single_check_with_parties_and_circumstances(web):
+    """Request model v2 in the form: a foreign storage provider that cannot access the data is not a provision under
+    the APPI (PPC Q&A 12-3), and the page says so; the same transfer to a provider that can access it is conditional."""
+    base = {
+        "origin": "JP",
+        "destination": "US",
+        "data_categories": ["personal"],
+        "subjects": "5000",
+        "purpose": "cloud_storage",
+        "as_of": "2026-06-01",
+        "recipient_role": "processor",
+        "transit": ["SG"],
+    }
+    with web.client("ana") as c:
+        form = page(c, "/ui/check")
+        assert 'name="recipient_access"' in form and 'name="transit"' in form
+        none = post(c, "/ui/check", "/ui/check", {**base, "recipient_access": "none"})
+        assert none.status_code == 200, none.text[-2000:]
+        assert "Not a transfer under" in none.text and "JP-PPC-QA-cloud-no-handling" in none.text
+        assert re.search(r'<option value="SG" selected>', none.text)  # the transit choice survives the round trip
+        full = post(c, "/ui/check", "/ui/check", {**base, "recipient_access": "full"})
+        assert "Not a transfer under" not in full.text and "JP-APPI-28-consent" in full.text
+    with web.app.state.db.connect() as conn:
+        rows = conn.execute(sa.select(decisions).where(decisions.c.caller == "web:ana")).mappings().all()
+    verdicts = [r["verdict"] for r in rows[-2:]]
+    assert verdicts == ["allowed", "conditional"]
+
+
 def test_upload_refuses_a_bad_file_with_every_problem(web):
     with web.client("ana") as c:
         r = post(
