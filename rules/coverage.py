@@ -68,4 +68,63 @@ def markdown(rs: RuleSet) -> str:
     n = sum(c.rules for row in cov.values() for c in row.values())
     low = sum(c.low for row in cov.values() for c in row.values())
     lines += ["", f"{len(cov)} jurisdictions, {n} rules, {low} of low confidence.", ""]
+    lines += inventory_markdown(rs)
     return "\n".join(lines)
+
+
+def inventory_counts(rs: RuleSet) -> dict[str, tuple[int, int]]:
+    """Per jurisdiction with an inventory: (encoded, reviewed) measures."""
+    return {
+        code: (
+            sum(e.status == "encoded" for e in j.inventory),
+            sum(e.status == "reviewed" for e in j.inventory),
+        )
+        for code, j in sorted(rs.jurisdictions.items())
+        if j.inventory
+    }
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: no pipes, no line breaks."""
+    return " ".join(text.replace("|", "/").split())
+
+
+def _link_text(text: str) -> str:
+    """Text for a Markdown link inside a table cell: brackets escaped so "[2011]" does not end the link."""
+    return _cell(text).replace("[", "\\[").replace("]", "\\]")
+
+
+def inventory_markdown(rs: RuleSet) -> list[str]:
+    """The localisation inventories (`inventory:` of jurisdiction.yaml): every localisation or cross-border restriction
+    measure found per jurisdiction, encoded (with its rules) or reviewed (with the reason it is not encoded)."""
+    counts = inventory_counts(rs)
+    if not counts:
+        return []
+    lines = [
+        "## Localisation inventory",
+        "",
+        "Every localisation or cross-border restriction measure found for these jurisdictions (`inventory:` in their "
+        "`jurisdiction.yaml`): **encoded** by the rules named, or **reviewed** and not encoded, with the reason. "
+        "Confidence and source date are those of the inventory entry (the date of the text or source consulted).",
+        "",
+        "| code | encoded | reviewed |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {code} | {enc} | {rev} |" for code, (enc, rev) in counts.items()]
+    for code in counts:
+        j = rs.jurisdictions[code]
+        lines += [
+            "",
+            f"### {code} — {_cell(j.name)}",
+            "",
+            "| measure | instrument | domain | status | rules, or why not encoded | confidence | source date |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for e in sorted(j.inventory, key=lambda e: (e.domain, e.status, e.measure)):
+            what = ", ".join(f"`{r}`" for r in e.rules) if e.status == "encoded" else _cell(e.reason or "")
+            lines.append(
+                f"| {_cell(e.measure)} | [{_link_text(e.instrument)}]({e.url}) | {e.domain} | {e.status} | {what} | "
+                f"{e.confidence} | {e.source_date} |"
+            )
+    lines.append("")
+    return lines

@@ -96,6 +96,7 @@ def dump_ruleset(rs: RuleSet, root: Path, vocabulary: Optional[Path] = None) -> 
                     ],
                     "reach": [_scope_doc(e) for e in j.reach],
                     "not_transfer": [_scope_doc(e) for e in j.not_transfer],
+                    "inventory": [_clean({**e.model_dump(), "rules": list(e.rules)}) for e in j.inventory],
                 }
             ),
         )

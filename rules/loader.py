@@ -25,6 +25,7 @@ from .model import (
     Category,
     Citation,
     CodeList,
+    InventoryEntry,
     Jurisdiction,
     Law,
     Member,
@@ -474,6 +475,9 @@ def load_ruleset(
             ),
             reach=tuple(_scope_entry(x) for x in jdoc.get("reach", [])),
             not_transfer=tuple(_scope_entry(x) for x in jdoc.get("not_transfer", [])),
+            inventory=tuple(
+                InventoryEntry(**{**x, "rules": tuple(x.get("rules", ()))}) for x in jdoc.get("inventory", [])
+            ),
         )
 
     assert bundle is not None  # a missing or unreadable bundle.yaml is a problem, raised above
@@ -632,6 +636,30 @@ def _check_uncovered(
             out.append(Problem(file, u.id, where + ".note", f"confidence {u.confidence} needs a note saying why"))
 
 
+def _check_inventory(j: Jurisdiction, file: str, out: list[Problem]) -> None:
+    """An encoded measure names the rules of this jurisdiction that encode it; a reviewed one says why it is not."""
+    ids = {r.id for r in j.rules}
+    for i, e in enumerate(j.inventory):
+        where = f"inventory[{i}]"
+        if e.status == "encoded":
+            if not e.rules:
+                out.append(
+                    Problem(file, None, where + ".rules", "an encoded measure names the rule ids that encode it")
+                )
+            for rid in e.rules:
+                if rid not in ids:
+                    out.append(
+                        Problem(file, rid, where + ".rules", f"unknown rule id {rid!r}; expected a rule of {j.code}")
+                    )
+        else:
+            if e.rules:
+                out.append(Problem(file, None, where + ".rules", "a reviewed measure is not encoded: name no rules"))
+            if not e.reason:
+                out.append(
+                    Problem(file, None, where + ".reason", "a reviewed measure needs the reason it is not encoded")
+                )
+
+
 def _scope_entry(x: dict[str, Any]) -> ScopeEntry:
     return ScopeEntry(
         **{
@@ -681,6 +709,7 @@ def check_meaning(rs: RuleSet, root: Path) -> list[Problem]:
         _check_uncovered(
             j, str(root / code / "jurisdiction.yaml"), set_vocab["data_categories"], out, scalar_vocab["exporter"]
         )
+        _check_inventory(j, str(root / code / "jurisdiction.yaml"), out)
         derived = {f for r in j.rules for f in r.derive}
         for r in j.rules:
             file = str(root / code / f"{r.domain}.yaml")

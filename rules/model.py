@@ -149,6 +149,22 @@ class ScopeEntry(Frozen):
     roles: tuple[Scope, ...] = ("exporter",)
 
 
+class InventoryEntry(Frozen):
+    """A localisation or cross-border restriction measure found for a jurisdiction (issue 13 item 3): `encoded` by the
+    rules it names, or `reviewed` and not encoded, with the reason. Data for the coverage report; never evaluated."""
+
+    measure: str
+    instrument: str
+    url: str
+    domain: str
+    status: Literal["encoded", "reviewed"]
+    rules: tuple[str, ...] = ()
+    reason: Optional[str] = None
+    confidence: Confidence
+    source_date: date
+    note: Optional[str] = None
+
+
 class Regulator(Frozen):
     name: str
     url: Optional[str] = None
@@ -165,6 +181,7 @@ class Jurisdiction(Frozen):
     uncovered: tuple[Uncovered, ...] = ()
     reach: tuple[ScopeEntry, ...] = ()
     not_transfer: tuple[ScopeEntry, ...] = ()
+    inventory: tuple[InventoryEntry, ...] = ()
 
     def rules_in(self, domain: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.domain == domain)

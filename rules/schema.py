@@ -244,6 +244,47 @@ SCOPE_ENTRIES = {
     },
 }
 
+# A jurisdiction's inventory of localisation / cross-border restriction measures (issue 13 item 3): every measure
+# found, `encoded` (naming the rules that encode it; rules/loader.py checks they exist) or `reviewed` (with the reason
+# it is not encoded). Rendered per jurisdiction by `dfft rules coverage --markdown` (rules/coverage.py).
+INVENTORY_DOMAINS = (
+    "personal_data",
+    "important_data",
+    "banking",
+    "payments",
+    "insurance",
+    "securities",
+    "credit_reporting",
+    "telecom",
+    "health",
+    "genetic",
+    "public_sector",
+    "geospatial",
+    "vehicles",
+    "corporate_records",
+    "export_control",
+    "sanctions",
+)
+INVENTORY_STATUS = ("encoded", "reviewed")
+INVENTORY = {
+    "type": "list",
+    "schema": {
+        "type": "dict",
+        "schema": {
+            "measure": {"type": "string", "required": True, "empty": False},
+            "instrument": {"type": "string", "required": True, "empty": False},
+            "url": {"type": "string", "required": True, "regex": r"^https?://\S+$"},
+            "domain": {"type": "string", "required": True, "allowed": list(INVENTORY_DOMAINS)},
+            "status": {"type": "string", "required": True, "allowed": list(INVENTORY_STATUS)},
+            "rules": {"type": "list", "empty": False, "schema": {"type": "string", "empty": False}},
+            "reason": {"type": "string", "empty": False},
+            "confidence": {"type": "string", "required": True, "allowed": CONFIDENCE},
+            "source_date": {**DATE, "required": True, "nullable": False},
+            "note": {"type": "string"},
+        },
+    },
+}
+
 JURISDICTION_FILE = {
     "code": {"type": "string", "required": True, "regex": CODE_RE},
     "name": {"type": "string", "required": True, "empty": False},
@@ -272,6 +313,8 @@ JURISDICTION_FILE = {
     # territorial scope, decided before the transfer rules (docs/rule-language.md, "Applicable law")
     "reach": SCOPE_ENTRIES,
     "not_transfer": SCOPE_ENTRIES,
+    # localisation / cross-border restriction measures found, encoded or reviewed (rules/coverage.py renders them)
+    "inventory": INVENTORY,
     # periods a regime governed but no rule encodes (docs/rule-language.md, "Coverage")
     "uncovered": {
         "type": "list",
