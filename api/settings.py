@@ -52,3 +52,6 @@ class Settings:
         default_factory=lambda: float(os.environ.get("DFFT_DECISION_LOG_MAX_BACKOFF", 60))
     )
     decision_log_name: str = field(default_factory=lambda: os.environ.get("DFFT_DECISION_LOG_NAME", "default"))
+    # Rule-bundle distribution (api/distribution.py): seconds between polls of the active published bundle (0: off;
+    # otherwise 0.5 to 300); every instance serves a newly activated bundle within this time plus its load time
+    bundle_poll_seconds: float = field(default_factory=lambda: float(os.environ.get("DFFT_BUNDLE_POLL_SECONDS", 5)))
