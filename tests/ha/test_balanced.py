@@ -37,7 +37,7 @@ KEY_CACHE_SECONDS = 2.0  # DFFT_KEY_CACHE_SECONDS, for a build whose key cache r
 
 def key_bound() -> float:
     """How long a revoked key may still work on an instance: its key cache's lifetime."""
-    return max(keysmod.CACHE_SECONDS, KEY_CACHE_SECONDS)
+    return max(getattr(keysmod, "CACHE_SECONDS", KEY_CACHE_SECONDS), KEY_CACHE_SECONDS)
 
 
 @dataclass

@@ -139,11 +139,16 @@ def test_stored_archive_is_checked_before_use(tmp_path):
         distribution.pack_files({"bundle.yaml": b"version: 1\nmanifest: {}\n", "../escape.yaml": b""})
 
 
-def test_poll_interval_is_bounded():
+def test_poll_interval_is_bounded(monkeypatch):
     assert distribution.poll_seconds("0") == 0 and distribution.poll_seconds(5) == 5.0
     for bad in ("0.1", "301", "-1", "soon"):
         with pytest.raises(ValueError, match="DFFT_BUNDLE_POLL_SECONDS"):
             distribution.poll_seconds(bad)
+    monkeypatch.setenv("DFFT_BUNDLE_POLL_SECONDS", "soon")
+    with pytest.raises(ValueError, match="DFFT_BUNDLE_POLL_SECONDS: expected a number of seconds"):
+        Settings()
+    monkeypatch.delenv("DFFT_BUNDLE_POLL_SECONDS")
+    assert Settings().bundle_poll_seconds == distribution.POLL_SECONDS == 5.0
 
 
 def test_instance_converges_refuses_a_bad_bundle_and_recovers(tmp_path):
