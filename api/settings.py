@@ -20,7 +20,7 @@ def _seconds(name: str, default: float) -> float:
     try:
         return float(raw) if raw else default
     except ValueError:
-        raise ValueError(f"{name}: expected a number of seconds, got {raw[:50]!r}") from None
+        raise ValueError(f"{name}: expected a number of seconds, got {str(raw)[:50]!r}") from None
 
 
 @dataclass
