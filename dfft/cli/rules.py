@@ -203,7 +203,12 @@ def rules_published(
 ) -> None:
     """The bundles stored with `dfft rules publish`, newest first; the active one is marked."""
     from ..api import distribution
+    from .service import _settings
 
+    url = _settings(data_dir, database_url).url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///").split("?", 1)[0]).exists():
+        typer.echo(f"no service database at {url.removeprefix('sqlite:///')}: nothing published", err=True)
+        return  # listing never creates a database
     db = _bundle_db(data_dir, database_url, "rules published")
     try:
         rows = distribution.published(db)
