@@ -464,15 +464,18 @@ class Rules:
             rules=len(rs.all_rules()),
         )
 
-    def reload(self) -> ReloadResult:
-        """Raises RuleSetError / CompileError (or RuntimeError) when the bundle is refused."""
+    def reload(self, rules_dir: Any = None) -> ReloadResult:
+        """Raises RuleSetError / CompileError (or RuntimeError) when the bundle is refused. `rules_dir`: load from there
+        and, once it is accepted, reload from there from now on (the bundle follower, api/distribution.py)."""
         with self._lock:
             previous = self.engine.ref
-            rs = load_ruleset(self.rules_dir)
+            rs = load_ruleset(rules_dir if rules_dir is not None else self.rules_dir)
             dropped = check_successor(self.engine.ruleset, rs)  # a jurisdiction dropped under the same version
             if dropped:
                 raise RuleSetError(dropped)
             if rs.hash == self.engine.hash:
+                if rules_dir is not None:
+                    self.rules_dir = rules_dir
                 return ReloadResult(status="unchanged", previous=previous, current=self.info())
             try:
                 # compiles first: a failure leaves the old engine serving
@@ -484,6 +487,8 @@ class Rules:
             with self._swap:
                 old, self.engine = self.engine, eng
                 self.loaded_at = datetime.now(UTC)
+            if rules_dir is not None:
+                self.rules_dir = rules_dir
             # closed (its durable-rules rulesets freed) once the batches and checks that leased it are done
             old.retire()
             with self._memo_lock:
@@ -552,6 +557,13 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     metrics.watch(lambda: memo_families(rules))
     metrics.watch(lambda: audit_families(audit))
     metrics.watch(lambda: sink_families(sink))
+    from .distribution import BundleFollower
+
+    # converge on the active published bundle (if any) before serving, then follow it (api/distribution.py)
+    bundles = BundleFollower(db, rules, settings.bundle_poll_seconds)
+    if bundles.enabled:
+        bundles.poll_quietly()
+    metrics.watch(bundles.families)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -561,9 +573,11 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                 signal.SIGHUP,
                 lambda *_: threading.Thread(target=rules.reload_quietly, name="dfft-reload", daemon=True).start(),
             )
+        bundles.start()
         try:
             yield
         finally:
+            bundles.close()
             if previous is not None:
                 signal.signal(signal.SIGHUP, previous)
             audit.close()
@@ -590,6 +604,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         db,
     )
     app.state.sink, app.state.metrics = sink, metrics
+    app.state.bundles = bundles
     app.add_middleware(CatchAll)
     # paths with a larger body limit; a room mounted on the app (the web workbench's uploads) may add its own
     app.state.body_limits = {"/v1/check/batch": settings.max_batch_body}
@@ -1061,10 +1076,10 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         response_model=RulesetInfo,
         tags=["rule sets"],
         responses=auth_errors,
-        summary="The rule bundle serving now: version, content hash, time loaded",
+        summary="The rule bundle serving now: version, content hash, time loaded, published bundle id",
     )
     async def ruleset_current(key: ApiKey = Depends(check_scope)):
-        return rules.info()
+        return rules.info().model_copy(update={"distribution": bundles.info()})
 
     @app.get(
         "/v1/vocabulary",

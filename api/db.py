@@ -191,3 +191,30 @@ web_objects = sa.Table(
     sa.Column("ruleset_hash", sa.String(64), nullable=True),
     sa.Column("previous_id", sa.String(32), nullable=True),
 )
+
+
+# -- rule-bundle distribution (api/distribution.py): published bundles and the one every instance converges on ------
+# `dfft rules publish` stores a validated bundle here; each `dfft serve` polls rule_bundle_active and loads that
+# bundle. Migration: migrations/versions/0004_rule_bundles.py.
+rule_bundles = sa.Table(
+    "rule_bundles",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("ruleset_hash", sa.String(64), nullable=False, index=True),  # what decisions carry as ruleset.hash
+    sa.Column("content_sha256", sa.String(64), nullable=False, unique=True),  # of the stored files (the archive)
+    sa.Column("manifest", sa.Text, nullable=False),  # bundle.yaml's manifest, JSON
+    sa.Column("archive", sa.LargeBinary, nullable=False),  # the bundle's files, gzipped canonical JSON
+    sa.Column("size", sa.Integer, nullable=False),  # bytes of the files, uncompressed
+    sa.Column("published_by", sa.String(128), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+rule_bundle_active = sa.Table(
+    "rule_bundle_active",
+    metadata,
+    sa.Column("slot", sa.String(16), primary_key=True),  # one row, "default"
+    sa.Column("bundle_id", sa.Integer, sa.ForeignKey("rule_bundles.id"), nullable=False),
+    sa.Column("activated_by", sa.String(128), nullable=False),
+    sa.Column("activated_at", sa.DateTime(timezone=True), nullable=False),
+)

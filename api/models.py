@@ -188,6 +188,28 @@ class BatchResponse(BaseModel):
     results: list[BatchItem]
 
 
+class BundleRefusal(BaseModel):
+    id: int = Field(description="the published bundle refused")
+    version: str
+    ruleset_hash: str
+    at: datetime
+    reason: str
+    errors: list[dict[str, Optional[str]]] = []
+
+
+class BundleDistribution(BaseModel):
+    """Where the serving bundle comes from (api/distribution.py): a published bundle (`dfft rules publish`) or the
+    instance's own directory, and whether it is the bundle the database names active."""
+
+    source: Literal["database", "directory"]
+    bundle_id: Optional[int] = Field(None, description="the published bundle serving now (null: the local one)")
+    active_bundle_id: Optional[int] = Field(None, description="the active bundle at the last poll (null: none)")
+    converged: bool = Field(description="the serving bundle is the active one (or none is active)")
+    poll_seconds: float = Field(description="seconds between polls (0: not following the database)")
+    poll_error: Optional[str] = Field(None, description="why the last poll failed, if it did")
+    refused: Optional[BundleRefusal] = Field(None, description="the active bundle, refused by this instance")
+
+
 class RulesetInfo(BaseModel):
     version: str
     hash: str
@@ -195,6 +217,7 @@ class RulesetInfo(BaseModel):
     loaded_at: datetime
     jurisdictions: list[str]
     rules: int
+    distribution: Optional[BundleDistribution] = None
 
 
 class ReloadResult(BaseModel):

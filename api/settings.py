@@ -15,6 +15,14 @@ WHATIF_SCENARIOS_PER_MINUTE = 30  # distinct law-changing what-if scenarios per 
 BATCH_BUFFER = 8 * 1024 * 1024  # bytes of decisions a batch response holds in memory; larger ones are streamed
 
 
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{name}: expected a number of seconds, got {str(raw)[:50]!r}") from None
+
+
 @dataclass
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("DFFT_DATA_DIR", "./data")))
@@ -52,3 +60,6 @@ class Settings:
         default_factory=lambda: float(os.environ.get("DFFT_DECISION_LOG_MAX_BACKOFF", 60))
     )
     decision_log_name: str = field(default_factory=lambda: os.environ.get("DFFT_DECISION_LOG_NAME", "default"))
+    # Rule-bundle distribution (api/distribution.py): seconds between polls of the active published bundle (0: off;
+    # otherwise 0.5 to 300); every instance serves a newly activated bundle within this time plus its load time
+    bundle_poll_seconds: float = field(default_factory=lambda: _seconds("DFFT_BUNDLE_POLL_SECONDS", 5.0))

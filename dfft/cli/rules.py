@@ -123,3 +123,112 @@ def rules_show(
 
     owner = rs.jurisdictions.get(rule.jurisdiction)
     render_rule(rule, owner.laws.get(rule.citation.law) if owner else None, out)
+
+
+# -- bundle distribution: publish to the service database, which every `dfft serve` instance follows -------------------
+def _bundle_db(data_dir: Optional[Path], database_url: Optional[str], command: str) -> Any:
+    from .service import _settings, need_server
+
+    need_server(command)
+    from ..api.db import open_database
+
+    return open_database(_settings(data_dir, database_url).url)
+
+
+@rules_app.command("publish")
+def rules_publish(
+    directory: Optional[Path] = typer.Argument(
+        None, help="Bundle directory (default: --rules, else the embedded jurisdictions/)"
+    ),
+    activate_id: Optional[int] = typer.Option(
+        None, "--activate", metavar="ID", help="Activate the stored bundle ID instead (a roll-back); DIR not allowed"
+    ),
+    no_activate: bool = typer.Option(False, "--no-activate", help="Store the bundle without activating it"),
+    by: Optional[str] = typer.Option(None, "--by", help="Who publishes (default: user@host)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON"),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", envvar="DFFT_DATA_DIR", help="Directory of the SQLite service database [default: ./data]"
+    ),
+    database_url: Optional[str] = typer.Option(
+        None, "--database-url", envvar="DFFT_DATABASE_URL", help="SQLAlchemy URL of the service database"
+    ),
+) -> None:
+    """Validate a bundle (the loader's checks with its manifest, and a compile), store it in the service database and
+    make it the active bundle: every `dfft serve` on that database converges on it within DFFT_BUNDLE_POLL_SECONDS
+    (default 5). With --activate ID, make an already stored bundle the active one again. Exit 4 when refused."""
+    from ..api import distribution
+
+    if activate_id is not None:
+        if directory is not None or no_activate:
+            raise typer.BadParameter("--activate ID takes no DIR and no --no-activate", param_hint="--activate")
+        db = _bundle_db(data_dir, database_url, "rules publish")
+        try:
+            distribution.activate(db, activate_id, by or distribution.default_publisher())
+        except KeyError:
+            raise typer.BadParameter(f"no stored bundle {activate_id}", param_hint="--activate") from None
+        finally:
+            db.dispose()
+        result: dict[str, Any] = {"id": activate_id, "status": "activated", "active": True}
+    else:
+        from ..rules.loader import default_rules_dir
+
+        root = directory or state.rules_dir or default_rules_dir()
+        db = _bundle_db(data_dir, database_url, "rules publish")
+        try:
+            result = distribution.publish(db, root, by, activate_it=not no_activate)
+        finally:
+            db.dispose()
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    if result["status"] == "activated":
+        out.print(f"[green]ok[/]: bundle {result['id']} is active")
+        return
+    out.print(
+        f"[green]ok[/]: bundle {result['id']} {result['status']}: version {result['version']}, "
+        f"ruleset hash {result['ruleset_hash'][:12]}, {result['files']} files"
+        + (", active" if result["active"] else ", not active")
+    )
+
+
+@rules_app.command("published")
+def rules_published(
+    as_json: bool = typer.Option(False, "--json", help="One JSON object a line"),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", envvar="DFFT_DATA_DIR", help="Directory of the SQLite service database [default: ./data]"
+    ),
+    database_url: Optional[str] = typer.Option(
+        None, "--database-url", envvar="DFFT_DATABASE_URL", help="SQLAlchemy URL of the service database"
+    ),
+) -> None:
+    """The bundles stored with `dfft rules publish`, newest first; the active one is marked."""
+    from ..api import distribution
+    from .service import _settings
+
+    url = _settings(data_dir, database_url).url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///").split("?", 1)[0]).exists():
+        typer.echo(f"no service database at {url.removeprefix('sqlite:///')}: nothing published", err=True)
+        return  # listing never creates a database
+    db = _bundle_db(data_dir, database_url, "rules published")
+    try:
+        rows = distribution.published(db)
+    finally:
+        db.dispose()
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps(r))
+        return
+    t = Table(title="Published rule bundles")
+    for col in ("id", "active", "version", "ruleset hash", "jurisdictions", "published by", "published at"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            str(r["id"]),
+            "*" if r["active"] else "",
+            r["version"],
+            r["ruleset_hash"][:12],
+            str(len(r["jurisdictions"])),
+            r["published_by"],
+            r["published_at"],
+        )
+    out.print(t)
