@@ -287,6 +287,8 @@ def _validator(schema: dict) -> S.RuleValidator:
     _validators.by_schema = cache
     hit = cache.get(id(schema))
     if hit is None or hit[0] is not schema:
+        if len(cache) >= 32:  # the loader's schemas are a handful of constants; bound it anyway
+            cache.clear()
         hit = cache[id(schema)] = (schema, S.RuleValidator(schema))
     return hit[1]
 
