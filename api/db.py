@@ -8,9 +8,12 @@ client has seen survives a killed process or a power cut. PostgreSQL (a URL sett
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
+import re
 from pathlib import Path
+from typing import Optional
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -140,8 +143,57 @@ def upgrade(eng: sa.Engine) -> None:
 
 def open_database(url: str) -> sa.Engine:
     eng = create_db_engine(url)
-    upgrade(eng)
+    if not at_head(eng):  # a current schema costs one SELECT at start-up, not an Alembic run
+        upgrade(eng)
     return eng
+
+
+_REVISION_RE = re.compile(r"^(down_)?revision\s*(?::[^=]*)?=\s*(.+?)\s*(?:#.*)?$", re.M)
+
+
+def head_revisions() -> Optional[set[str]]:
+    """The head revision(s) of api/migrations, read from the version files' `revision = "..."` and
+    `down_revision = ...` lines without importing Alembic; None when a file does not have that plain form (the
+    caller then lets Alembic decide)."""
+    revs: set[str] = set()
+    downs: set[str] = set()
+    for f in (MIGRATIONS / "versions").glob("*.py"):
+        if f.name == "__init__.py":
+            continue
+        found = dict((bool(m.group(1)), m.group(2)) for m in _REVISION_RE.finditer(f.read_text(encoding="utf-8")))
+        rev, down = found.get(False), found.get(True)
+        if rev is None or down is None:
+            return None
+        try:
+            rev_v, down_v = ast.literal_eval(rev), ast.literal_eval(down)
+        except (ValueError, SyntaxError):
+            return None
+        if not isinstance(rev_v, str):
+            return None
+        revs.add(rev_v)
+        if isinstance(down_v, str):
+            downs.add(down_v)
+        elif isinstance(down_v, (tuple, list)):
+            downs.update(str(d) for d in down_v)
+        elif down_v is not None:
+            return None
+    heads = revs - downs
+    return heads or None
+
+
+def at_head(eng: sa.Engine) -> bool:
+    """Whether the database's Alembic revision is already the migrations' head: then open_database does no migration
+    work at all (no Alembic import, no lock). Any doubt (no alembic_version table, an unreadable migration file,
+    several heads, a revision this code does not know) answers False, and upgrade() runs as before."""
+    heads = head_revisions()
+    if not heads:
+        return False
+    try:
+        with eng.connect() as conn:
+            rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    except sa.exc.SQLAlchemyError:  # no alembic_version table yet: a new database
+        return False
+    return set(rows) == heads
 
 
 # -- the web workbench (dfft.web): accounts, sessions, its audit trail, saved inventories, scenarios, analyses -------

@@ -7,12 +7,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .engine import Decision, Engine, EngineError, RequestError, TransferRequest
 from .engine.default import default_engine
-from .plugins.guard import Guard, GuardResult, TransferBlocked, guard
 from .rules import RuleSet, RuleSetError, load_ruleset
+
+if TYPE_CHECKING:
+    from .plugins.guard import Guard, GuardResult, TransferBlocked, guard
+
+_LAZY = {"Guard", "GuardResult", "TransferBlocked", "guard"}
+
+
+def __getattr__(name: str) -> Any:
+    """The guard (dfft.plugins.guard) is imported on first use: the CLI and the service start without it."""
+    if name in _LAZY:
+        from .plugins import guard as _guard
+
+        return getattr(_guard, name)
+    raise AttributeError(f"module 'dfft' has no attribute {name!r}")
+
 
 __all__ = [
     "Decision",

@@ -78,6 +78,7 @@ def probe(items: dict[str, tuple[str, list[str]]], timeout: float | None = None)
     jurisdictions when the child does not finish cleanly within the timeout. Definitions known good are skipped."""
 
     todo = {}
+    _load_persisted()
     with _lock:
         for code, (definition, facts) in items.items():
             if digest(definition) not in _known:
@@ -108,6 +109,7 @@ def probe(items: dict[str, tuple[str, list[str]]], timeout: float | None = None)
             _known[digest(definition)] = None
             while len(_known) > KNOWN_LIMIT:
                 _known.popitem(last=False)
+    _persist([digest(d) for d, _ in todo.values()])
 
 
 def forget() -> None:
@@ -136,3 +138,79 @@ def probe_facts(levels: list[int], keys: dict[str, Any]) -> list[str]:
                 fact[k] = hit if variant else miss
             out.append(json.dumps(fact, ensure_ascii=False, separators=(",", ":")))
     return out
+
+
+# -- known-good definitions across processes (cold start, issue 14) ---------------------------------------------------
+# A process starting on a bundle already probed by an earlier one (the usual `dfft check`, or a restart of `dfft
+# serve`) skips the trial child: the digests of definitions that passed are kept in the validated-bundle cache's
+# folder (rules/cache.py: DFFT_CACHE_DIR; off with DFFT_CACHE_DIR=off), in a file keyed by this module's and
+# compile.py's source (which shape the probe facts) and the durable-rules extension file, so a new dfft or
+# durable-rules probes again. The file is trusted only when it and its folder are private to this user (as the cache);
+# at most KNOWN_LIMIT digests. Any failure only means probing again.
+_persisted_loaded = False
+
+
+def _known_file() -> Any:
+    import importlib.util
+    from pathlib import Path
+
+    from ..rules.cache import cache_dir
+
+    folder = cache_dir()
+    spec = importlib.util.find_spec("durable_rules_engine")
+    if folder is None or spec is None or not spec.origin:
+        return None
+    st = os.stat(spec.origin)
+    h = hashlib.sha256(f"{spec.origin}|{st.st_size}|{st.st_mtime_ns}|{sys.version}".encode())
+    here = Path(__file__).parent
+    for name in ("probe.py", "compile.py"):
+        h.update((here / name).read_bytes())
+    return folder / f"probe-known-{h.hexdigest()[:32]}.txt"
+
+
+def _load_persisted() -> None:
+    global _persisted_loaded
+    if _persisted_loaded:
+        return
+    _persisted_loaded = True
+    try:
+        path = _known_file()
+        if path is None:
+            return
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            for st in (os.fstat(fh.fileno()), os.stat(path.parent)):
+                if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                    return
+            lines = fh.read(80 * KNOWN_LIMIT).decode("ascii").split()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return
+    with _lock:
+        for line in lines[-KNOWN_LIMIT:]:
+            if len(line) == 64 and all(c in "0123456789abcdef" for c in line):
+                _known.setdefault(line, None)
+
+
+def _persist(digests: list[str]) -> None:
+    import contextlib
+    import tempfile
+
+    tmp = None
+    try:
+        path = _known_file()
+        if path is None or not digests:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with _lock:
+            lines = list(_known)[-KNOWN_LIMIT:]
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-probe-")
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+        tmp = None
+    except (OSError, ValueError):
+        return
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -81,11 +82,21 @@ class RuleSetError(Exception):
         super().__init__(f"{len(problems)} problem(s) in the rule files:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+# libyaml's parser (yaml.CSafeLoader: the C scanner and parser, the safe constructor) reads the bundle about ten
+# times faster than the pure-Python one; without libyaml (a PyYAML built without it) the pure-Python loader is used.
+# Both refuse duplicate keys with the same constructor below.
+_SafeBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+class _UniqueKeyLoader(_SafeBase):
+    """SafeLoader (libyaml's where available) that refuses duplicate keys instead of silently keeping the last one."""
+
+
+class _PyUniqueKeyLoader(yaml.SafeLoader):
+    """The pure-Python loader with the same duplicate-key check (tests compare the two)."""
+
+
+def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: dict = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -96,6 +107,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_PyUniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 MAX_FILE_BYTES = 2 * 1024 * 1024  # one rule file (the largest embedded one is ~40 KB)
@@ -106,17 +118,41 @@ class _Reader:
     """Reads the files of one bundle: only regular files (never a FIFO, device or socket: opened non-blocking and
     checked with fstat before reading), only inside the bundle (a symlink that resolves outside is refused), at most
     MAX_FILE_BYTES each and MAX_FILES entries in all. Remembers the SHA-256 of every file read, relative path ->
-    hash, for the manifest check: the bytes hashed are the bytes parsed."""
+    hash, for the manifest check: the bytes hashed are the bytes parsed.
 
-    def __init__(self, root: Path, problems: list[Problem]):
+    `prefetched` (relative path -> bytes, from a snapshot taken to key the validated-bundle cache) is used instead of
+    reading those files again, so the bytes validated are the bytes the cache key was computed from; `fresh` counts
+    files read from disk anyway, and `listed` records each folder's listing (relative path -> names)."""
+
+    def __init__(self, root: Path, problems: list[Problem], prefetched: Optional[dict[str, bytes]] = None):
         self.root = root
         self.real_root = os.path.realpath(root)
         self.problems = problems
         self.hashes: dict[str, str] = {}
         self.entries = 0
+        self.prefetched = prefetched
+        self.data: dict[str, bytes] = {}
+        self.fresh = 0
+        self.listed: dict[str, tuple[str, ...]] = {}
+        self._reals: dict[str, str] = {str(root): self.real_root}
+
+    def realpath(self, path: Path) -> str:
+        """os.path.realpath, without resolving again a folder already resolved (a name that is not a link, in a
+        folder already resolved, resolves to that folder's real path joined with the name)."""
+        p = str(path)
+        real = self._reals.get(p)
+        if real is None:
+            parent = self._reals.get(os.path.dirname(p))
+            name = os.path.basename(p)
+            if parent is not None and name not in ("", ".", "..") and not os.path.islink(p):
+                real = os.path.join(parent, name)
+            else:
+                real = os.path.realpath(p)
+            self._reals[p] = real
+        return real
 
     def inside(self, path: Path) -> bool:
-        real = os.path.realpath(path)
+        real = self.realpath(path)
         if real != self.real_root and not real.startswith(self.real_root.rstrip(os.sep) + os.sep):
             self.problems.append(
                 Problem(
@@ -139,14 +175,22 @@ class _Reader:
                         [Problem(str(self.root), None, None, f"more than {MAX_FILES} files and folders; refused")]
                     )
                 out.append(Path(path) / e.name)
-        return sorted(out)
+        out.sort()
+        self.listed[os.path.relpath(path, self.root)] = tuple(p.name for p in out)
+        return out
 
     def read(self, path: Path) -> Optional[bytes]:
         if not self.inside(path):
             return None
+        rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+        if self.prefetched is not None and rel in self.prefetched:
+            data = self.prefetched[rel]
+            self.hashes[rel] = hashlib.sha256(data).hexdigest()
+            return data
+        self.fresh += 1
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
         try:
-            fd = os.open(os.path.realpath(path), flags)
+            fd = os.open(self.realpath(path), flags)
         except OSError as e:
             self.problems.append(Problem(str(path), None, None, f"cannot be read: {e.strerror or e}"))
             return None
@@ -180,8 +224,8 @@ class _Reader:
         finally:
             os.close(fd)
         data = b"".join(chunks)
-        rel = os.path.relpath(path, self.root).replace(os.sep, "/")
         self.hashes[rel] = hashlib.sha256(data).hexdigest()
+        self.data[rel] = data
         return data
 
     def yaml(self, path: Path) -> Any:
@@ -233,11 +277,28 @@ def _flatten_errors(errors: Any, path: str = "") -> Iterable[tuple[str, str]]:
         yield path, str(errors)
 
 
+_validators = threading.local()
+
+
+def _validator(schema: dict) -> S.RuleValidator:
+    """One validator per schema and thread, reused: building one checks the schema itself, which cost about as much
+    as validating the documents (a validator resets its errors on each validate(); it is not thread-safe, hence one
+    per thread)."""
+    cache: dict[int, tuple[dict, S.RuleValidator]] = getattr(_validators, "by_schema", None) or {}
+    _validators.by_schema = cache
+    hit = cache.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        if len(cache) >= 32:  # the loader's schemas are a handful of constants; bound it anyway
+            cache.clear()
+        hit = cache[id(schema)] = (schema, S.RuleValidator(schema))
+    return hit[1]
+
+
 def _schema_check(doc: Any, schema: dict, path: Path, problems: list[Problem]) -> bool:
     if not isinstance(doc, dict):
         problems.append(Problem(str(path), None, None, f"expected a YAML mapping at the top, got {type(doc).__name__}"))
         return False
-    v = S.RuleValidator(schema)
+    v = _validator(schema)
     if v.validate(doc):
         return True
     rules: list[Any] = doc["rules"] if isinstance(doc.get("rules"), list) else []
@@ -266,10 +327,11 @@ def _allowed_hint(schema: dict, field: Optional[str]) -> str:
     return ""
 
 
-def load_vocabulary(path: Optional[Path] = None) -> Vocabulary:
+def load_vocabulary(path: Optional[Path] = None, data: Optional[bytes] = None) -> Vocabulary:
+    """The vocabulary at `path` (or parsed from `data`, that file's bytes as already read)."""
     path = path or default_vocabulary_path()
     problems: list[Problem] = []
-    doc = read_yaml(path, problems)
+    doc = read_yaml(path, problems) if data is None else parse_yaml(data, path, problems)
     if doc is not None and _schema_check(doc, S.VOCABULARY_FILE, path, problems):
         cats = doc["data_categories"]
         owner: dict[str, str] = {}
@@ -322,19 +384,90 @@ def _code_list(name: str, d: dict) -> CodeList:
 
 
 def load_ruleset(
-    root: Optional[Path] = None, vocabulary: Optional[Path] = None, *, require_manifest: bool = True
+    root: Optional[Path] = None,
+    vocabulary: Optional[Path] = None,
+    *,
+    require_manifest: bool = True,
+    cache: bool = True,
 ) -> RuleSet:
     """Load and validate the bundle under `root` (default: the embedded `jurisdictions/`).
 
     bundle.yaml's `manifest` (the jurisdictions and the SHA-256 of every file; `dfft rules manifest DIR` writes it)
     is always verified when present. A bundle without one is refused unless the caller passes
-    require_manifest=False (the service and the CLI never do)."""
+    require_manifest=False (the service and the CLI never do).
+
+    A bundle validated before, byte for byte, by the same code, is taken from the validated-bundle cache
+    (rules/cache.py; DFFT_CACHE_DIR, off with DFFT_CACHE_DIR=off or cache=False); any other is validated in full
+    and, when valid, cached."""
+    from . import cache as _cache
+
     root = Path(root) if root else default_rules_dir()
-    problems: list[Problem] = []
+    vpath = Path(vocabulary) if vocabulary else default_vocabulary_path()
     if not root.is_dir():
         raise RuleSetError([Problem(str(root), None, None, "rule directory does not exist")])
-    vocab = load_vocabulary(vocabulary)
+    folder = _cache.cache_dir() if cache else None
+    snap = _snapshot(root, vpath) if folder is not None else None
+    if folder is None or snap is None:
+        return _load(root, vpath, require_manifest, None)[0]
+    material, files, vdata, listed = snap
+    key = _cache.key_of(material, require_manifest)
+    at = _cache.entry_path(folder, root, vpath)
+    hit = _cache.read(at, key)
+    if isinstance(hit, tuple) and len(hit) == 2 and isinstance(hit[0], RuleSet) and isinstance(hit[1], str):
+        hit[0]._remember_hash(hit[1])  # RuleSet.hash dumps the whole bundle: cached with it
+        return hit[0]
+    rs, reader = _load(root, vpath, require_manifest, (files, vdata))
+    # cache only what was validated from the snapshot's bytes and listing (nothing changed during the load)
+    if reader.fresh == 0 and all(listed.get(d) == names for d, names in reader.listed.items()):
+        _cache.write(at, key, (rs, rs.hash))
+    return rs
+
+
+def _snapshot(
+    root: Path, vocabulary: Path
+) -> Optional[tuple[list[tuple[str, str]], dict[str, bytes], bytes, dict[str, tuple[str, ...]]]]:
+    """Everything a load of `root` depends on, read once: (key material: every entry's name and kind and every
+    file's SHA-256; the bytes of the files the loader reads; the vocabulary's bytes; each folder's listing). None
+    when the bundle cannot be read cleanly (a link out of the bundle, a FIFO, an oversized file...): the full load
+    then reports it."""
+    problems: list[Problem] = []
     reader = _Reader(root, problems)
+    try:
+        with open(vocabulary, "rb") as fh:
+            vdata = fh.read(MAX_FILE_BYTES + 1)
+        if len(vdata) > MAX_FILE_BYTES:
+            return None
+        material = [("vocabulary " + str(vocabulary), hashlib.sha256(vdata).hexdigest())]
+        for entry in reader.listdir(root):
+            is_dir = entry.is_dir()
+            material.append((f"entry {entry.name} {'dir' if is_dir else 'other'}", ""))
+            if not is_dir:
+                if entry.name in ("bundle.yaml", "groups.yaml"):
+                    reader.read(entry)
+                continue
+            if entry.name.startswith((".", "_")):
+                continue
+            if not reader.inside(entry):
+                return None
+            for f in reader.listdir(entry):
+                material.append((f"entry {entry.name}/{f.name} {'dir' if f.is_dir() else 'other'}", ""))
+                if f.name == "jurisdiction.yaml" or f.name in DOMAIN_FILES:
+                    reader.read(f)
+    except (OSError, RuleSetError):
+        return None
+    if problems:
+        return None
+    material += sorted(("file " + rel, h) for rel, h in reader.hashes.items())
+    return material, reader.data, vdata, reader.listed
+
+
+def _load(
+    root: Path, vocabulary: Path, require_manifest: bool, prefetched: Optional[tuple[dict[str, bytes], bytes]]
+) -> tuple[RuleSet, _Reader]:
+    """The full load and validation (no cache), from the prefetched bytes where given."""
+    problems: list[Problem] = []
+    vocab = load_vocabulary(vocabulary, prefetched[1] if prefetched else None)
+    reader = _Reader(root, problems, prefetched[0] if prefetched else None)
 
     bundle = None
     if not (root / "bundle.yaml").exists():
@@ -492,7 +625,7 @@ def load_ruleset(
     problems += check_meaning(rs, root)
     if problems:
         raise RuleSetError(problems)
-    return rs
+    return rs, reader
 
 
 MANIFEST_HINT = "run `dfft rules manifest DIR` after changing the bundle (and bump its version)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from datetime import date
 from typing import Any, Literal, Optional
 
@@ -263,6 +264,9 @@ def _derived(v: Vocabulary) -> dict[str, Any]:
     return entry[1]
 
 
+_HASHES: dict[int, tuple[weakref.ref, str]] = {}  # id(RuleSet) -> (a weak reference to it, its hash)
+
+
 class RuleSet(Frozen):
     """A versioned bundle: vocabulary, groups, jurisdictions and their rules."""
 
@@ -282,8 +286,20 @@ class RuleSet(Frozen):
 
     @property
     def hash(self) -> str:
+        # computed once per object (it dumps the whole bundle; the engine asks once per jurisdiction it compiles):
+        # RuleSet is frozen, and a copy with changes (model_copy) is a new object with its own entry
+        known = _HASHES.get(id(self))
+        if known is not None and known[0]() is self:
+            return known[1]
         blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        digest = hashlib.sha256(blob.encode()).hexdigest()
+        self._remember_hash(digest)
+        return digest
+
+    def _remember_hash(self, digest: str) -> None:
+        """Set the memo of `hash` (the validated-bundle cache stores the hash with the rule set it computed it of)."""
+        key = id(self)
+        _HASHES[key] = (weakref.ref(self, lambda _ref: _HASHES.pop(key, None)), digest)
 
     def rule(self, rule_id: str) -> Rule:
         for j in self.jurisdictions.values():

@@ -17,7 +17,6 @@ from ..engine import Decision, Engine, EngineError, RequestError
 from ..engine.compile import CompileError
 from ..engine.core import BackendName
 from ..rules import RuleSetError
-from . import bulk as _bulk, rules as _rules, service as _service, web as _web, whatif as _whatif
 from .options import (
     EXIT_BAD_REQUEST,
     EXIT_BAD_RULES,
@@ -55,7 +54,17 @@ EXIT_CODES = (
     "3 invalid request or usage · 4 invalid rule files · 5 internal error (no verdict: treat as not allowed)"
 )
 
-app = typer.Typer(
+
+class _LazyTyper(typer.Typer):
+    """The `dfft` app, whose command groups are imported only when the command line needs them (see register)."""
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        argv = kwargs.get("args")
+        register(_command_of(list(argv) if isinstance(argv, (list, tuple)) else sys.argv[1:]))
+        return super().__call__(*args, **kwargs)
+
+
+app = _LazyTyper(
     help="dfft: is this cross-border data transfer allowed, conditional or blocked, and why?",
     epilog=EXIT_CODES,
     no_args_is_help=True,
@@ -233,11 +242,67 @@ def lint(compile_: bool = typer.Option(True, "--compile/--no-compile", help="Als
     )
 
 
-_rules.register(app)  # `dfft rules ...`
-_service.register(app, state)  # `dfft serve`, `dfft keys`
-_whatif.register(app, state)  # whatif, matrix, timeline, remedy
-_web.register(app)  # `dfft web user ...`
-_bulk.register(app, state)  # `dfft bulk`
+# The command groups, imported and registered on demand: `dfft check` never imports the what-if, bulk or service
+# modules (nor what they import), which is a good part of its start-up. Order = the order of `dfft --help`.
+GROUPS = ("rules", "service", "whatif", "web", "bulk")
+GROUP_OF = {
+    "rules": "rules",  # `dfft rules ...`
+    "serve": "service",  # `dfft serve`
+    "keys": "service",  # `dfft keys ...`
+    "whatif": "whatif",
+    "matrix": "whatif",
+    "timeline": "whatif",
+    "remedy": "whatif",
+    "web": "web",  # `dfft web user ...`
+    "bulk": "bulk",
+}
+CORE_COMMANDS = ("check", "vocab", "lint")
+_registered: set[str] = set()
+
+
+def _command_of(argv: list[str]) -> Optional[str]:
+    """The command a command line runs (the first word after the global options), or None (help, --version)."""
+    skip = False
+    for tok in argv:
+        if skip:
+            skip = False
+        elif tok == "--rules":
+            skip = True
+        elif not tok.startswith("-"):
+            return tok
+    return None
+
+
+def register(command: Optional[str] = None) -> None:
+    """Register the command group `command` needs: none for check, vocab and lint; every group for anything else
+    (help, an unknown command) so that help lists every command."""
+    if command in CORE_COMMANDS:
+        return
+    wanted = [GROUP_OF[command]] if command in GROUP_OF else list(GROUPS)
+    for group in GROUPS:
+        if group not in wanted or group in _registered:
+            continue
+        _registered.add(group)
+        if group == "rules":
+            from . import rules as _rules
+
+            _rules.register(app)
+        elif group == "service":
+            from . import service as _service
+
+            _service.register(app, state)
+        elif group == "whatif":
+            from . import whatif as _whatif
+
+            _whatif.register(app, state)
+        elif group == "web":
+            from . import web as _web
+
+            _web.register(app)
+        else:
+            from . import bulk as _bulk
+
+            _bulk.register(app, state)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

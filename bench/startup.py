@@ -1,0 +1,196 @@
+"""Cold start (issue 14): `dfft check` as a whole process and `dfft serve` until it answers, beside their floors.
+
+    python -m bench.startup [--runs 7] [--json FILE]        (also: python -m bench --startup)
+
+Every variant runs as a fresh process, interleaved round by round (floor, dfft, floor, dfft, ...), so they share the
+machine's load; the table shows the median and minimum wall time of each and the ratio of medians to its floor:
+  - floor: `python -c pass`, the interpreter alone;
+  - `dfft check` (one transfer, text output) with the validated-bundle cache warm (the usual case: any earlier run
+    on the same bundle), and with the cache off (DFFT_CACHE_DIR=off: a first run, or a changed bundle);
+  - floor: a bare FastAPI app (one route returning constant JSON) on uvicorn, from exec until it answers;
+  - `dfft serve` (embedded corpus, SQLite, web workbench off) from exec until GET /readyz answers 200, on a database
+    whose schema is current (the usual restart), with a warm cache.
+Targets (issue 14): dfft check <= 0.4 s, dfft serve ready <= 0.8 s; on a loaded machine read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+BARE_APP = """
+from fastapi import FastAPI
+import uvicorn
+app = FastAPI()
+@app.get("/readyz")
+def ready():
+    return {"ok": True}
+uvicorn.run(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), log_level="warning")
+"""
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(port: int) -> bool:
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        c.request("GET", "/readyz")
+        ok = c.getresponse().status == 200
+        c.close()
+        return ok
+    except OSError:
+        return False
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a running process (its own, not its children's)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run of `cmd` (CPU includes its children, e.g. the compile probe)."""
+    c0, t0 = _children_cpu(), time.perf_counter()
+    p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    dt = time.perf_counter() - t0
+    if p.returncode not in (0, 1, 2):
+        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode()[-500:]}")
+    return dt, _children_cpu() - c0
+
+
+def serve_once(cmd: list[str], env: dict[str, str], port: int) -> tuple[float, float]:
+    """(wall, CPU) seconds from exec until GET /readyz answers 200 (CPU: the server process's own)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while not _answers(port):
+            if p.poll() is not None:
+                raise SystemExit(f"{' '.join(cmd)} exited ({p.returncode}): {p.stderr.read().decode()[-800:]}")  # type: ignore[union-attr]
+            if time.perf_counter() - t0 > 120:
+                raise SystemExit(f"{' '.join(cmd)} did not answer within 120 s")
+            time.sleep(0.005)
+        return time.perf_counter() - t0, _cpu_of(p.pid)
+    finally:
+        p.terminate()
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def measure(runs: int) -> dict[str, list[tuple[float, float]]]:
+    tmp = Path(tempfile.mkdtemp(prefix="dfft-startup-"))
+    env = {**os.environ, "DFFT_CACHE_DIR": str(tmp / "cache"), "PYTHONPATH": str(ROOT)}
+    env_off = {**env, "DFFT_CACHE_DIR": "off"}
+    dfft = [PY, "-m", "dfft.cli"]
+    check = [*dfft, "check", "--from", "JP", "--to", "VN", "--data", "personal"]
+    bare = tmp / "bare.py"
+    bare.write_text(BARE_APP)
+    data = tmp / "data"
+    times: dict[str, list[tuple[float, float]]] = {
+        k: [] for k in ("python -c pass", "dfft check (cache warm)", "dfft check (cache off)", "bare FastAPI ready")
+    }
+    times["dfft serve ready"] = []
+    try:
+        run_once(check, env)  # fills the cache
+        port = _port()
+        serve_once([*dfft, "serve", "--port", str(port), "--data-dir", str(data), "--no-web"], env, port)  # migrates
+        for _ in range(runs):
+            times["python -c pass"].append(run_once([PY, "-c", "pass"], env))
+            times["dfft check (cache warm)"].append(run_once(check, env))
+            times["dfft check (cache off)"].append(run_once(check, env_off))
+            port = _port()
+            times["bare FastAPI ready"].append(serve_once([PY, str(bare), str(port)], env, port))
+            port = _port()
+            times["dfft serve ready"].append(
+                serve_once(
+                    [
+                        *dfft,
+                        "serve",
+                        "--port",
+                        str(port),
+                        "--data-dir",
+                        str(data),
+                        "--no-web",
+                        "--log-level",
+                        "warning",
+                    ],
+                    env,
+                    port,
+                )
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return times
+
+
+FLOOR = {
+    "python -c pass": None,
+    "dfft check (cache warm)": "python -c pass",
+    "dfft check (cache off)": "python -c pass",
+    "bare FastAPI ready": "python -c pass",
+    "dfft serve ready": "bare FastAPI ready",
+}
+TARGET = {"dfft check (cache warm)": 0.4, "dfft serve ready": 0.8}
+
+
+def report(times: dict[str, list[tuple[float, float]]]) -> list[str]:
+    med = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
+    cpu = {k: statistics.median(c for _, c in v) for k, v in times.items()}
+    lines = [
+        "| what | median wall s | min wall s | median CPU s | floor | ratio wall | ratio CPU | target (wall) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for k, v in times.items():
+        floor = FLOOR[k]
+        ratio = f"{med[k] / med[floor]:.2f}x" if floor else "-"
+        ratio_cpu = f"{cpu[k] / cpu[floor]:.2f}x" if floor and cpu[floor] else "-"
+        target = f"<= {TARGET[k]} s" if k in TARGET else ""
+        lines.append(
+            f"| {k} | {med[k]:.3f} | {min(w for w, _ in v):.3f} | {cpu[k]:.3f} | {floor or '-'} | {ratio} | "
+            f"{ratio_cpu} | {target} |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args(argv)
+    print(
+        f"\nstart-up: {a.runs} interleaved rounds, {os.cpu_count()} CPUs, load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    times = measure(a.runs)
+    print("\n".join(report(times)))
+    if a.json:
+        a.json.write_text(json.dumps(times, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
