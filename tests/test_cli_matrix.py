@@ -233,11 +233,14 @@ def test_a_value_outside_a_closed_set_is_refused_listing_the_valid_ones(cli, ext
         (["matrix", "--workers", "2"], "--ray"),
         (["bulk", "examples/inventory.csv", "--format", "xlsx"], "--format"),
         (["bulk", "examples/inventory.csv", "--backend", "spark"], "--backend"),
+        (["serve", "--log-level", "loud"], "--log-level"),
+        (["web", "user", "add", "bob", "--role", "boss", "--password-stdin"], "--role"),
     ],
 )
-def test_the_what_if_commands_check_their_closed_sets_too(cli, args, option):
-    code, _, err = cli(*args)
-    assert code == 3 and option in err, err
+def test_the_other_commands_check_their_closed_sets_too(cli, args, option, tmp_path):
+    code, _, err = cli(*args, *(["--data-dir", str(tmp_path / "data")] if args[0] in ("serve", "web") else []))
+    assert code == 3 and option in err and ("expected one of" in err or option == "--ray"), err
+    assert not (tmp_path / "data").exists()  # refused before anything is created
 
 
 def test_the_cli_sets_are_the_engines_sets():
@@ -247,6 +250,12 @@ def test_the_cli_sets_are_the_engines_sets():
 
     assert options.BULK_FORMATS == bulk.FORMATS
     assert set(options.ENGINES) == set(get_args(BackendName))
+    pytest.importorskip("uvicorn", reason="the server extra is not installed")
+    from uvicorn.config import LOG_LEVELS
+
+    from dfft.web.accounts import ROLES
+
+    assert set(options.LOG_LEVELS) == set(LOG_LEVELS) and options.WEB_ROLES == ROLES
 
 
 def test_valid_values_and_mapped_labels_pass(cli):
@@ -270,6 +279,9 @@ COMMANDS = [
     ["bulk"],
     ["rules", "show"],
     ["rules", "list"],
+    ["serve"],
+    ["keys", "create"],
+    ["web", "user", "add"],
 ]
 
 
@@ -277,5 +289,7 @@ COMMANDS = [
 def test_help_shows_placeholders_not_type_names(cli, cmd):
     code, out, err = cli(*cmd, "--help")
     assert code == 0 and "Usage" in out, err
+    if cmd and cmd[0] in ("check", "whatif", "matrix", "timeline", "remedy"):
+        assert "Exit codes: 0" in out and "3 invalid" in out
     names = re.findall(r"<(?:str|int|bool|float|path|list\[[a-z]+\]|[a-z]+ range)>", out)
     assert not names, f"type names in `dfft {' '.join(cmd)} --help`: {sorted(set(names))}"

@@ -38,6 +38,10 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 STYLE = {"allowed": "green", "conditional": "yellow", "blocked": "red", "-": "dim"}
 EXIT_BAD_INPUT = 3
+EXIT_CODES = (
+    "Exit codes: 0 done · 3 invalid scenario, request file or usage · 4 invalid rule files · "
+    "5 internal error (no result: treat the transfers as not allowed)"
+)
 
 
 def _friendly(fn: Callable) -> Callable:
@@ -101,7 +105,7 @@ def register(app: typer.Typer, state: Any) -> None:
             err.print(f"[red]cannot run on Ray[/]: {escape(str(x))}")
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
-    @app.command()
+    @app.command(epilog=EXIT_CODES)
     @_friendly
     def whatif(
         scenario_file: Path = typer.Argument(
@@ -173,7 +177,7 @@ def register(app: typer.Typer, state: Any) -> None:
             out.print(t)
         _write_report(report, f"What-if: {sc.name}", scenario=sc, diff=result, ruleset=e.engine().ref)
 
-    @app.command()
+    @app.command(epilog=EXIT_CODES)
     @_friendly
     def matrix(
         origin: Optional[list[str]] = typer.Option(
@@ -255,7 +259,7 @@ def register(app: typer.Typer, state: Any) -> None:
             report, "Destination matrix" + (f": {sc.name}" if sc else ""), scenario=sc, matrix=m, ruleset=e.engine().ref
         )
 
-    @app.command()
+    @app.command(epilog=EXIT_CODES)
     @_friendly
     def timeline(
         origin: str = typer.Option(..., "--from", metavar="CODE", help="Exporting jurisdiction, e.g. JP"),
@@ -335,7 +339,7 @@ def register(app: typer.Typer, state: Any) -> None:
             scenario=scenario(scenario_file),
         )
 
-    @app.command()
+    @app.command(epilog=EXIT_CODES)
     @_friendly
     def remedy(
         origin: str = typer.Option(..., "--from", metavar="CODE", help="Exporting jurisdiction, e.g. JP"),
