@@ -7,6 +7,8 @@ one process, side by side and interleaved (best of --repeat):
   matrix   whatif.matrix.matrix() on another freshly compiled engine: the checks plus building the cells
   render   the text `dfft matrix` prints (dfft.cli.text.render_matrix) at --width columns, and the JSON
   total    matrix + render, and checks / total (1.0 would be all checks)
+  before   the text as main printed it at 5689721: a Rich table per origin, destinations as columns,
+           each cell found by a linear scan of all cells (--before-origins of them only: it is quadratic)
 
 The rule bundle is loaded and the engines compiled before the clock starts (both are the same for any command)."""
 
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scenario", type=Path, default=None, help="also judge every cell under this scenario")
     ap.add_argument("--width", type=int, default=160, help="terminal width the text is rendered at")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--before-origins", type=int, default=4, help="origins rendered the old way (0: skip)")
     a = ap.parse_args(argv)
 
     rs = load_ruleset()
@@ -80,6 +83,11 @@ def main(argv: list[str] | None = None) -> None:
         best["json"] = min(best["json"], t3 - t2)
         cells = len(m.cells)
         e.close()
+    before = None
+    if a.before_origins:
+        t0 = time.perf_counter()
+        _render_before(m, Console(file=io.StringIO(), width=a.width, force_terminal=True), a.before_origins)
+        before = (time.perf_counter() - t0) * len(m.origins) / min(a.before_origins, len(m.origins))
     total = best["matrix"] + best["render"]
     print(
         f"dfft matrix: {len(origins)} origins x {len(dests)} destinations x {len(profiles)} profiles = {cells} cells"
@@ -97,6 +105,37 @@ def main(argv: list[str] | None = None) -> None:
     for name, v in rows:
         print(f"{name:<28}{v:>10.3f}{v / total:>10.0%}")
     print(f"checks / total = {best['checks'] / total:.2f} (1.00: nothing but the checks)")
+    if before is not None:
+        print(
+            f"before: the old text took {before:.1f} s for all {len(m.origins)} origins (extrapolated from "
+            f"{min(a.before_origins, len(m.origins))}); checks / (matrix + old text) = "
+            f"{best['checks'] / (best['matrix'] + before):.2f}"
+        )
+
+
+def _render_before(m, console: Console, n: int) -> None:
+    """The old `dfft matrix` text: a Rich table per origin, destinations as columns, a linear scan per cell."""
+    from rich.table import Table
+
+    def cell(o: str, p: str, d: str):
+        for c in m.cells:
+            if (c.origin, c.profile, c.destination) == (o, p, d):
+                return c
+        return None
+
+    style = {"allowed": "green", "conditional": "yellow", "blocked": "red"}
+    for o in m.origins[:n]:
+        t = Table(title=f"From {o}")
+        t.add_column("profile")
+        for d in m.destinations:
+            t.add_column(d, justify="center")
+        for p in m.profiles:
+            row = []
+            for d in m.destinations:
+                c = cell(o, p.name, d)
+                row.append("·" if c is None else f"[{style[c.verdict]}]{c.verdict[0].upper()}[/]")
+            t.add_row(p.name, *row)
+        console.print(t)
 
 
 if __name__ == "__main__":
