@@ -319,8 +319,16 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, rules_dir: Optional[str], expected_hash: str, today: str, full: bool):
-        self.judge = Judge(rules_dir, expected_hash, today, full)
+    def __init__(
+        self,
+        rules_dir: Optional[str],
+        expected_hash: str,
+        today: str,
+        full: bool,
+        judge_class: Optional[type] = None,
+        judge_args: tuple = (),
+    ):
+        self.judge = (judge_class or Judge)(rules_dir, expected_hash, today, full, *judge_args)
         self.workers = 1
 
     def map(self, method: str, batches: list[list[dict[str, Any]]]) -> Iterator[tuple[int, list[tuple[bool, str]]]]:
@@ -345,6 +353,8 @@ class RayBackend:
         workers: Optional[int] = None,
         address: Optional[str] = None,
         object_store_bytes: Optional[int] = None,
+        judge_class: Optional[type] = None,
+        judge_args: tuple = (),
     ):
         try:
             import ray
@@ -364,8 +374,8 @@ class RayBackend:
             ray.init(**kw)
         n = workers or int(ray.available_resources().get("CPU", 1)) or 1
         self.workers = max(1, n)
-        actor = ray.remote(num_cpus=1)(Judge)
-        self.actors = [actor.remote(rules_dir, expected_hash, today, full) for _ in range(self.workers)]
+        actor = ray.remote(num_cpus=1)(judge_class or Judge)  # judge_class: a Judge with more (plugins/bulk_whatif.py)
+        self.actors = [actor.remote(rules_dir, expected_hash, today, full, *judge_args) for _ in range(self.workers)]
         try:
             ready = ray.get([a.ready.remote() for a in self.actors])
         except Exception as e:
@@ -642,12 +652,16 @@ def make_backend(
     workers: Optional[int] = None,
     address: Optional[str] = None,
     object_store_bytes: Optional[int] = None,
+    judge_class: Optional[type] = None,
+    judge_args: tuple = (),
 ) -> Any:
     rd = str(rules_dir) if rules_dir else None
     if kind == "local":
-        return LocalBackend(rd, expected_hash, today.isoformat(), full)
+        return LocalBackend(rd, expected_hash, today.isoformat(), full, judge_class, judge_args)
     if kind == "ray":
-        return RayBackend(rd, expected_hash, today.isoformat(), full, workers, address, object_store_bytes)
+        return RayBackend(
+            rd, expected_hash, today.isoformat(), full, workers, address, object_store_bytes, judge_class, judge_args
+        )
     raise BulkError(f"unknown backend {kind!r}; expected ray or local")
 
 

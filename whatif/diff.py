@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from ..engine import Decision
 from ..engine.decision import CitationOut, Finding, RuleSetRef
 from ..engine.request import RequestError
+from .batch import BatchJudge
 from .context import SEVERITY, Engines, strip_id
 from .scenario import Scenario
 
@@ -144,19 +145,59 @@ def compare(rid: str, base: Decision, new: Decision, sc: Scenario) -> RequestDif
     )
 
 
-def diff(engines: Engines, requests: list[dict[str, Any]], sc: Scenario, progress: Any = None) -> DiffResult:
-    """Judge each request (dicts with an optional `id`) under the baseline and under `sc`."""
-    rs, eng = engines.for_scenario(sc)
-    base_eng = engines.engine()
+def diff(
+    engines: Engines,
+    requests: list[dict[str, Any]],
+    sc: Scenario,
+    progress: Any = None,
+    judge: Optional[BatchJudge] = None,
+) -> DiffResult:
+    """Judge each request (dicts with an optional `id`) under the baseline and under `sc`. `judge` judges them in
+    batches on another backend (the CLI's --ray); by default they are judged in-process, one at a time."""
+    if judge is None:
+        rs, eng = engines.for_scenario(sc)
+        base_eng = engines.engine()
+        base_ref, scenario_ref = base_eng.ref, eng.ref
+    else:
+        rs = sc.apply_law(engines.baseline)
+        base_ref = RuleSetRef(version=engines.baseline.version, hash=engines.pool.hash_of(engines.baseline))
+        scenario_ref = RuleSetRef(version=rs.version, hash=engines.pool.hash_of(rs))
+    ids = [str(req.get("id", f"#{i + 1}")) for i, req in enumerate(requests)]
+    plain = [strip_id(req) for req in requests]
+    results: list[Any] = [None] * len(plain)  # per request: (baseline, scenario) decisions, or the RequestError
+    if judge is None:
+        for i, r in enumerate(plain):
+            try:
+                results[i] = (base_eng.check(r), eng.check(sc.apply_request(r, rs, engines.today)))
+            except RequestError as e:
+                results[i] = e
+            if progress:
+                progress()
+    else:
+
+        def tick(n: int) -> None:
+            for _ in range(n):
+                progress()
+
+        base = judge(plain, False, None)
+        todo: list[int] = []
+        scenario_requests = []
+        for i, (r, b) in enumerate(zip(plain, base, strict=True)):
+            if isinstance(b, RequestError):
+                results[i] = b
+                continue
+            try:
+                scenario_requests.append(sc.apply_request(r, rs, engines.today))
+                todo.append(i)
+            except RequestError as e:
+                results[i] = e
+        if progress:
+            tick(len(plain) - len(todo))
+        for i, n in zip(todo, judge(scenario_requests, True, tick if progress else None), strict=True):
+            results[i] = n if isinstance(n, RequestError) else (base[i], n)
     items = []
-    for i, req in enumerate(requests):
-        rid = str(req.get("id", f"#{i + 1}"))
-        r = strip_id(req)
-        try:
-            b = base_eng.check(r)
-            n = eng.check(sc.apply_request(r, rs, engines.today))
-            items.append(compare(rid, b, n, sc))
-        except RequestError as e:
+    for rid, r, res in zip(ids, plain, results, strict=True):
+        if isinstance(res, RequestError):
             items.append(
                 RequestDiff(
                     id=rid,
@@ -165,11 +206,11 @@ def diff(engines: Engines, requests: list[dict[str, Any]], sc: Scenario, progres
                     baseline="-",
                     scenario="-",
                     direction="same",
-                    error=str(e),
+                    error=str(res),
                 )
             )
-        if progress:
-            progress()
+        else:
+            items.append(compare(rid, res[0], res[1], sc))
     counts = {
         "requests": len(items),
         "changed": sum(1 for x in items if x.changed),
@@ -181,8 +222,8 @@ def diff(engines: Engines, requests: list[dict[str, Any]], sc: Scenario, progres
     return DiffResult(
         scenario=sc.name,
         changes=tuple(sc.summary()),
-        baseline_ruleset=base_eng.ref,
-        scenario_ruleset=eng.ref,
+        baseline_ruleset=base_ref,
+        scenario_ruleset=scenario_ref,
         items=tuple(items),
         counts=counts,
     )

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from ..engine.request import RequestError
 from ..rules.model import RuleSet
+from .batch import BatchJudge, in_process
 from .context import Engines
 from .scenario import Scenario
 
@@ -48,12 +49,13 @@ class Matrix(Out):
     cells: tuple[Cell, ...]
     seconds: float
     checks: int
+    _index: Optional[dict[tuple[str, str, str], Cell]] = PrivateAttr(default=None)
 
     def cell(self, origin: str, profile: str, destination: str) -> Optional[Cell]:
-        for c in self.cells:
-            if (c.origin, c.profile, c.destination) == (origin, profile, destination):
-                return c
-        return None
+        """The cell of (origin, profile, destination), or None (an origin is not judged against itself); O(1)."""
+        if self._index is None:
+            self._index = {(c.origin, c.profile, c.destination): c for c in self.cells}
+        return self._index.get((origin, profile, destination))
 
 
 def load_profiles(path: Optional[Path | str] = None, names: Optional[list[str]] = None) -> list[Profile]:
@@ -89,7 +91,11 @@ def matrix(
     sc: Optional[Scenario] = None,
     as_of: Optional[date] = None,
     progress: Optional[Callable[[int], None]] = None,
+    judge: Optional[BatchJudge] = None,
 ) -> Matrix:
+    """The verdict of every origin x profile x destination (an origin is not judged against itself), under the
+    baseline and, with `sc`, under the scenario. `judge` judges the cells' requests in batches (default: in-process,
+    with `engines`; the CLI's --ray passes the Ray backend's); `progress` is called with the number of checks done."""
     rs = engines.baseline
     origins = [o.upper() for o in origins] if origins else sorted(rs.jurisdictions)
     unknown = [o for o in origins if o not in rs.jurisdictions]
@@ -107,40 +113,42 @@ def matrix(
     profiles = profiles or load_profiles()
     dests = [d.upper() for d in destinations] if destinations else all_destinations(rs)
     day = as_of or engines.today
-    base = engines.engine()
-    srs, seng = engines.for_scenario(sc) if sc else (rs, None)
-    cells: list[Cell] = []
+    if judge is None:
+        judge = in_process(engines, sc)
+        engines.engine()  # compiled before the clock starts
     t0 = time.perf_counter()
-    checks = 0
-    for o in origins:
-        for p in profiles:
-            for d in dests:
-                if d == o:
-                    continue
-                req = {**p.request, "origin": o, "destination": d, "as_of": p.request.get("as_of", day)}
-                dec = base.check(req)
-                checks += 1
-                extra: dict[str, Any] = {}
-                if seng is not None and sc is not None:
-                    s = seng.check(sc.apply_request(req, srs, day))
-                    checks += 1
-                    extra = dict(
-                        scenario_verdict=s.verdict,
-                        scenario_rules=tuple(f.rule_id for f in s.findings if f.status == "applies"),
-                    )
-                cells.append(
-                    Cell(
-                        origin=o,
-                        profile=p.name,
-                        destination=d,
-                        verdict=dec.verdict,
-                        rules=tuple(f.rule_id for f in dec.findings if f.status == "applies"),
-                        obligations=tuple(ob.id for ob in dec.obligations if ob.kind == "gating"),
-                        **extra,
-                    )
-                )
-            if progress:
-                progress(len(dests))
+    keys: list[tuple[str, Profile, str]] = [(o, p, d) for o in origins for p in profiles for d in dests if d != o]
+    reqs = [{**p.request, "origin": o, "destination": d, "as_of": p.request.get("as_of", day)} for o, p, d in keys]
+    decisions: list[Any] = judge(reqs, False, progress)
+    for dec in decisions:
+        if isinstance(dec, RequestError):  # a profile that is not a valid request: no matrix (as in-process)
+            raise dec
+    scenario_decisions: list[Any] = [None] * len(reqs)
+    if sc is not None:
+        srs = sc.apply_law(rs)
+        scenario_decisions = judge([sc.apply_request(r, srs, day) for r in reqs], True, progress)
+        for dec in scenario_decisions:
+            if isinstance(dec, RequestError):
+                raise dec
+    cells: list[Cell] = []
+    for (o, p, d), dec, s in zip(keys, decisions, scenario_decisions, strict=True):
+        extra: dict[str, Any] = {}
+        if s is not None:
+            extra = dict(
+                scenario_verdict=s.verdict,
+                scenario_rules=tuple(f.rule_id for f in s.findings if f.status == "applies"),
+            )
+        cells.append(
+            Cell(
+                origin=o,
+                profile=p.name,
+                destination=d,
+                verdict=dec.verdict,
+                rules=tuple(f.rule_id for f in dec.findings if f.status == "applies"),
+                obligations=tuple(ob.id for ob in dec.obligations if ob.kind == "gating"),
+                **extra,
+            )
+        )
     return Matrix(
         scenario=sc.name if sc else None,
         as_of=day,
@@ -149,5 +157,5 @@ def matrix(
         profiles=tuple(profiles),
         cells=tuple(cells),
         seconds=round(time.perf_counter() - t0, 3),
-        checks=checks,
+        checks=len(reqs) * (2 if sc is not None else 1),
     )

@@ -105,6 +105,27 @@ def _root(
     state.rules_dir = rules
 
 
+# closed sets of `dfft check`'s options: checked when parsed, the valid values listed (options.py)
+from .options import (  # noqa: E402
+    ACCESS,
+    DATA_CHOICE,
+    ENGINES,
+    EXPORTER_CHOICE,
+    OUTCOMES_TEXT,
+    PURPOSE_CHOICE,
+    RECIPIENT_KINDS,
+    RECIPIENT_ROLES,
+    RELATIONS,
+    ROLES,
+    SAFEGUARD_CHOICE,
+    SECTOR_CHOICE,
+    SIZES,
+    choice,
+    count_choice,
+    one_of,
+)
+
+
 @app.command(epilog=EXIT_CODES)
 def check(
     origin: Optional[str] = typer.Option(None, "--from", metavar="CODE", help="Exporting jurisdiction, e.g. JP"),
@@ -113,10 +134,17 @@ def check(
         None, "--via", metavar="CODE", help="Intermediate hop, a recipient (repeat, in order)"
     ),
     transit: Optional[list[str]] = typer.Option(
-        None, "--transit", help="A country the data only passes through after the --via hops (no access; repeat)"
+        None,
+        "--transit",
+        metavar="CODE",
+        help="A country the data only passes through after the --via hops (no access; repeat)",
     ),
     data: Optional[list[str]] = typer.Option(
-        None, "--data", metavar="CATEGORY[,...]", help="Data categories, comma-separated or repeated (`dfft vocab`)"
+        None,
+        "--data",
+        metavar="CATEGORY[,...]",
+        callback=DATA_CHOICE,
+        help="Data categories, comma-separated or repeated (`dfft vocab`)",
     ),
     subjects: Optional[int] = typer.Option(
         None,
@@ -128,37 +156,96 @@ def check(
     safeguard: Optional[list[str]] = typer.Option(
         None,
         "--safeguard",
-        help="Safeguard in place (repeat or comma-separate); NAME=OUTCOME for an outcome "
-        "(done, favourable, unfavourable), e.g. tia_filed=unfavourable",
+        metavar="NAME[=OUTCOME]",
+        callback=SAFEGUARD_CHOICE,
+        help="Safeguard in place (repeat or comma-separate; `dfft vocab`); with an outcome: "
+        f"{OUTCOMES_TEXT}, e.g. tia_filed=unfavourable",
     ),
-    exporter: str = typer.Option("private", metavar="KIND", help="private | public_body | ciio | ... (`dfft vocab`)"),
-    sector: str = typer.Option("general", metavar="SECTOR", help="The exporter's sector (`dfft vocab`)"),
-    purpose: Optional[list[str]] = typer.Option(None, "--purpose", help="Purpose (repeat or comma-separate)"),
-    role: str = typer.Option("controller", "--role", help="The exporter's role: controller | processor | data_subject"),
-    size: str = typer.Option("unknown", "--size", help="The exporter's size: unknown | micro | small | medium | large"),
+    exporter: str = typer.Option(
+        "private",
+        metavar="KIND",
+        callback=EXPORTER_CHOICE,
+        help="private | public_body | ciio | ... (`dfft vocab`)",
+    ),
+    sector: str = typer.Option(
+        "general",
+        metavar="SECTOR",
+        callback=SECTOR_CHOICE,
+        help="The exporter's sector (`dfft vocab`)",
+    ),
+    purpose: Optional[list[str]] = typer.Option(
+        None,
+        "--purpose",
+        metavar="PURPOSE",
+        callback=PURPOSE_CHOICE,
+        help="Purpose (repeat or comma-separate; `dfft vocab`)",
+    ),
+    role: str = typer.Option(
+        "controller",
+        "--role",
+        metavar="ROLE",
+        callback=choice("--role", ROLES),
+        help=f"The exporter's role: {one_of(ROLES)}",
+    ),
+    size: str = typer.Option(
+        "unknown",
+        "--size",
+        metavar="SIZE",
+        callback=choice("--size", SIZES),
+        help=f"The exporter's size: {one_of(SIZES)}",
+    ),
     established: Optional[list[str]] = typer.Option(
-        None, "--established", help="Where the exporter is established (default: --from; repeat)"
+        None, "--established", metavar="CODE", help="Where the exporter is established (default: --from; repeat)"
     ),
     relation: str = typer.Option(
         "third_party",
         "--relation",
-        help="The recipient: third_party | group_company | same_entity | employee | controller_of_exporter",
+        metavar="RELATION",
+        callback=choice("--relation", RELATIONS),
+        help=f"The recipient: {one_of(RELATIONS)}",
     ),
-    recipient_role: str = typer.Option("controller", "--recipient-role", help="controller | processor"),
-    access: str = typer.Option("full", "--access", help="full, or none: the recipient cannot read the data"),
+    recipient_role: str = typer.Option(
+        "controller",
+        "--recipient-role",
+        metavar="ROLE",
+        callback=choice("--recipient-role", RECIPIENT_ROLES),
+        help=one_of(RECIPIENT_ROLES),
+    ),
+    access: str = typer.Option(
+        "full",
+        "--access",
+        metavar="ACCESS",
+        callback=choice("--access", ACCESS),
+        help="full, or none: the recipient cannot read the data",
+    ),
     recipient_kind: str = typer.Option(
-        "private", "--recipient-kind", help="private | public_authority | court | international_organisation"
+        "private",
+        "--recipient-kind",
+        metavar="KIND",
+        callback=choice("--recipient-kind", RECIPIENT_KINDS),
+        help=one_of(RECIPIENT_KINDS),
     ),
-    subjects_in: Optional[list[str]] = typer.Option(None, "--subjects-in", help="Where the data subjects are"),
-    nationality: Optional[list[str]] = typer.Option(None, "--nationality", help="The data subjects' nationalities"),
-    collected_in: Optional[str] = typer.Option(None, "--collected-in", help="Where the data was collected"),
+    subjects_in: Optional[list[str]] = typer.Option(
+        None, "--subjects-in", metavar="CODE", help="Where the data subjects are (repeat)"
+    ),
+    nationality: Optional[list[str]] = typer.Option(
+        None, "--nationality", metavar="CODE", help="The data subjects' nationalities (repeat)"
+    ),
+    collected_in: Optional[str] = typer.Option(
+        None, "--collected-in", metavar="CODE", help="Where the data was collected"
+    ),
     public: bool = typer.Option(False, "--publicly-available", help="All of the data is publicly available"),
     count: Optional[list[str]] = typer.Option(
-        None, "--count", help="People per category where thresholds differ: CATEGORY=N (repeat)"
+        None,
+        "--count",
+        metavar="CATEGORY=N",
+        callback=count_choice,
+        help="People per category where thresholds differ (repeat)",
     ),
     request_file: Optional[str] = typer.Option(
         None,
         "--request",
+        metavar="FILE|-",
         help="A request in the API's JSON or YAML schema, from FILE or - (stdin); the other options are then "
         "not allowed",
     ),
@@ -166,10 +253,13 @@ def check(
         None, "--as-of", metavar="YYYY-MM-DD", help="Apply the law as of this date (default today)"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON"),
-    backend: str = typer.Option("durable", "--engine", help="durable (default) or reference"),
+    backend: str = typer.Option(
+        "durable", "--engine", metavar="ENGINE", callback=choice("--engine", ENGINES), help=one_of(ENGINES)
+    ),
 ) -> None:
-    """Judge one transfer and print the verdict, each finding with its citation, and the obligations. The exit code
-    is the verdict: 0 allowed, 1 conditional, 2 blocked."""
+    """Judge one transfer and print the verdict, each finding with its citation, and the obligations.
+
+    The exit code is the verdict: 0 allowed, 1 conditional, 2 blocked."""
     if request_file is not None:
         request = request_from_file(request_file)
         if as_of is not None:
@@ -219,8 +309,9 @@ def render(d: Decision, console: Console = out) -> None:
 def vocab(
     as_json: bool = typer.Option(False, "--json", help="Print the vocabulary as JSON (as GET /v1/vocabulary)"),
 ) -> None:
-    """List the values a request may use, with what each means: data categories, safeguards, purposes, sectors,
-    exporter kinds."""
+    """List the values a request may use, with what each means.
+
+    Data categories, safeguards, purposes, sectors and exporter kinds."""
     from ..api.models import vocabulary_of
 
     v = vocabulary_of(state.ruleset().vocabulary)

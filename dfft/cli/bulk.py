@@ -11,7 +11,17 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .options import EXIT_BAD_REQUEST, EXIT_BAD_RULES, EXIT_INTERNAL, err, parse_day
+from .options import (
+    BULK_BACKENDS,
+    BULK_FORMATS,
+    EXIT_BAD_REQUEST,
+    EXIT_BAD_RULES,
+    EXIT_INTERNAL,
+    choice,
+    err,
+    one_of,
+    parse_day,
+)
 
 # exit codes of `dfft bulk`: 0 every row judged; 3 some rows invalid (bad row / invalid request); 5 some rows failed
 # on an engine or worker error (no verdict for them), or the run could not go on; 4 invalid rule files
@@ -20,17 +30,29 @@ from .options import EXIT_BAD_REQUEST, EXIT_BAD_RULES, EXIT_INTERNAL, err, parse
 def register(app: typer.Typer, state: Any) -> None:
     @app.command()
     def bulk(
-        input: Path = typer.Argument(..., help="Inventory: CSV, JSONL, Parquet, or OpenLineage run events (JSONL)"),
+        input: Path = typer.Argument(
+            ..., metavar="INPUT", help="Inventory: CSV, JSONL, Parquet, or OpenLineage run events (JSONL)"
+        ),
         output: Optional[Path] = typer.Option(
             None, "--output", "-o", help="Decisions, one per row in input order: .jsonl or .parquet (default: stdout)"
         ),
         fmt: Optional[str] = typer.Option(
-            None, "--format", help="csv | jsonl | parquet | openlineage (default: from the file name)"
+            None,
+            "--format",
+            metavar="FORMAT",
+            callback=choice("--format", BULK_FORMATS),
+            help=f"{one_of(BULK_FORMATS)} (default: from the file name)",
         ),
         region_map: Optional[Path] = typer.Option(
             None, "--region-map", help="OpenLineage: the region map (default: $DFFT_REGION_MAP), as for Airflow"
         ),
-        backend: str = typer.Option("ray", "--backend", help="ray (default) | local (in-process, no Ray)"),
+        backend: str = typer.Option(
+            "ray",
+            "--backend",
+            metavar="BACKEND",
+            callback=choice("--backend", BULK_BACKENDS),
+            help="ray (default) | local (in-process, no Ray)",
+        ),
         workers: Optional[int] = typer.Option(
             None, "--workers", min=1, help="Ray workers, one engine each (default: all cores)"
         ),

@@ -158,3 +158,132 @@ def v2_facts(
     if transit:
         out["_transit"] = split_values(transit)
     return out
+
+
+# -- closed sets: checked when the command line is parsed ------------------------------------------------------------
+# Every option whose values come from a closed set is checked before anything runs, and a wrong value is refused
+# (exit 3) naming the option and listing the valid values. The sets are the rule language's own: the fixed ones from
+# rules/schema.py, the vocabulary ones (categories, safeguards, purposes, sectors, exporter kinds) from the rule
+# bundle's vocabulary (rules/vocabulary.yaml), read only when such an option is given.
+from collections.abc import Callable as _Callable  # noqa: E402
+
+from ..rules import schema as _S  # noqa: E402
+
+ENGINES = ("durable", "reference")
+ROLES, SIZES, RELATIONS = _S.ROLES, _S.SIZES, _S.RELATIONS
+RECIPIENT_ROLES, ACCESS, RECIPIENT_KINDS, OUTCOMES = _S.RECIPIENT_ROLES, _S.ACCESS, _S.RECIPIENT_KINDS, _S.OUTCOMES
+VOCABULARY_SETS = ("data_categories", "safeguards", "purposes", "sectors", "exporters")
+
+
+def one_of(values: tuple[str, ...] | list[str]) -> str:
+    return " | ".join(values)
+
+
+def _refuse(option: str, value: str, valid: Any, what: str = "valid") -> typer.BadParameter:
+    valid = list(valid)
+    return typer.BadParameter(f"{value!r} is not {what}; expected one of {', '.join(valid)}", param_hint=option)
+
+
+def choice(option: str, values: tuple[str, ...]) -> _Callable[[Any], Any]:
+    """A callback for an option (or a repeatable option) whose values must be in `values`."""
+
+    def check(value: Any) -> Any:
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None and v not in values:
+                raise _refuse(option, v, values)
+        return value
+
+    return check
+
+
+def vocabulary_sets() -> Any:
+    """The rule bundle's vocabulary (the one the engine judges with)."""
+    return state.ruleset().vocabulary
+
+
+def vocabulary_choice(option: str, kind: str, default: Optional[str] = None) -> _Callable[[Any], Any]:
+    """A callback for an option whose values are terms of the vocabulary: `kind` is data_categories (names or mapped
+    fideslang / DPV labels, comma-separated or repeated), safeguards (NAME or NAME=OUTCOME), purposes, sectors or
+    exporters. The option's default is not checked (it needs no vocabulary)."""
+    assert kind in VOCABULARY_SETS
+
+    def check(value: Any) -> Any:
+        if value is None or value == default or value == []:
+            return value
+        items = split_values(value) if isinstance(value, list) else [value]
+        v = vocabulary_sets()
+        known = getattr(v, kind)
+        for item in items:
+            if kind == "data_categories":
+                if v.resolve(item) is None:
+                    raise _refuse(option, item, sorted(known), "a data category (nor a mapped fideslang / DPV label)")
+            elif kind == "safeguards":
+                name, sep, outcome = item.partition("=")
+                if name not in known:
+                    raise _refuse(option, name, sorted(known), "a safeguard")
+                if sep and outcome not in OUTCOMES:
+                    raise _refuse(option, f"{name}={outcome}", OUTCOMES, f"an outcome of {name}")
+            elif item not in known:
+                raise _refuse(option, item, sorted(known))
+        return value
+
+    return check
+
+
+def count_choice(value: Any) -> Any:
+    """--count CATEGORY=N: the category must be one (N is checked when the request is built)."""
+    if not value:
+        return value
+    v = vocabulary_sets()
+    for item in split_values(value):
+        cat = item.partition("=")[0].strip()
+        if v.resolve(cat) is None:
+            raise _refuse("--count", cat, sorted(v.data_categories), "a data category")
+    return value
+
+
+def _placeholders_not_type_names() -> None:
+    """Recent typer prints a type name (`<str>`, `<path>`, `<bool>`) beside every option and argument in --help.
+    Show a placeholder instead: the option's metavar, else its name in capitals (--data-dir DATA_DIR); nothing for
+    a flag (it takes no value) or an argument (its name is already shown); choices stay listed. Older typers print
+    click's metavars and are left as they are."""
+    try:
+        from typer.core import TyperArgument, TyperOption
+    except ImportError:
+        return
+    for cls in (TyperOption, TyperArgument):
+        shown = getattr(cls, "display_type_rich", None)
+        if shown is None or getattr(shown, "_dfft", False):
+            continue
+
+        def display_type_rich(self: Any, ctx: Any, _shown: Any = shown, _arg: bool = cls is TyperArgument) -> Any:
+            if _arg or getattr(self, "is_flag", False):
+                return ""
+            if self.metavar is not None:
+                return self.metavar
+            try:
+                if self.type_descriptor.is_choice:
+                    return _shown(self, ctx)
+            except AttributeError:
+                return _shown(self, ctx)
+            return (self.name or "value").upper() + ("..." if self.nargs != 1 else "")
+
+        display_type_rich._dfft = True  # type: ignore[attr-defined]
+        cls.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_placeholders_not_type_names()
+
+
+# the vocabulary callbacks the commands share (module-level: option defaults are built once)
+DATA_CHOICE = vocabulary_choice("--data", "data_categories")
+SAFEGUARD_CHOICE = vocabulary_choice("--safeguard", "safeguards")
+PURPOSE_CHOICE = vocabulary_choice("--purpose", "purposes")
+PURPOSE_CHOICE_DEFAULT = vocabulary_choice("--purpose", "purposes", "general")
+EXPORTER_CHOICE = vocabulary_choice("--exporter", "exporters", "private")
+SECTOR_CHOICE = vocabulary_choice("--sector", "sectors", "general")
+OUTCOMES_TEXT = one_of(OUTCOMES)
+BULK_FORMATS = ("csv", "jsonl", "parquet", "openlineage")  # plugins.bulk.FORMATS (a test keeps them equal)
+BULK_BACKENDS = ("ray", "local")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's (dfft serve --log-level)
+WEB_ROLES = ("viewer", "analyst", "admin")  # web.accounts.ROLES (a test keeps them equal)

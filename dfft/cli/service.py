@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 import typer
 
+from .options import LOG_LEVELS, choice
+
 keys_app = typer.Typer(
     help="API keys for the HTTP service (stored hashed in the service database).", no_args_is_help=True
 )
@@ -165,7 +167,9 @@ def register(app: typer.Typer, state: Any) -> None:
         port: int = typer.Option(8000),
         data_dir: Optional[Path] = DATA_DIR,
         database_url: Optional[str] = DB_URL,
-        log_level: str = typer.Option("info"),
+        log_level: str = typer.Option(
+            "info", metavar="LEVEL", callback=choice("--log-level", LOG_LEVELS), help=" | ".join(LOG_LEVELS)
+        ),
         ssl_certfile: Optional[Path] = typer.Option(
             None, "--ssl-certfile", exists=True, dir_okay=False, help="Serve HTTPS with this certificate (PEM)"
         ),

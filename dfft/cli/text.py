@@ -5,7 +5,7 @@ broken at a hyphen. Imports no other CLI module but options."""
 from __future__ import annotations
 
 import textwrap
-from typing import Any
+from typing import Any, Optional
 
 from rich.console import Console
 from rich.markup import escape
@@ -155,3 +155,112 @@ def render_vocabulary(v: Any, console: Console) -> None:
                 first = " " * pad
             para(console, text, " " * pad, first)
         console.print()
+
+
+LETTER = {"allowed": "A", "conditional": "C", "blocked": "B"}
+LETTER_STYLE = {"A": "green", "C": "yellow", "B": "red"}
+
+
+def abbreviations(names: list[str]) -> list[str]:
+    """The shortest prefixes (at least one character) that tell `names` apart, one length for all."""
+    for k in range(1, max((len(n) for n in names), default=1) + 1):
+        short = [n[:k] for n in names]
+        if len(set(short)) == len(short):
+            return short
+    return list(names)  # duplicates: the names themselves
+
+
+Span = tuple[int, int, str]  # start, end, Rich style
+
+
+def matrix_lines(m: Any, width: int) -> list[tuple[str, list[Span]]]:
+    """`dfft matrix` as text lines that fit `width` columns: destinations as rows, origins as column groups, one
+    letter per data profile in each group (the profiles abbreviated, with a legend), blocks of as many origins as
+    fit, the destination repeated at the start of each row. Each line as (plain text, styled spans)."""
+    profiles = [p.name for p in m.profiles]
+    abbrev = abbreviations(profiles)
+    scenario = m.scenario is not None
+    cw = max(len(abbrev[0]) if abbrev else 1, 2 if scenario else 1)  # a profile's column
+    sep = "" if cw == 1 else " "
+    header = sep.join(a.ljust(cw) for a in abbrev).rstrip()
+    gw = max([len(sep.join(a.ljust(cw) for a in abbrev))] + [len(o) for o in m.origins])  # an origin's group
+    lw = max([len("from"), len("to")] + [len(d) for d in m.destinations])  # the destination label
+    gap = "  "
+    per_block = max(1, (width - lw) // (gw + len(gap)))
+    lines: list[tuple[str, list[Span]]] = []
+
+    def add(plain: str, spans: Optional[list[Span]] = None) -> None:
+        lines.append((plain, spans or []))
+
+    def legend(head: str, items: list[str]) -> None:
+        for line in wrap(" · ".join(items), width, " " * len(head), head):
+            add(line)
+
+    title = f"Destination matrix as of {m.as_of}: {len(m.origins)} origin(s) x {len(m.destinations)} destinations"
+    title += f" x {len(profiles)} data profiles" + (f"; baseline and scenario {m.scenario!r}" if scenario else "")
+    for line in wrap(title, width):
+        add(line, [(0, len(line), "bold")])
+    legend("profiles: ", [f"{a} {p.name} ({p.title})" for a, p in zip(abbrev, m.profiles, strict=True)])
+    verdicts = ["A allowed", "C conditional", "B blocked", ". same jurisdiction"]
+    if scenario:
+        verdicts.append("XY baseline X, under the scenario Y (where it changes)")
+    legend("verdicts: ", verdicts)
+    counts: dict[str, int] = {}
+    changed = 0
+    for c in m.cells:
+        counts[c.verdict] = counts.get(c.verdict, 0) + 1
+        changed += bool(c.scenario_verdict and c.scenario_verdict != c.verdict)
+    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in LETTER)
+    legend("cells: ", [f"{len(m.cells)} ({summary})"] + ([f"{changed} change under the scenario"] if scenario else []))
+    cells = {(c.origin, c.profile, c.destination): c for c in m.cells}
+    origins = list(m.origins)
+    for b in range(0, len(origins), per_block):
+        block = origins[b : b + per_block]
+        add("")
+        add("from".ljust(lw) + "".join(gap + o.ljust(gw) for o in block).rstrip())
+        add("to".ljust(lw) + "".join(gap + header.ljust(gw) for _ in block).rstrip())
+        for d in m.destinations:
+            parts = [d.ljust(lw)]
+            spans: list[Span] = []
+            at = lw
+            for o in block:
+                parts.append(gap)
+                at += len(gap)
+                start = at
+                for k, p in enumerate(profiles):
+                    if k and sep:
+                        parts.append(sep)
+                        at += len(sep)
+                    c = cells.get((o, p, d))
+                    if c is None:
+                        text = "."
+                        spans.append((at, at + 1, "dim"))
+                    else:
+                        x = LETTER[c.verdict]
+                        changes = c.scenario_verdict and c.scenario_verdict != c.verdict
+                        y = LETTER[c.scenario_verdict] if changes else ""
+                        text = x + y
+                        spans.append((at, at + 1, LETTER_STYLE[x]))
+                        if y:
+                            spans.append((at + 1, at + 2, "bold " + LETTER_STYLE[y]))
+                    parts.append(text.ljust(cw))
+                    at += cw
+                parts.append(" " * (gw - (at - start)))
+                at = start + gw
+            merged: list[Span] = []  # runs of one colour as one span (spaces between them take it invisibly)
+            for a, b_, st in spans:
+                if merged and merged[-1][2] == st and a - merged[-1][1] <= len(gap):
+                    merged[-1] = (merged[-1][0], b_, st)
+                else:
+                    merged.append((a, b_, st))
+            add("".join(parts).rstrip(), merged)
+    return lines
+
+
+def render_matrix(m: Any, console: Console) -> None:
+    """The destination matrix (whatif.matrix.Matrix), fitted to the terminal's width (COLUMNS; 80 when not a
+    terminal): see matrix_lines. Lines are built as styled spans, not markup, so thousands of cells print fast."""
+    from rich.text import Span as RichSpan, Text
+
+    for plain, spans in matrix_lines(m, max(40, console.width)):
+        console.print(Text(plain, spans=[RichSpan(a, b, st) for a, b, st in spans]), soft_wrap=True, crop=False)

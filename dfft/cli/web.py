@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 
+from .options import WEB_ROLES, choice
 from .service import DATA_DIR, DB_URL, _settings
 
 web_app = typer.Typer(help="The web workbench (served by `dfft serve` under /ui).", no_args_is_help=True)
@@ -38,7 +39,11 @@ def _fail(e: Exception) -> None:
 def user_add(
     username: str = typer.Argument(..., help="Sign-in name"),
     role: str = typer.Option(
-        "viewer", "--role", help="viewer (read), analyst (also upload, build, run), admin (also users)"
+        "viewer",
+        "--role",
+        metavar="ROLE",
+        callback=choice("--role", WEB_ROLES),
+        help="viewer (read), analyst (also upload, build, run), admin (also users)",
     ),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input"),
     data_dir: Optional[Path] = DATA_DIR,

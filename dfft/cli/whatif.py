@@ -19,12 +19,29 @@ from rich.table import Table
 
 from ..whatif.context import Engines, InventoryError, load_requests
 from ..whatif.scenario import Scenario, ScenarioError, load_scenario
-from .options import parse_day as _day, split_values as _split, transfer_request as _request
+from .options import (
+    DATA_CHOICE,
+    ENGINES,
+    EXPORTER_CHOICE,
+    PURPOSE_CHOICE_DEFAULT,
+    SAFEGUARD_CHOICE,
+    SECTOR_CHOICE,
+    choice,
+    one_of,
+    parse_day as _day,
+    split_values as _split,
+    transfer_request as _request,
+)
+from .text import render_matrix
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 STYLE = {"allowed": "green", "conditional": "yellow", "blocked": "red", "-": "dim"}
 EXIT_BAD_INPUT = 3
+EXIT_CODES = (
+    "Exit codes: 0 done · 3 invalid scenario, request file or usage · 4 invalid rule files · "
+    "5 internal error (no result: treat the transfers as not allowed)"
+)
 
 
 def _friendly(fn: Callable) -> Callable:
@@ -62,22 +79,58 @@ def register(app: typer.Typer, state: Any) -> None:
     def scenario(path: Optional[Path]) -> Optional[Scenario]:
         return load_scenario(path, state.ruleset()) if path else None
 
-    engine_opt = typer.Option("durable", "--engine", help="durable (default) or reference")
+    engine_opt = typer.Option(
+        "durable", "--engine", metavar="ENGINE", callback=choice("--engine", ENGINES), help=one_of(ENGINES)
+    )
+    ray_opt = typer.Option(
+        False, "--ray", help="Judge on Ray, as `dfft bulk` does (pip install 'dfft[ray]'): for large inventories"
+    )
+    workers_opt = typer.Option(None, "--workers", min=1, metavar="N", help="With --ray: workers (default: all cores)")
+    address_opt = typer.Option(
+        None, "--ray-address", metavar="ADDRESS", help="With --ray: join this cluster (e.g. ray://head:10001)"
+    )
 
-    @app.command()
+    def batch(ray: bool, workers: Optional[int], address: Optional[str], e: Engines, sc: Optional[Scenario]) -> Any:
+        """The Ray backend as a batch judge (plugins/bulk_whatif.py), or None: in-process."""
+        if not ray:
+            if workers is not None or address is not None:
+                raise typer.BadParameter("--workers and --ray-address need --ray")
+            return None
+        from ..plugins.bulk import BulkError
+        from ..plugins.bulk_whatif import batch_judge
+
+        try:
+            return batch_judge("ray", state.rules_dir, e.baseline, e.today, sc, e.pool.hash_of, workers, address)
+        except BulkError as x:
+            err.print(f"[red]cannot run on Ray[/]: {escape(str(x))}")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    @app.command(epilog=EXIT_CODES)
     @_friendly
     def whatif(
-        scenario_file: Path = typer.Argument(..., help="Scenario file (YAML or JSON), see examples/"),
+        scenario_file: Path = typer.Argument(
+            ..., metavar="SCENARIO", help="Scenario file (YAML or JSON), see examples/"
+        ),
         requests: Path = typer.Option(
-            ..., "--requests", "-r", help="Transfers to judge: CSV, JSON or YAML (e.g. your data-flow inventory)"
+            ...,
+            "--requests",
+            "--inventory",
+            "-r",
+            metavar="FILE",
+            help="Transfers to judge: CSV, JSON or YAML (e.g. your data-flow inventory)",
         ),
         as_of: Optional[str] = typer.Option(
-            None, "--as-of", help="Baseline date for requests without as_of (default today)"
+            None, "--as-of", metavar="YYYY-MM-DD", help="Baseline date for requests without as_of (default today)"
         ),
-        report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here"),
+        report: Optional[Path] = typer.Option(
+            None, "--report", metavar="FILE", help="Write a self-contained HTML report here"
+        ),
         show_all: bool = typer.Option(False, "--all", help="List unchanged transfers too"),
-        as_json: bool = typer.Option(False, "--json"),
+        as_json: bool = typer.Option(False, "--json", help="Print the diff as JSON (as POST /v1/whatif/diff)"),
         backend: str = engine_opt,
+        ray: bool = ray_opt,
+        workers: Optional[int] = workers_opt,
+        ray_address: Optional[str] = address_opt,
     ) -> None:
         """Judge transfers under the baseline and under a scenario; show what changes and why."""
         from ..whatif.diff import diff
@@ -86,7 +139,12 @@ def register(app: typer.Typer, state: Any) -> None:
         assert sc is not None
         reqs = load_requests(requests)
         e = engines(backend, _day(as_of, "--as-of"))
-        result = diff(e, reqs, sc)
+        judge = batch(ray, workers, ray_address, e, sc)
+        try:
+            result = diff(e, reqs, sc, judge=judge)
+        finally:
+            if judge is not None:
+                judge.close()
         if as_json:
             out.print_json(result.model_dump_json())
         else:
@@ -119,92 +177,134 @@ def register(app: typer.Typer, state: Any) -> None:
             out.print(t)
         _write_report(report, f"What-if: {sc.name}", scenario=sc, diff=result, ruleset=e.engine().ref)
 
-    @app.command()
+    @app.command(epilog=EXIT_CODES)
     @_friendly
     def matrix(
         origin: Optional[list[str]] = typer.Option(
-            None, "--from", help="Origin(s); default: every covered jurisdiction"
+            None, "--from", metavar="CODE[,...]", help="Origin(s); default: every covered jurisdiction"
         ),
         to: Optional[list[str]] = typer.Option(
-            None, "--to", help="Destinations; default: every jurisdiction and list member"
+            None, "--to", metavar="CODE[,...]", help="Destinations; default: every jurisdiction and list member"
         ),
-        profile: Optional[list[str]] = typer.Option(None, "--profile", help="Data profile name(s) (default: all five)"),
+        profile: Optional[list[str]] = typer.Option(
+            None, "--profile", metavar="NAME[,...]", help="Data profile name(s) (default: all five)"
+        ),
         profiles: Optional[Path] = typer.Option(
-            None, "--profiles", help="Profiles file (YAML, see dfft/whatif/profiles.yaml)"
+            None, "--profiles", metavar="FILE", help="Profiles file (YAML, see dfft/whatif/profiles.yaml)"
         ),
         scenario_file: Optional[Path] = typer.Option(
-            None, "--scenario", help="Also judge every cell under this scenario"
+            None, "--scenario", metavar="FILE", help="Also judge every cell under this scenario"
         ),
-        as_of: Optional[str] = typer.Option(None, "--as-of"),
-        report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report with the heatmap"),
-        as_json: bool = typer.Option(False, "--json"),
+        as_of: Optional[str] = typer.Option(None, "--as-of", metavar="YYYY-MM-DD", help="Judge as of (default today)"),
+        report: Optional[Path] = typer.Option(
+            None, "--report", metavar="FILE", help="Write an HTML report with the heatmap"
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the matrix as JSON (as POST /v1/whatif/matrix)"),
         backend: str = engine_opt,
+        ray: bool = ray_opt,
+        workers: Optional[int] = workers_opt,
+        ray_address: Optional[str] = address_opt,
+        progress: Optional[bool] = typer.Option(
+            None, "--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal)"
+        ),
     ) -> None:
-        """Verdict for every destination, per origin and data profile (and under a scenario)."""
+        """Verdict for every destination, per origin and data profile (and under a scenario).
+
+        Destinations as rows, one column group per origin, fitted to the terminal's width (COLUMNS)."""
         from ..whatif.matrix import all_destinations, load_profiles, matrix as run
 
         sc = scenario(scenario_file)
         e = engines(backend, _day(as_of, "--as-of"))
         profs = load_profiles(profiles, _split(profile) or None)
         origins = [o.upper() for o in _split(origin)] or sorted(e.baseline.jurisdictions)
-        dests = _split(to) or all_destinations(e.baseline)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=as_json,
-        ) as bar:
-            e.engine()
-            if sc:
-                e.for_scenario(sc)
-            task = bar.add_task("judging cells", total=len(origins) * len(profs) * len(dests))
-            m = run(e, origins, profs, dests, sc, _day(as_of, "--as-of"), progress=lambda n: bar.advance(task, n))
+        dests = [d.upper() for d in _split(to)] or all_destinations(e.baseline)
+        judge = batch(ray, workers, ray_address, e, sc)
+        show = err.is_terminal if progress is None else progress
+        try:
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+                disable=not show,
+            ) as bar:
+                if judge is None:
+                    e.engine()
+                    if sc:
+                        e.for_scenario(sc)
+                n_cells = sum(1 for o in origins for _ in profs for d in dests if d != o)
+                task = bar.add_task("judging cells", total=n_cells * (2 if sc else 1))
+                m = run(
+                    e,
+                    origins,
+                    profs,
+                    dests,
+                    sc,
+                    _day(as_of, "--as-of"),
+                    progress=lambda n: bar.advance(task, n),
+                    judge=judge,
+                )
+        finally:
+            if judge is not None:
+                judge.close()
         if as_json:
             out.print_json(m.model_dump_json())
         else:
-            for o in m.origins:
-                t = Table(title=f"From {o}" + (f" — baseline / {escape(m.scenario)}" if m.scenario else ""))
-                t.add_column("profile")
-                for d in m.destinations:
-                    t.add_column(d, justify="center")
-                for p in m.profiles:
-                    row = []
-                    for d in m.destinations:
-                        c = m.cell(o, p.name, d)
-                        if c is None:
-                            row.append("·")
-                            continue
-                        txt = f"[{STYLE[c.verdict]}]{c.verdict[0].upper()}[/]"
-                        if c.scenario_verdict:
-                            txt += f"/[{STYLE[c.scenario_verdict]}]{c.scenario_verdict[0].upper()}[/]"
-                        row.append(txt)
-                    t.add_row(p.name, *row)
-                out.print(t)
-            out.print("A allowed · C conditional · B blocked" + (" · baseline/scenario" if m.scenario else ""))
-        err.print(f"{m.checks} checks for {len(m.cells)} cells in {m.seconds:.2f} s")
+            render_matrix(m, out)
+        on = f" on Ray ({judge.workers} workers)" if judge is not None else ""
+        err.print(f"{m.checks} checks for {len(m.cells)} cells in {m.seconds:.2f} s{on}")
         _write_report(
             report, "Destination matrix" + (f": {sc.name}" if sc else ""), scenario=sc, matrix=m, ruleset=e.engine().ref
         )
 
-    @app.command()
+    @app.command(epilog=EXIT_CODES)
     @_friendly
     def timeline(
-        origin: str = typer.Option(..., "--from"),
-        destination: str = typer.Option(..., "--to"),
-        via: Optional[list[str]] = typer.Option(None, "--via"),
-        data: list[str] = typer.Option(..., "--data"),
-        subjects: Optional[int] = typer.Option(None, "--subjects", min=0),
-        safeguard: Optional[list[str]] = typer.Option(None, "--safeguard"),
-        exporter: str = typer.Option("private"),
-        sector: str = typer.Option("general"),
-        purpose: str = typer.Option("general"),
-        start: str = typer.Option("2018-01-01", "--start"),
-        end: str = typer.Option("2030-12-31", "--end"),
-        scenario_file: Optional[Path] = typer.Option(None, "--scenario"),
-        report: Optional[Path] = typer.Option(None, "--report"),
-        as_json: bool = typer.Option(False, "--json"),
+        origin: str = typer.Option(..., "--from", metavar="CODE", help="Exporting jurisdiction, e.g. JP"),
+        destination: str = typer.Option(..., "--to", metavar="CODE", help="Final destination, e.g. VN"),
+        via: Optional[list[str]] = typer.Option(None, "--via", metavar="CODE", help="Intermediate hop (repeat)"),
+        data: list[str] = typer.Option(
+            ...,
+            "--data",
+            metavar="CATEGORY[,...]",
+            callback=DATA_CHOICE,
+            help="Data categories (`dfft vocab`)",
+        ),
+        subjects: Optional[int] = typer.Option(None, "--subjects", min=0, metavar="N", help="Distinct individuals"),
+        safeguard: Optional[list[str]] = typer.Option(
+            None,
+            "--safeguard",
+            metavar="NAME",
+            callback=SAFEGUARD_CHOICE,
+            help="Safeguard in place (repeat or comma-separate; `dfft vocab`)",
+        ),
+        exporter: str = typer.Option(
+            "private",
+            metavar="KIND",
+            callback=EXPORTER_CHOICE,
+            help="The exporter's kind (`dfft vocab`)",
+        ),
+        sector: str = typer.Option(
+            "general",
+            metavar="SECTOR",
+            callback=SECTOR_CHOICE,
+            help="The exporter's sector (`dfft vocab`)",
+        ),
+        purpose: str = typer.Option(
+            "general",
+            metavar="PURPOSE",
+            callback=PURPOSE_CHOICE_DEFAULT,
+            help="The purpose (`dfft vocab`)",
+        ),
+        start: str = typer.Option("2018-01-01", "--start", metavar="YYYY-MM-DD", help="First date"),
+        end: str = typer.Option("2030-12-31", "--end", metavar="YYYY-MM-DD", help="Last date"),
+        scenario_file: Optional[Path] = typer.Option(
+            None, "--scenario", metavar="FILE", help="Also follow the transfer under this scenario"
+        ),
+        report: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Write an HTML report here"),
+        as_json: bool = typer.Option(False, "--json", help="Print the timeline as JSON"),
         backend: str = engine_opt,
     ) -> None:
         """The verdict for one transfer across dates: when laws start (or stop) to bite."""
@@ -239,23 +339,54 @@ def register(app: typer.Typer, state: Any) -> None:
             scenario=scenario(scenario_file),
         )
 
-    @app.command()
+    @app.command(epilog=EXIT_CODES)
     @_friendly
     def remedy(
-        origin: str = typer.Option(..., "--from"),
-        destination: str = typer.Option(..., "--to"),
-        via: Optional[list[str]] = typer.Option(None, "--via"),
-        data: list[str] = typer.Option(..., "--data"),
-        subjects: Optional[int] = typer.Option(None, "--subjects", min=0),
-        safeguard: Optional[list[str]] = typer.Option(None, "--safeguard"),
-        exporter: str = typer.Option("private"),
-        sector: str = typer.Option("general"),
-        purpose: str = typer.Option("general"),
-        as_of: Optional[str] = typer.Option(None, "--as-of"),
-        max_size: int = typer.Option(4, "--max-size", min=1, help="Largest safeguard set to try"),
-        scenario_file: Optional[Path] = typer.Option(None, "--scenario"),
-        report: Optional[Path] = typer.Option(None, "--report"),
-        as_json: bool = typer.Option(False, "--json"),
+        origin: str = typer.Option(..., "--from", metavar="CODE", help="Exporting jurisdiction, e.g. JP"),
+        destination: str = typer.Option(..., "--to", metavar="CODE", help="Final destination, e.g. VN"),
+        via: Optional[list[str]] = typer.Option(None, "--via", metavar="CODE", help="Intermediate hop (repeat)"),
+        data: list[str] = typer.Option(
+            ...,
+            "--data",
+            metavar="CATEGORY[,...]",
+            callback=DATA_CHOICE,
+            help="Data categories (`dfft vocab`)",
+        ),
+        subjects: Optional[int] = typer.Option(None, "--subjects", min=0, metavar="N", help="Distinct individuals"),
+        safeguard: Optional[list[str]] = typer.Option(
+            None,
+            "--safeguard",
+            metavar="NAME",
+            callback=SAFEGUARD_CHOICE,
+            help="Safeguard in place (repeat or comma-separate; `dfft vocab`)",
+        ),
+        exporter: str = typer.Option(
+            "private",
+            metavar="KIND",
+            callback=EXPORTER_CHOICE,
+            help="The exporter's kind (`dfft vocab`)",
+        ),
+        sector: str = typer.Option(
+            "general",
+            metavar="SECTOR",
+            callback=SECTOR_CHOICE,
+            help="The exporter's sector (`dfft vocab`)",
+        ),
+        purpose: str = typer.Option(
+            "general",
+            metavar="PURPOSE",
+            callback=PURPOSE_CHOICE_DEFAULT,
+            help="The purpose (`dfft vocab`)",
+        ),
+        as_of: Optional[str] = typer.Option(
+            None, "--as-of", metavar="YYYY-MM-DD", help="Judge as of this date (default today)"
+        ),
+        max_size: int = typer.Option(4, "--max-size", min=1, metavar="N", help="Largest safeguard set to try"),
+        scenario_file: Optional[Path] = typer.Option(
+            None, "--scenario", metavar="FILE", help="Search under this scenario"
+        ),
+        report: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Write an HTML report here"),
+        as_json: bool = typer.Option(False, "--json", help="Print the remedies as JSON"),
         backend: str = engine_opt,
     ) -> None:
         """The smallest sets of safeguards that make a transfer allowed (or, when blocked, conditional)."""

@@ -201,7 +201,7 @@ def test_cli_commands(tmp_path):
     assert json.loads(r.stdout)["counts"]["verdict_changed"] == 2 and (tmp_path / "w.html").exists()
     r = run("matrix", "--from", "JP", "--profile", "personal,sensitive", "--report", str(tmp_path / "m.html"))
     assert r.returncode == 0, r.stderr
-    assert "From JP" in r.stdout and "checks for 8 cells" in r.stderr
+    assert "\nfrom  JP\n" in r.stdout and "\nSG    CC\n" in r.stdout and "checks for 8 cells" in r.stderr
     r = run("timeline", "--from", "VN", "--to", "JP", "--data", "personal", "--start", "2025-01-01", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["segments"][1]["start"] == "2026-01-01"
     r = run("remedy", "--from", "SG", "--to", "VN", "--data", "personal", "--json")
@@ -218,7 +218,7 @@ def test_cli_commands(tmp_path):
         (["whatif", str(EXAMPLES / "asean-mcc.yaml"), "-r", "nope.csv"], "cannot be read"),
         (["matrix", "--from", "XX"], "no rule set for ['XX']"),
         (["matrix", "--profile", "nope"], "unknown profile"),
-        (["timeline", "--from", "JP", "--to", "VN", "--data", "personel"], "unknown value 'personel'"),
+        (["timeline", "--from", "JP", "--to", "VN", "--data", "personel"], "'personel' is not a data category"),
     ],
 )
 def test_cli_errors_exit_3(args, msg):
