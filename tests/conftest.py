@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,10 @@ from hypothesis import HealthCheck, settings
 
 from dfft.engine import Engine
 from dfft.rules import load_ruleset
+
+# The validated-bundle cache and the compile probe's memory (DFFT_CACHE_DIR) go to a folder of this test session, not
+# the user's ~/.cache/dfft; subprocesses started by tests inherit it. Set it yourself to keep a cache between runs.
+os.environ.setdefault("DFFT_CACHE_DIR", tempfile.mkdtemp(prefix="dfft-test-cache-"))
 
 HERE = Path(__file__).parent
 MINI = HERE / "fixtures" / "mini"
