@@ -36,7 +36,7 @@ def problems(doc, rs):
             "facts[0].where.destination: unknown list 'APEC'",
         ),
         ({"name": "x", "facts": [{"add_safeguards": ["sccs"]}]}, "facts[0].add_safeguards: unknown value 'sccs'"),
-        ({"name": "x", "facts": [{"sector": "banking"}]}, "facts[0].sector: unknown value 'banking'"),
+        ({"name": "x", "facts": [{"sector": "shipbuilding"}]}, "facts[0].sector: unknown value 'shipbuilding'"),
         ({"name": "x", "facts": [{"add_safeguard": ["consent"]}]}, "facts[0].add_safeguard: unknown field"),
         (
             {"name": "x", "law": {"law_dates": [{"law": "VN.PDPA", "effective_from": "2027-01-01"}]}},
