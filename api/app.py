@@ -164,6 +164,11 @@ HTML_CSP = (
 )
 
 
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+JSON_CSP_HEADER = (b"content-security-policy", JSON_CSP.encode())
+HTML_CSP_HEADER = (b"content-security-policy", HTML_CSP.encode())
+
+
 class SecurityHeaders:
     """`X-Content-Type-Options: nosniff` on every response, and a Content-Security-Policy unless the endpoint set its
     own (the docs pages do): strict for JSON and everything else, HTML_CSP for HTML."""
@@ -178,13 +183,20 @@ class SecurityHeaders:
         async def with_headers(msg: dict) -> None:
             if msg["type"] == "http.response.start":
                 headers = list(msg.get("headers", ()))
-                names = {k.lower() for k, _ in headers}
-                if b"x-content-type-options" not in names:
-                    headers.append((b"x-content-type-options", b"nosniff"))
-                if b"content-security-policy" not in names:
-                    ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                    csp = HTML_CSP if ctype.lower().startswith(b"text/html") else JSON_CSP
-                    headers.append((b"content-security-policy", csp.encode()))
+                nosniff = csp = False
+                ctype = b""
+                for k, v in headers:
+                    k = k.lower()
+                    if k == b"x-content-type-options":
+                        nosniff = True
+                    elif k == b"content-security-policy":
+                        csp = True
+                    elif k == b"content-type":
+                        ctype = v
+                if not nosniff:
+                    headers.append(NOSNIFF)
+                if not csp:
+                    headers.append(HTML_CSP_HEADER if ctype.lower().startswith(b"text/html") else JSON_CSP_HEADER)
                 msg = {**msg, "headers": headers}
             await send(msg)
 

@@ -167,6 +167,13 @@ def main() -> None:
     ap.add_argument("--sqlite-synchronous", default="FULL", choices=("FULL", "NORMAL"))
     ap.add_argument("--never-seen", type=int, default=30_000, help="distinct bodies per (workers, connections) run")
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument(
+        "--baseline",
+        default=None,
+        metavar="PYTHON",
+        help="also measure, first, one `dfft serve` run by this interpreter (e.g. the .venv of a worktree of main): "
+        "the before of a before/after, beside its own floor",
+    )
     ap.add_argument("--floor-server", nargs=2, type=int, metavar=("PORT", "WORKERS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.floor_server:
@@ -182,7 +189,10 @@ def main() -> None:
 
     rs = load_ruleset(a.rules) if a.rules else load_ruleset()
     tmp = Path(tempfile.mkdtemp(prefix="dfft-bench-api-"))
-    runs = len(conns) * len(worker_counts)
+    configs: list[tuple[str, str, int]] = [("this", sys.executable, w) for w in worker_counts]
+    if a.baseline:
+        configs.insert(0, ("baseline", a.baseline, 1))
+    runs = len(conns) * len(configs)
     bodies = tmp / "bodies.jsonl"
     reqs = requests(rs, 64 + a.never_seen * runs, seed=14)
     with bodies.open("w") as f:
@@ -203,10 +213,10 @@ def main() -> None:
         flush=True,
     )
     run = 0
-    for w in worker_counts:
-        data = tmp / f"data-{w}"
+    for n, (version, python, w) in enumerate(configs):
+        data = tmp / f"data-{n}"
         key = subprocess.run(
-            [sys.executable, "-m", "dfft.cli", "keys", "create", "--scope", "check", "--data-dir", str(data)],
+            [python, "-m", "dfft.cli", "keys", "create", "--scope", "check", "--data-dir", str(data)],
             capture_output=True,
             text=True,
             check=True,
@@ -214,8 +224,9 @@ def main() -> None:
         ).stdout.strip()
         port, fport = free_port(), free_port()
         dfft = subprocess.Popen(
-            [sys.executable, "-m", "dfft.cli", *rules_arg, "serve", "--port", str(port), "--data-dir", str(data)]
-            + ["--log-level", "warning", "--no-web", "--workers", str(w)],
+            [python, "-m", "dfft.cli", *rules_arg, "serve", "--port", str(port), "--data-dir", str(data)]
+            + ["--log-level", "warning", "--no-web"]
+            + (["--workers", str(w)] if version == "this" else []),
             env=env,
         )
         floor = subprocess.Popen(
@@ -236,10 +247,10 @@ def main() -> None:
                 flo = wrk(furl, script, bodies, 0, 64, key, c, a.seconds)
                 new = wrk(url, script, bodies, first, a.never_seen, key, c, a.seconds)
                 for kind, r in (("repeated", rep), ("never-seen", new)):
-                    results.append(dict(workers=w, connections=c, kind=kind, dfft=r, floor=flo))
+                    results.append(dict(version=version, workers=w, connections=c, kind=kind, dfft=r, floor=flo))
                     acknowledged += r["requests"] - r["non2xx"]
                     print(
-                        f"  {w} worker(s) c={c:<3} {kind:<10} {r['rps']:>8,.0f} req/s  floor {flo['rps']:>8,.0f}  "
+                        f"  {version} {w} worker(s) c={c:<3} {kind:<10} {r['rps']:>8,.0f} req/s  floor {flo['rps']:>8,.0f}  "
                         f"ratio {r['rps'] / flo['rps']:.2f}  p50 {r['p50']:.2f} ms  p99 {r['p99']:.2f} ms  "
                         f"(floor {flo['p50']:.2f} / {flo['p99']:.2f})"
                         + (f"  !! {r['non2xx']} non-2xx" if r["non2xx"] else "")
@@ -259,13 +270,14 @@ def main() -> None:
         return "| " + " | ".join(str(c) for c in cells) + " |"
 
     print()
-    print(row("workers", "conns", "requests", "dfft req/s", "floor req/s", "dfft / floor", "p50 ms", "p99 ms",
+    print(row("dfft", "workers", "conns", "requests", "dfft req/s", "floor req/s", "dfft / floor", "p50 ms", "p99 ms",
               "p99 / p50", "floor p50 / p99 ms"))  # fmt: skip
-    print(row(*["---"] * 10))
+    print(row(*["---"] * 11))
     for r in results:
         d, f = r["dfft"], r["floor"]
         print(
             row(
+                r["version"],
                 r["workers"],
                 r["connections"],
                 r["kind"],
@@ -278,6 +290,30 @@ def main() -> None:
                 f"{f['p50']:.2f} / {f['p99']:.2f}",
             )
         )
+    if a.baseline:
+        print()
+        print(row("before / after", "conns", "requests", "baseline / floor", "this / floor", "this / baseline"))
+        print(row(*["---"] * 6))
+        for c in conns:
+            for kind in ("repeated", "never-seen"):
+                b, t = (
+                    next(
+                        r
+                        for r in results
+                        if (r["version"], r["workers"], r["connections"], r["kind"]) == (v, 1, c, kind)
+                    )
+                    for v in ("baseline", "this")
+                )
+                print(
+                    row(
+                        "1 worker",
+                        c,
+                        kind,
+                        f"{b['dfft']['rps'] / b['floor']['rps']:.2f}",
+                        f"{t['dfft']['rps'] / t['floor']['rps']:.2f}",
+                        f"**{t['dfft']['rps'] / b['dfft']['rps']:.2f}x**",
+                    )
+                )
     if len(worker_counts) > 1:
         print()
         print(row("scaling", "conns", "requests", "dfft", "floor"))
@@ -286,8 +322,14 @@ def main() -> None:
         for w in worker_counts[1:]:
             for c in conns:
                 for kind in ("repeated", "never-seen"):
-                    one = next(r for r in results if (r["workers"], r["connections"], r["kind"]) == (base, c, kind))
-                    more = next(r for r in results if (r["workers"], r["connections"], r["kind"]) == (w, c, kind))
+                    one, more = (
+                        next(
+                            r
+                            for r in results
+                            if (r["version"], r["workers"], r["connections"], r["kind"]) == ("this", n, c, kind)
+                        )
+                        for n in (base, w)
+                    )
                     print(
                         row(
                             f"{w} / {base} workers",
