@@ -221,6 +221,7 @@ def main() -> None:
             text=True,
             check=True,
             env=env,
+            cwd=tmp,  # not a checkout: `dfft` is the interpreter's own install (a baseline's or this one's)
         ).stdout.strip()
         port, fport = free_port(), free_port()
         dfft = subprocess.Popen(
@@ -228,6 +229,7 @@ def main() -> None:
             + ["--log-level", "warning", "--no-web"]
             + (["--workers", str(w)] if version == "this" else []),
             env=env,
+            cwd=tmp,
         )
         floor = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--floor-server", str(fport), str(w)], env=env
