@@ -998,18 +998,26 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             return
         query = scope.get("query_string", b"")
         allow = query == b"allow_other_date=true"
-        token, ctype = None, None
+        # as the route reads them: the first of each header; a Bearer token before X-API-Key
+        auth = api_key = ctype = None
         for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, cred = value.partition(b" ")
-                if scheme.lower() == b"bearer" and cred:
-                    token = cred.decode("latin-1")
-            elif name == b"x-api-key" and token is None:
-                token = value.decode("latin-1")
-            elif name == b"content-type":
+            if name == b"authorization" and auth is None:
+                auth = value
+            elif name == b"x-api-key" and api_key is None:
+                api_key = value
+            elif name == b"content-type" and ctype is None:
                 ctype = value
+        token = None
+        if auth is not None:
+            scheme, _, cred = auth.partition(b" ")
+            if scheme.lower() == b"bearer" and cred:
+                token = cred.decode("latin-1")
+        if token is None and api_key:
+            token = api_key.decode("latin-1")
+        mime = ctype.split(b";")[0].strip().lower() if ctype is not None else b"application/json"
+        json_body = mime == b"application/json" or (mime.startswith(b"application/") and mime.endswith(b"+json"))
         key = None
-        if token and (query == b"" or allow) and (ctype is None or b"json" in ctype.split(b";")[0]):
+        if token and (query == b"" or allow) and json_body:
             try:
                 key = keys.verify(token)
             except Exception:  # noqa: BLE001 — the full route answers (503 when the key store is down)
