@@ -164,6 +164,11 @@ HTML_CSP = (
 )
 
 
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+JSON_CSP_HEADER = (b"content-security-policy", JSON_CSP.encode())
+HTML_CSP_HEADER = (b"content-security-policy", HTML_CSP.encode())
+
+
 class SecurityHeaders:
     """`X-Content-Type-Options: nosniff` on every response, and a Content-Security-Policy unless the endpoint set its
     own (the docs pages do): strict for JSON and everything else, HTML_CSP for HTML."""
@@ -178,13 +183,20 @@ class SecurityHeaders:
         async def with_headers(msg: dict) -> None:
             if msg["type"] == "http.response.start":
                 headers = list(msg.get("headers", ()))
-                names = {k.lower() for k, _ in headers}
-                if b"x-content-type-options" not in names:
-                    headers.append((b"x-content-type-options", b"nosniff"))
-                if b"content-security-policy" not in names:
-                    ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                    csp = HTML_CSP if ctype.lower().startswith(b"text/html") else JSON_CSP
-                    headers.append((b"content-security-policy", csp.encode()))
+                nosniff = csp = False
+                ctype = b""
+                for k, v in headers:
+                    k = k.lower()
+                    if k == b"x-content-type-options":
+                        nosniff = True
+                    elif k == b"content-security-policy":
+                        csp = True
+                    elif k == b"content-type":
+                        ctype = v
+                if not nosniff:
+                    headers.append(NOSNIFF)
+                if not csp:
+                    headers.append(HTML_CSP_HEADER if ctype.lower().startswith(b"text/html") else JSON_CSP_HEADER)
                 msg = {**msg, "headers": headers}
             await send(msg)
 
@@ -406,6 +418,10 @@ class Rules:
         self._memo_bytes = 0
         self.memo_budget = memo_bytes() if memo_budget is None else memo_budget
         self._memo_lock = threading.Lock()
+        # POST /v1/check bodies as received (bytes) -> (labels, request, decision, response head): a repeated body skips
+        # JSON parsing and validation as well. Shares the byte budget and is emptied with the memo.
+        self._bodies: OrderedDict[tuple, tuple[Any, TransferRequest, Judged, bytes]] = OrderedDict()
+        self._bodies_bytes = 0
         self.reloads = 0
         self.memo_hits = 0  # GET /metrics: dfft_memo_lookups
         self.memo_misses = 0
@@ -446,6 +462,32 @@ class Rules:
                     _, old = self._memo.popitem(last=False)
                     self._memo_bytes -= 2 * (len(old.json) + len(old.request_json)) + 512
         return j
+
+    def judge_body(
+        self, eng: Engine, body: bytes, today: date
+    ) -> tuple[Optional[dict[str, str]], TransferRequest, Judged, bytes]:
+        """POST /v1/check's body judged: (labels, request, decision, the response up to its decision id). Memoised on
+        the body's bytes, the engine and today's date (a repeated body skips JSON parsing and validation); raises
+        what parse_check and judge raise (the caller answers those through the full route)."""
+        key = (eng.hash, body, today)
+        with self._memo_lock:
+            hit = self._bodies.get(key)
+            if hit is not None:
+                self._bodies.move_to_end(key)
+                self.memo_hits += 1
+                return hit
+        labels, request = parse_check(json.loads(body))
+        j = self.judge(eng, request, today)
+        entry = (labels, request, j, f'{j.json[:-1]},"decision_id":"'.encode())
+        size = 2 * len(body) + len(entry[3]) + 512
+        with self._memo_lock:
+            if key not in self._bodies and size <= self.memo_budget // 4:
+                self._bodies[key] = entry
+                self._bodies_bytes += size
+                while len(self._bodies) > MEMO_SIZE or self._bodies_bytes > self.memo_budget // 4:
+                    (_, old_body, _), old = self._bodies.popitem(last=False)
+                    self._bodies_bytes -= 2 * len(old_body) + len(old[3]) + 512
+        return entry
 
     @property
     def memo_entries(self) -> int:
@@ -494,6 +536,8 @@ class Rules:
             with self._memo_lock:
                 self._memo.clear()
                 self._memo_bytes = 0
+                self._bodies.clear()
+                self._bodies_bytes = 0
             self.reloads += 1
             log.warning(
                 "rule bundle reloaded: %s (%s) replaces %s (%s)",
@@ -528,6 +572,66 @@ def refused(e: Exception, current: Any) -> ProblemError:
     )
 
 
+class FastCheck:
+    """The hot path of POST /v1/check, pure ASGI (innermost: body limit, security headers, metrics and the catch-all
+    still apply). A request it can answer in full (a valid key of scope check, a JSON body that validates, a decision
+    committed to the audit log) is answered here, without FastAPI's routing, dependency solving and validation;
+    anything else (no key, a bad key, a body that does not validate, an engine error, a query other than
+    allow_other_date) is handed, body replayed, to the FastAPI route, which answers it exactly as before. Nothing is
+    recorded before that hand-over, so a request is never judged into the audit log twice."""
+
+    def __init__(self, app: Any, handle: Any):
+        self.app, self.handle = app, handle
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/check" and scope["method"] == "POST":
+            return await self.handle(scope, receive, send, self.app)
+        return await self.app(scope, receive, send)
+
+
+async def read_body(receive: Any) -> Optional[bytes]:
+    """The whole request body, or None when the client went away."""
+    msg = await receive()
+    if msg["type"] != "http.request":
+        return None
+    body = msg.get("body", b"")
+    if not msg.get("more_body"):
+        return body
+    chunks = [body]
+    while True:
+        msg = await receive()
+        if msg["type"] != "http.request":
+            return None
+        chunks.append(msg.get("body", b""))
+        if not msg.get("more_body"):
+            return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Any) -> Any:
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def signal_worker_group(group: Optional[int]) -> None:
+    """In a worker of `dfft serve --workers N`: ask the supervisor to pass SIGHUP to every worker, so that a reload
+    through this one reaches all (each reloads its bundle from the rules directory; this one finds it unchanged)."""
+    import os
+
+    if group and os.getppid() == group and hasattr(signal, "SIGHUP"):
+        try:
+            os.kill(group, signal.SIGHUP)
+        except OSError as e:  # the supervisor is gone: nothing to reach
+            log.error("could not signal the worker group %s: %s", group, e)
+
+
 # -- the app ---------------------------------------------------------------------------------------------------
 def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> FastAPI:
     settings = settings or Settings()
@@ -536,7 +640,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     rules = Rules(settings.rules_dir)
     db = open_database(settings.url)
     audit = AuditLog(db, probe_interval=settings.ready_probe_interval)
-    keys = KeyStore(db)
+    keys = KeyStore(db, cache_seconds=settings.key_cache_seconds)
     sink = None
     if settings.decision_log_url:
         from .sink import DecisionLogSink
@@ -605,6 +709,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     )
     app.state.sink, app.state.metrics = sink, metrics
     app.state.bundles = bundles
+    app.add_middleware(FastCheck, handle=lambda *a: fast_check(*a))  # innermost: inside every middleware below
     app.add_middleware(CatchAll)
     # paths with a larger body limit; a room mounted on the app (the web workbench's uploads) may add its own
     app.state.body_limits = {"/v1/check/batch": settings.max_batch_body}
@@ -719,9 +824,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         log.error("database unavailable: %s", f"{type(e).__name__}: {e}"[:500])
         return unavailable()
 
-    @app.exception_handler(AuditUnavailable)
-    async def _audit(_: Request, e: AuditUnavailable):
-        log.error("audit log unavailable: %s", e)
+    def audit_unavailable() -> JSONResponse:
         return problem(
             503,
             "Audit log unavailable: no verdict",
@@ -729,6 +832,11 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             "urn:dfft:problem:audit-unavailable",
             headers={"Retry-After": RETRY_AFTER},
         )
+
+    @app.exception_handler(AuditUnavailable)
+    async def _audit(_: Request, e: AuditUnavailable):
+        log.error("audit log unavailable: %s", e)
+        return audit_unavailable()
 
     def other_date(request: TransferRequest, today: date) -> bool:
         return request.as_of is not None and request.as_of != today
@@ -893,6 +1001,76 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             media_type="application/json",
             headers={"Dfft-Decision-Id": row["id"], "Dfft-Ruleset-Hash": j.decision.ruleset.hash},
         )
+
+    # -- the hot path of /v1/check (see FastCheck): the same checks and the same answer as the route above --------
+    check_route = next(r for r in app.router.routes if getattr(r, "path", None) == "/v1/check")
+    json_type = (b"content-type", b"application/json")
+    checked = {v: metrics.decisions.labels(v, "check") for v in ("allowed", "conditional", "blocked")}
+
+    async def fast_check(scope: dict, receive: Any, send: Any, full: Any) -> None:
+        body = await read_body(receive)
+        if body is None:
+            return
+        query = scope.get("query_string", b"")
+        allow = query == b"allow_other_date=true"
+        # as the route reads them: the first of each header; a Bearer token before X-API-Key
+        auth = api_key = ctype = None
+        for name, value in scope["headers"]:
+            if name == b"authorization" and auth is None:
+                auth = value
+            elif name == b"x-api-key" and api_key is None:
+                api_key = value
+            elif name == b"content-type" and ctype is None:
+                ctype = value
+        token = None
+        if auth is not None:
+            scheme, _, cred = auth.partition(b" ")
+            if scheme.lower() == b"bearer" and cred:
+                token = cred.decode("latin-1")
+        if token is None and api_key:
+            token = api_key.decode("latin-1")
+        mime = ctype.split(b";")[0].strip().lower() if ctype is not None else b"application/json"
+        json_body = mime == b"application/json" or (mime.startswith(b"application/") and mime.endswith(b"+json"))
+        key = None
+        if token and (query == b"" or allow) and json_body:
+            try:
+                key = keys.verify(token)
+            except Exception:  # noqa: BLE001 — the full route answers (503 when the key store is down)
+                key = None
+        if key is None or not key.allows("check"):
+            return await full(scope, replaying(body, receive), send)
+        today = utc_today()
+        with rules.lease() as eng:
+            try:
+                labels, request, j, head = rules.judge_body(eng, body, today)
+            except Exception:  # noqa: BLE001 — invalid JSON or request, engine error: answered by the full route
+                return await full(scope, replaying(body, receive), send)
+        other = other_date(request, today)
+        if other and not allow:
+            return await full(scope, replaying(body, receive), send)
+        row = audited_row(j, key.id, other, labels=labels)
+        try:
+            await asyncio.wrap_future(audit.submit([row]))
+        except AuditUnavailable as e:
+            log.error("audit log unavailable: %s", e)
+            return await audit_unavailable()(scope, receive, send)
+        checked[j.decision.verdict].inc()
+        ident = row["id"].encode()
+        out = b"".join((head, ident, b'"}'))
+        scope["route"] = check_route  # for the metrics middleware's route label
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", str(len(out)).encode()),
+                    json_type,
+                    (b"dfft-decision-id", ident),
+                    (b"dfft-ruleset-hash", j.decision.ruleset.hash.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": out})
 
     @app.post(
         "/v1/check/batch",
@@ -1102,9 +1280,11 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     )
     def ruleset_reload(key: ApiKey = Depends(admin_scope)):
         try:
-            return rules.reload()
+            result = rules.reload()
         except (RuleSetError, CompileError) as e:
             raise refused(e, rules.engine.ref) from e
+        signal_worker_group(settings.worker_group)
+        return result
 
     # -- audit log ----------------------------------------------------------------------------------------------
     def filters(

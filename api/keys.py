@@ -19,7 +19,9 @@ from .db import api_keys
 
 SCOPES = ("check", "admin")
 PREFIX = "dfft_"
-CACHE_SECONDS = 5.0  # a revoked key stops working within this time on every instance
+# A verified key is trusted for this long by each process (instance or `dfft serve --workers` worker) before it is
+# looked up again: the bound on how long a revoked key keeps working anywhere. DFFT_KEY_CACHE_SECONDS overrides it.
+CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,9 @@ def parse(token: str) -> Optional[tuple[str, str]]:
 
 
 class KeyStore:
-    def __init__(self, db: sa.Engine):
+    def __init__(self, db: sa.Engine, cache_seconds: float = CACHE_SECONDS):
         self.db = db
+        self.cache_seconds = max(0.0, cache_seconds)
         self._cache: dict[str, tuple[float, Optional[tuple[str, ApiKey]]]] = {}
         self._lock = threading.Lock()
 
@@ -93,7 +96,7 @@ class KeyStore:
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key_id)
-            if hit and now - hit[0] < CACHE_SECONDS:
+            if hit and now - hit[0] < self.cache_seconds:
                 return hit[1]
         with self.db.connect() as c:
             r = c.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).mappings().first()

@@ -99,6 +99,9 @@ class MetricsMiddleware:
 
     def __init__(self, app: Any, metrics: Metrics):
         self.app, self.metrics = app, metrics
+        # the labelled children, looked up once per (route, method[, status]): labels() takes a lock and builds a key
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._requests: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -112,8 +115,17 @@ class MetricsMiddleware:
                 status = msg["status"]
                 route = scope.get("route")
                 path = getattr(route, "path", None) or "unmatched"
-                self.metrics.latency.labels(path, scope["method"]).observe(time.perf_counter() - t0)
-                self.metrics.requests.labels(path, scope["method"], str(status)).inc()
+                method = scope["method"]
+                lat = self._latency.get((path, method))
+                if lat is None:
+                    lat = self._latency[(path, method)] = self.metrics.latency.labels(path, method)
+                lat.observe(time.perf_counter() - t0)
+                req = self._requests.get((path, method, status))
+                if req is None:
+                    req = self._requests[(path, method, status)] = self.metrics.requests.labels(
+                        path, method, str(status)
+                    )
+                req.inc()
             await send(msg)
 
         await self.app(scope, receive, timed)

@@ -12,6 +12,7 @@ MAX_BODY = 64 * 1024  # bytes, every endpoint but the batch
 MAX_BATCH_BODY = 16 * 1024 * 1024  # bytes, POST /v1/check/batch (10,000 requests of ~1.5 KB)
 WHATIF_ENGINES = 16  # compiled what-if engines kept
 WHATIF_SCENARIOS_PER_MINUTE = 30  # distinct law-changing what-if scenarios per API key and minute
+KEY_CACHE_SECONDS = 1.0  # see api/keys.py
 BATCH_BUFFER = 8 * 1024 * 1024  # bytes of decisions a batch response holds in memory; larger ones are streamed
 
 
@@ -41,6 +42,14 @@ class Settings:
     whatif_scenarios_per_minute: int = field(
         default_factory=lambda: int(os.environ.get("DFFT_WHATIF_SCENARIOS_PER_MINUTE", WHATIF_SCENARIOS_PER_MINUTE))
     )
+    # how long each process trusts a verified API key before looking it up again: the bound on how long a revoked key
+    # keeps working on any instance or worker (api/keys.py)
+    key_cache_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("DFFT_KEY_CACHE_SECONDS", KEY_CACHE_SECONDS))
+    )
+    # set by `dfft serve --workers N` in its workers: the supervisor's pid, signalled (SIGHUP) by a reload through the
+    # admin endpoint so that every worker reloads
+    worker_group: Optional[int] = None
     # a batch response larger than this (bytes of decisions) is streamed, its decisions re-read from the engine
     batch_buffer: int = field(default_factory=lambda: int(os.environ.get("DFFT_BATCH_BUFFER", BATCH_BUFFER)))
 

@@ -1,13 +1,23 @@
-"""Load benchmark of the HTTP API with the audit log on (not part of the tests).
+"""Load benchmark of the HTTP API against its floor, side by side in one run (not part of the tests).
 
-Starts a real `dfft serve` on a loopback port (fresh data directory, SQLite audit log, WAL + synchronous=FULL),
-creates a key, then drives, for a bounded time each:
-  - POST /v1/check with C concurrent keep-alive clients (threads) — requests per second, p50/p99 latency;
-  - POST /v1/check/batch with batches of B requests — requests judged per second, p50/p99 per batch.
-Requests cycle through N distinct transfers (varied subjects and safeguards) so the engine's memo sees a realistic
-mix; every decision is committed to the audit log before its response.
+    .venv/bin/python bench/bench_api.py [--seconds 5] [--connections 8,32] [--workers 1,2] [--rules DIR]
 
-    .venv/bin/python bench/bench_api.py [--rules tests/fixtures/mini] [--seconds 10] [--clients 8] [--batch 1000]
+Starts, on loopback ports, `dfft serve --workers W` (a fresh data directory: SQLite audit log, WAL, synchronous=FULL
+unless --sqlite-synchronous says otherwise; every decision is committed before its response) and the floor: a bare
+FastAPI app whose POST /v1/check returns a constant JSON object, served by the same code (`dfft.cli.service.serve_app`:
+same uvicorn settings, event loop, HTTP parser, worker processes and GC policy). Then, for each worker count and
+number of connections, drives each server for --seconds with wrk (the C load generator, Debian package `wrk`; one
+thread, keep-alive connections) and prints one table:
+
+  - repeated: 64 distinct request bodies, cycled (the service's memo answers; every one is still audited);
+  - never-seen: every body distinct (bench/workload.py: realistic requests over the bundle's jurisdictions, judged as
+    of today), so the service's memos miss; the engine's per-fact memo may still hit, as it would in service;
+  - the floor: the same load on the bare app (its figure is the same for both kinds);
+  - ratio: dfft / floor (requests per second); p50 / p99 latency as wrk reports them; p99/p50;
+  - 2 workers / 1 worker, for dfft and for the floor.
+
+No decision is acknowledged without its audit row: the bench counts the audit rows at the end and compares them with
+the 200 responses wrk saw (wrk does not report per-status counts, so it is "rows >= responses - non-2xx").
 """
 
 from __future__ import annotations
@@ -15,18 +25,36 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-
-import httpx
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+LUA = r"""
+local bodies, n, i = {}, 0, 0
+local headers = {}
+function init(args)
+  local file, first, count = args[1], tonumber(args[2]), tonumber(args[3])
+  headers["Content-Type"] = "application/json"
+  headers["Authorization"] = "Bearer " .. args[4]
+  local k = 0
+  for line in io.lines(file) do
+    if k >= first and k < first + count then n = n + 1; bodies[n] = line end
+    k = k + 1
+  end
+end
+function request()
+  i = i + 1
+  return wrk.format("POST", "/v1/check", headers, bodies[((i - 1) % n) + 1])
+end
+"""
 
 
 def free_port() -> int:
@@ -35,170 +63,292 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, proc: subprocess.Popen, seconds: float) -> None:
-    """Wait until the `dfft serve` process answers /readyz, or exit when it died or did not start in time."""
+def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 90, path: str = "/readyz") -> None:
+    import httpx
+
     deadline = time.monotonic() + seconds
     while True:
         try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+            if httpx.get(url + path, timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit("server did not start")
+            raise SystemExit(f"server {url} did not start")
         time.sleep(0.1)
 
 
-def stop_server(proc: subprocess.Popen, tmp: Path) -> None:
-    """Stop the `dfft serve` process (killed if it does not exit within 15 s) and remove its data directory."""
+def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
-        proc.wait(15)
+        proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait(10)
+
+
+def stop_server(proc: subprocess.Popen, tmp: Path) -> None:
+    """Stop a `dfft serve` process (bench/soak.py) and remove its data directory."""
+    stop(proc)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else float("nan")
+# -- the floor: a bare FastAPI app, served by the same serving code ---------------------------------------------------
+def floor_app() -> Any:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.post("/v1/check")
+    async def check() -> dict[str, str]:
+        return {"verdict": "allowed", "decision_id": "0"}
+
+    @app.get("/readyz")
+    async def ready() -> dict[str, str]:
+        return {"status": "ready"}
+
+    return app
 
 
-def requests(n: int) -> list[dict]:
-    sg = [[], ["consent"], ["tia_filed"], ["consent", "tia_filed"]]
-    routes = [("JP", "VN"), ("JP", "SG"), ("SG", "JP"), ("VN", "SG"), ("SG", "VN")]
-    return [
-        {
-            "origin": routes[i % 5][0],
-            "destination": routes[i % 5][1],
-            "data_categories": ["personal"],
-            "subjects": (i * 7919) % 2_000_000,
-            "safeguards": sg[i % 4],
-        }
-        for i in range(n)
-    ]
+def serve_floor(port: int, workers: int) -> None:
+    from dfft.cli.service import serve_app
+
+    serve_app(floor_app, (), {"host": "127.0.0.1", "port": port, "log_level": "warning"}, workers)
 
 
-def drive(seconds: float, clients: int, fn) -> tuple[int, list[float], float]:
-    lat: list[float] = []
-    lock = threading.Lock()
-    stop = time.monotonic() + seconds
-    errors = [0]
+# -- load -------------------------------------------------------------------------------------------------------------
+def ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    v = float(m.group(1))
+    return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
 
-    def worker(w: int) -> None:
-        mine, i = [], w
-        with httpx.Client(base_url=URL, headers=HEADERS, timeout=60) as c:
-            while time.monotonic() < stop:
-                t = time.perf_counter()
-                if not fn(c, i):
-                    errors[0] += 1
-                mine.append(time.perf_counter() - t)
-                i += clients
-        with lock:
-            lat.extend(mine)
 
-    t0 = time.perf_counter()
-    ts = [threading.Thread(target=worker, args=(w,)) for w in range(clients)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    if errors[0]:
-        print(f"  !! {errors[0]} non-200 responses", file=sys.stderr)
-    return len(lat), lat, time.perf_counter() - t0
+def wrk(url: str, script: Path, bodies: Path, first: int, count: int, key: str, c: int, seconds: float) -> dict:
+    cmd = ["wrk", "-t1", f"-c{c}", f"-d{seconds:g}s", "--latency", "--timeout", "10s", "-s", str(script), url]
+    cmd += ["--", str(bodies), str(first), str(count), key]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, flags=re.M))
+    return dict(
+        rps=rps,
+        requests=total,
+        non2xx=int(bad.group(1)) if bad else 0,
+        socket_errors=errors.group(1) if errors else "",
+        p50=ms(lat.get("50", "")),
+        p99=ms(lat.get("99", "")),
+        wrapped=total > count,
+    )
+
+
+def fsync_ms(where: Path, n: int = 50) -> float:
+    f = os.open(where / "fsync-probe", os.O_CREAT | os.O_WRONLY)
+    try:
+        t = time.perf_counter()
+        for _ in range(n):
+            os.write(f, b"x" * 4096)
+            os.fsync(f)
+        return (time.perf_counter() - t) / n * 1e3
+    finally:
+        os.close(f)
+        os.unlink(where / "fsync-probe")
 
 
 def main() -> None:
-    global URL, HEADERS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rules", default=str(ROOT / "tests" / "fixtures" / "mini"))
-    ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=1000)
-    ap.add_argument("--distinct", type=int, default=5000)
-    a = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="dfft-bench-"))
-    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "131072", "MALLOC_TOP_PAD_": "131072"}
-    key = subprocess.run(
-        [sys.executable, "-m", "dfft.cli", "keys", "create", "--scope", "check", "--data-dir", str(tmp)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    port = free_port()
-    URL, HEADERS = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dfft.cli",
-            "--rules",
-            a.rules,
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rules", default=None, help="rule bundle directory (default: the embedded corpus)")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--connections", default="8,32")
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--sqlite-synchronous", default="FULL", choices=("FULL", "NORMAL"))
+    ap.add_argument("--never-seen", type=int, default=30_000, help="distinct bodies per (workers, connections) run")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument(
+        "--baseline",
+        default=None,
+        metavar="PYTHON",
+        help="also measure, first, one `dfft serve` run by this interpreter (e.g. the .venv of a worktree of main): "
+        "the before of a before/after, beside its own floor",
     )
-    try:
-        wait_ready(URL, proc, 60)
-        reqs = requests(a.distinct)
-        body = [json.dumps(r) for r in reqs]
-        results = {}
+    ap.add_argument("--floor-server", nargs=2, type=int, metavar=("PORT", "WORKERS"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.floor_server:
+        return serve_floor(*a.floor_server)
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench_api needs wrk (Debian: apt-get install -y wrk)")
+    conns = [int(c) for c in a.connections.split(",")]
+    worker_counts = [int(w) for w in a.workers.split(",")]
 
-        def one(c: httpx.Client, i: int) -> bool:
-            return (
-                c.post(
-                    "/v1/check", content=body[i % len(body)], headers={"Content-Type": "application/json"}
-                ).status_code
-                == 200
-            )
+    sys.path.insert(0, str(ROOT))  # bench.workload, when run as bench/bench_api.py
+    from bench.workload import requests
+    from dfft.rules import load_ruleset
 
-        for label, clients in (("check, 1 client", 1), (f"check, {a.clients} clients", a.clients)):
-            n, lat, el = drive(a.seconds, clients, one)
-            results[label] = dict(
-                requests=n, rps=round(n / el), p50_ms=round(pct(lat, 50) * 1e3, 2), p99_ms=round(pct(lat, 99) * 1e3, 2)
-            )
-            print(label, results[label], flush=True)
-
-        batches = [
-            json.dumps({"requests": [reqs[(k * a.batch + j) % len(reqs)] for j in range(a.batch)]}) for k in range(8)
-        ]
-
-        def batch(c: httpx.Client, i: int) -> bool:
-            return (
-                c.post(
-                    "/v1/check/batch", content=batches[i % len(batches)], headers={"Content-Type": "application/json"}
-                ).status_code
-                == 200
-            )
-
-        for clients in (1, 2):
-            n, lat, el = drive(a.seconds, clients, batch)
-            label = f"batch of {a.batch}, {clients} client(s)"
-            results[label] = dict(
-                batches=n,
-                requests_per_s=round(n * a.batch / el),
-                p50_ms=round(pct(lat, 50) * 1e3, 1),
-                p99_ms=round(pct(lat, 99) * 1e3, 1),
-            )
-            print(label, results[label], flush=True)
-        db = tmp / "dfft.db"
-        import sqlite3
-
-        con = sqlite3.connect(db)
-        results["audit rows"] = con.execute("SELECT count(*) FROM decisions").fetchone()[0]
+    rs = load_ruleset(a.rules) if a.rules else load_ruleset()
+    tmp = Path(tempfile.mkdtemp(prefix="dfft-bench-api-"))
+    configs: list[tuple[str, str, int]] = [("this", sys.executable, w) for w in worker_counts]
+    if a.baseline:
+        configs.insert(0, ("baseline", a.baseline, 1))
+    runs = len(conns) * len(configs)
+    bodies = tmp / "bodies.jsonl"
+    reqs = requests(rs, 64 + a.never_seen * runs, seed=14)
+    with bodies.open("w") as f:
+        for r in reqs:
+            r.pop("as_of", None)  # judged as of today: /v1/check is the gate for a transfer about to happen
+            f.write(json.dumps(r, separators=(",", ":")) + "\n")
+    script = tmp / "check.lua"
+    script.write_text(LUA)
+    env = {**os.environ, "DFFT_SQLITE_SYNCHRONOUS": a.sqlite_synchronous}
+    rules_arg = ["--rules", a.rules] if a.rules else []
+    results: list[dict[str, Any]] = []
+    audited = 0
+    acknowledged = 0
+    print(
+        f"# bench_api: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, fsync {fsync_ms(tmp):.1f} ms, "
+        f"SQLite synchronous={a.sqlite_synchronous}, {len(rs.jurisdictions)} jurisdictions, "
+        f"{len(rs.all_rules())} rules, wrk -t1, {a.seconds:g} s per run",
+        flush=True,
+    )
+    run = 0
+    for n, (version, python, w) in enumerate(configs):
+        data = tmp / f"data-{n}"
+        key = subprocess.run(
+            [python, "-m", "dfft.cli", "keys", "create", "--scope", "check", "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=tmp,  # not a checkout: `dfft` is the interpreter's own install (a baseline's or this one's)
+        ).stdout.strip()
+        port, fport = free_port(), free_port()
+        dfft = subprocess.Popen(
+            [python, "-m", "dfft.cli", *rules_arg, "serve", "--port", str(port), "--data-dir", str(data)]
+            + ["--log-level", "warning", "--no-web"]
+            + (["--workers", str(w)] if version == "this" else []),
+            env=env,
+            cwd=tmp,
+        )
+        floor = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--floor-server", str(fport), str(w)], env=env
+        )
+        try:
+            url, furl = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{fport}"
+            wait_ready(url, dfft)
+            wait_ready(furl, floor)
+            time.sleep(1.0)  # every worker up (each answers /readyz on its own)
+            # warm-up: every worker compiles its per-fact memo a little, the repeated bodies are judged once
+            wrk(url, script, bodies, 0, 64, key, 8, 2)
+            for c in conns:
+                first = 64 + run * a.never_seen
+                run += 1
+                # interleaved: dfft repeated, floor, dfft never-seen
+                rep = wrk(url, script, bodies, 0, 64, key, c, a.seconds)
+                flo = wrk(furl, script, bodies, 0, 64, key, c, a.seconds)
+                new = wrk(url, script, bodies, first, a.never_seen, key, c, a.seconds)
+                for kind, r in (("repeated", rep), ("never-seen", new)):
+                    results.append(dict(version=version, workers=w, connections=c, kind=kind, dfft=r, floor=flo))
+                    acknowledged += r["requests"] - r["non2xx"]
+                    print(
+                        f"  {version} {w} worker(s) c={c:<3} {kind:<10} {r['rps']:>8,.0f} req/s  floor {flo['rps']:>8,.0f}  "
+                        f"ratio {r['rps'] / flo['rps']:.2f}  p50 {r['p50']:.2f} ms  p99 {r['p99']:.2f} ms  "
+                        f"(floor {flo['p50']:.2f} / {flo['p99']:.2f})"
+                        + (f"  !! {r['non2xx']} non-2xx" if r["non2xx"] else "")
+                        + (f"  !! socket errors {r['socket_errors']}" if r["socket_errors"] else "")
+                        + ("  !! bodies wrapped" if kind == "never-seen" and r["wrapped"] else ""),
+                        flush=True,
+                    )
+        finally:
+            stop(dfft)
+            stop(floor)
+        con = sqlite3.connect(data / "dfft.db")
+        audited += con.execute("SELECT count(*) FROM decisions").fetchone()[0]
         con.close()
-        print(json.dumps(results, indent=2))
-    finally:
-        stop_server(proc, tmp)
 
+    # -- the table ------------------------------------------------------------------------------------------------
+    def row(*cells: Any) -> str:
+        return "| " + " | ".join(str(c) for c in cells) + " |"
 
-URL, HEADERS = "", dict[str, str]()
+    print()
+    print(row("dfft", "workers", "conns", "requests", "dfft req/s", "floor req/s", "dfft / floor", "p50 ms", "p99 ms",
+              "p99 / p50", "floor p50 / p99 ms"))  # fmt: skip
+    print(row(*["---"] * 11))
+    for r in results:
+        d, f = r["dfft"], r["floor"]
+        print(
+            row(
+                r["version"],
+                r["workers"],
+                r["connections"],
+                r["kind"],
+                f"{d['rps']:,.0f}",
+                f"{f['rps']:,.0f}",
+                f"**{d['rps'] / f['rps']:.2f}**",
+                f"{d['p50']:.2f}",
+                f"{d['p99']:.2f}",
+                f"{d['p99'] / d['p50']:.1f}" if d["p50"] else "-",
+                f"{f['p50']:.2f} / {f['p99']:.2f}",
+            )
+        )
+    if a.baseline:
+        print()
+        print(row("before / after", "conns", "requests", "baseline / floor", "this / floor", "this / baseline"))
+        print(row(*["---"] * 6))
+        for c in conns:
+            for kind in ("repeated", "never-seen"):
+                b, t = (
+                    next(
+                        r
+                        for r in results
+                        if (r["version"], r["workers"], r["connections"], r["kind"]) == (v, 1, c, kind)
+                    )
+                    for v in ("baseline", "this")
+                )
+                print(
+                    row(
+                        "1 worker",
+                        c,
+                        kind,
+                        f"{b['dfft']['rps'] / b['floor']['rps']:.2f}",
+                        f"{t['dfft']['rps'] / t['floor']['rps']:.2f}",
+                        f"**{t['dfft']['rps'] / b['dfft']['rps']:.2f}x**",
+                    )
+                )
+    if len(worker_counts) > 1:
+        print()
+        print(row("scaling", "conns", "requests", "dfft", "floor"))
+        print(row(*["---"] * 5))
+        base = worker_counts[0]
+        for w in worker_counts[1:]:
+            for c in conns:
+                for kind in ("repeated", "never-seen"):
+                    one, more = (
+                        next(
+                            r
+                            for r in results
+                            if (r["version"], r["workers"], r["connections"], r["kind"]) == ("this", n, c, kind)
+                        )
+                        for n in (base, w)
+                    )
+                    print(
+                        row(
+                            f"{w} / {base} workers",
+                            c,
+                            kind,
+                            f"**{more['dfft']['rps'] / one['dfft']['rps']:.2f}x**",
+                            f"{more['floor']['rps'] / one['floor']['rps']:.2f}x",
+                        )
+                    )
+    print()
+    print(f"audit rows {audited:,} for {acknowledged:,} acknowledged decisions (the warm-up's included in the rows)")
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=2))
+    shutil.rmtree(tmp, ignore_errors=True)
+    if audited < acknowledged:
+        raise SystemExit("fewer audit rows than acknowledged decisions")
+
 
 if __name__ == "__main__":
     main()

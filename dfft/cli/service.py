@@ -158,6 +158,236 @@ def plain_http_warning(host: str) -> str:
     )
 
 
+# -- serving: one uvicorn per process, N processes on one port (SO_REUSEPORT) ------------------------------------
+# The event loop and HTTP parser: uvloop and httptools where installed (the `server` extra installs them on CPython),
+# else asyncio and h11.
+def server_impl() -> tuple[str, str]:
+    """(loop, http) for uvicorn: the fast implementations where they are installed."""
+    import importlib.util
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
+    return loop, http
+
+
+# Garbage-collection policy of a serving process (see docs/performance.md, "HTTP API"): once the app is built (rule
+# bundle loaded, engine compiled), everything alive is moved out of the collector's reach (gc.freeze(): still freed
+# by reference counting, never traversed again), and the first generation's threshold is raised, so that collections
+# are rarer and never walk the rule set, the compiled engine or the libraries. DFFT_GC=default leaves Python's GC as
+# it is.
+GC_THRESHOLD = (50_000, 20, 100)
+
+
+def gc_policy() -> str:
+    import gc
+    import os
+
+    policy = os.environ.get("DFFT_GC", "freeze").strip().lower() or "freeze"
+    if policy == "default":
+        return policy
+    if policy != "freeze":
+        raise typer.BadParameter(f"DFFT_GC={policy!r}: expected 'freeze' or 'default'")
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+    return policy
+
+
+def listening_socket(host: str, port: int, reuse_port: bool) -> Any:
+    """A listening TCP socket on (host, port). Made with proto=IPPROTO_TCP, so that asyncio sets TCP_NODELAY on every
+    connection it accepts (a socket made with proto 0, as uvicorn's own --workers socket is, gets Nagle's algorithm:
+    each response then waits for the client's delayed ACK, ~40 ms); TCP_NODELAY is set on the listener as well (Linux
+    passes it on to accepted connections). With `reuse_port`, every worker process binds its own socket to the same
+    port (SO_REUSEPORT) and the kernel spreads new connections over them."""
+    import socket
+
+    family, type_, proto, _, addr = socket.getaddrinfo(
+        host.strip("[]"), port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, type_, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(addr)
+        sock.listen(2048)
+        sock.set_inheritable(True)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def run_one(build: Any, args: tuple, options: dict[str, Any], reuse_port: bool = False) -> None:
+    """Build the app (`build(*args)`), apply the GC policy, bind, and serve until SIGINT / SIGTERM."""
+    import uvicorn
+
+    app = build(*args)
+    policy = gc_policy()
+    loop, http = server_impl()
+    sock = listening_socket(options["host"], options["port"], reuse_port)
+    config = uvicorn.Config(
+        app,
+        log_level=options.get("log_level", "info"),
+        access_log=False,
+        server_header=False,
+        loop=loop,
+        http=http,
+        lifespan="on",
+        ssl_certfile=options.get("ssl_certfile"),
+        ssl_keyfile=options.get("ssl_keyfile"),
+        backlog=2048,
+    )
+    if options.get("log_level", "info") in ("info", "debug", "trace"):
+        scheme = "https" if options.get("ssl_certfile") else "http"
+        typer.echo(
+            f"dfft serve: {scheme}://{options['host']}:{options['port']} (pid {os_getpid()}, {loop} loop, {http} "
+            f"parser, GC {policy})",
+            err=True,
+        )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def os_getpid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def _worker(build: Any, args: tuple, options: dict[str, Any]) -> None:  # the target of each worker process
+    import os
+    import signal
+    import threading
+    import time
+
+    group = options["worker_group"]
+    os.environ["DFFT_WORKER_GROUP"] = str(group)  # this process only (see dfft_app)
+
+    def orphaned() -> None:  # the supervisor was killed (SIGKILL: it could not stop us): stop gracefully
+        while os.getppid() == group:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=orphaned, name="dfft-orphan-watch", daemon=True).start()
+    run_one(build, args, options, reuse_port=True)
+
+
+QUICK_EXIT = 10.0  # seconds: a worker that fails this soon after its start stops the whole group (a start-up error)
+
+
+def supervise(build: Any, args: tuple, options: dict[str, Any], workers: int) -> int:
+    """Run `workers` processes, each a complete instance (its own engine, memo, key cache and audit writer) bound to
+    the same port with SO_REUSEPORT. The parent only supervises: SIGTERM / SIGINT stop every worker (gracefully, then
+    killed after 30 s); SIGHUP is passed on to every worker (each reloads its rule bundle: the admin reload endpoint
+    sends it, so a reload through any worker reaches all of them); a worker that dies is restarted, unless it failed
+    within QUICK_EXIT seconds of its start, which stops the group with its exit code. Returns the exit code."""
+    import contextlib
+    import multiprocessing
+    import os
+    import signal
+    import socket
+    import time
+
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise typer.BadParameter("--workers above 1 needs SO_REUSEPORT (Linux, BSD, macOS)", param_hint="--workers")
+    # reserve the port for the group's lifetime (bound, never listening: it takes no connections) and fail early when
+    # it is taken
+    family, type_, _, _, addr = socket.getaddrinfo(
+        options["host"].strip("[]"), options["port"], type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )[0]
+    reserve = socket.socket(family, type_, socket.IPPROTO_TCP)
+    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reserve.bind(addr)
+    if not options["port"]:
+        options = {**options, "port": reserve.getsockname()[1]}
+    options = {**options, "worker_group": os.getpid()}  # the workers' reloads through the admin endpoint signal it
+    ctx = multiprocessing.get_context("spawn")
+    procs: list[Any] = [None] * workers
+    started = [0.0] * workers
+    stopping = False
+    code = 0
+
+    def spawn(i: int) -> None:
+        p = ctx.Process(target=_worker, args=(build, args, options), name=f"dfft-worker-{i}", daemon=False)
+        p.start()
+        procs[i], started[i] = p, time.monotonic()
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    def forward_hup(*_: Any) -> None:
+        for p in procs:
+            if p is not None and p.pid and p.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGHUP)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, forward_hup)
+    try:
+        for i in range(workers):
+            spawn(i)
+        while not stopping:
+            time.sleep(0.2)
+            for i, p in enumerate(procs):
+                if stopping or p.is_alive():
+                    continue
+                if time.monotonic() - started[i] < QUICK_EXIT and p.exitcode:
+                    typer.echo(f"dfft serve: worker {i} failed at start (exit code {p.exitcode}); stopping", err=True)
+                    code, stopping = p.exitcode if p.exitcode > 0 else 1, True
+                    break
+                typer.echo(f"dfft serve: worker {i} (pid {p.pid}) exited ({p.exitcode}); restarting it", err=True)
+                spawn(i)
+    finally:
+        for p in procs:
+            if p is not None and p.is_alive():
+                p.terminate()  # SIGTERM: uvicorn finishes the requests in flight, the audit writer drains
+        deadline = time.monotonic() + 30
+        for p in procs:
+            if p is not None:
+                p.join(max(0.1, deadline - time.monotonic()))
+                if p.is_alive():
+                    p.kill()
+                    p.join(5)
+        reserve.close()
+    return code
+
+
+def serve_app(build: Any, args: tuple, options: dict[str, Any], workers: int = 1) -> None:
+    """Serve `build(*args)` (a picklable module-level function and arguments: each worker process builds its own
+    app) on options' host and port, in one process or `workers` processes."""
+    if workers <= 1:
+        run_one(build, args, options)
+        return
+    code = supervise(build, args, options, workers)
+    if code:
+        raise typer.Exit(code)
+
+
+def dfft_app(settings: Any, web: bool) -> Any:
+    """The app `dfft serve` runs (one per worker process)."""
+    import os
+
+    from ..api.app import create_app
+
+    if os.environ.get("DFFT_WORKER_GROUP"):  # a worker of `dfft serve --workers N` (set by _worker)
+        settings.worker_group = int(os.environ["DFFT_WORKER_GROUP"])
+    app_ = create_app(settings)
+    if web:
+        try:
+            from ..web import mount
+        except ImportError as e:  # the `web` extra (python-multipart, babel, openpyxl) is not installed
+            typer.echo(f"web workbench not served (pip install 'dfft[web]'): {e}", err=True)
+        else:
+            mount(app_)  # the privacy officers' workbench under /ui
+    return app_
+
+
 def register(app: typer.Typer, state: Any) -> None:
     app.add_typer(keys_app, name="keys")
 
@@ -177,6 +407,12 @@ def register(app: typer.Typer, state: Any) -> None:
             None, "--ssl-keyfile", exists=True, dir_okay=False, help="The certificate's private key (PEM)"
         ),
         no_web: bool = typer.Option(False, "--no-web", help="Do not serve the web workbench (/ui)"),
+        workers: int = typer.Option(
+            1,
+            "--workers",
+            envvar="DFFT_WORKERS",
+            help="Worker processes on the port (SO_REUSEPORT), each a whole instance; about one per core",
+        ),
     ) -> None:
         """Run the HTTP API (FastAPI on uvicorn): checks, audit log, API keys, hot rule reloads (SIGHUP), and the web
         workbench under /ui (accounts: `dfft web user add`)."""
@@ -187,27 +423,21 @@ def register(app: typer.Typer, state: Any) -> None:
         need_server("serve")
         if ssl_certfile is None and not is_loopback(host):
             typer.echo(plain_http_warning(host), err=True)
-        import uvicorn
+        if workers < 1:
+            raise typer.BadParameter("at least 1", param_hint="--workers")
+        settings = _settings(data_dir, database_url, state.rules_dir)
+        if workers > 1:
+            # migrate (or create) the database once, before the workers start: each then finds the schema current
+            from ..api.db import open_database
 
-        from ..api.app import create_app
-
-        # The C engine holds the GIL, so one process serves; for more throughput run several instances on one
-        # PostgreSQL database (--database-url).
-        app_ = create_app(_settings(data_dir, database_url, state.rules_dir))
-        if not no_web:
-            try:
-                from ..web import mount
-            except ImportError as e:  # the `web` extra (python-multipart, babel, openpyxl) is not installed
-                typer.echo(f"web workbench not served (pip install 'dfft[web]'): {e}", err=True)
-            else:
-                mount(app_)  # the privacy officers' workbench under /ui
-        uvicorn.run(
-            app_,
+            open_database(settings.url).dispose()
+        options = dict(
             host=host,
             port=port,
             log_level=log_level,
-            access_log=False,
-            server_header=False,
             ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
             ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
         )
+        # Each worker is a whole instance (engine, memo, key cache, audit writer) in its own process: the C engine
+        # holds the GIL, so processes are what use more cores. Several hosts: run instances on one PostgreSQL database.
+        serve_app(dfft_app, (settings, not no_web), options, workers)
