@@ -156,10 +156,10 @@ class Engine:
         self._retired = False
         self._closed = False
         # Two memos, both pure functions of (rule set, request) and both emptied by reload():
-        #   _cache: normalised request (canonical JSON) -> Decision;
+        #   _cache: normalised request (the canonical TransferRequest) -> Decision;
         #   _raw:   the request exactly as given (a dict or TransferRequest, with today's date) -> Decision, so a
         #           repeated request skips validation and normalisation as well.
-        self._cache: OrderedDict[tuple[str, str], Decision] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, TransferRequest], Decision] = OrderedDict()
         self._raw: OrderedDict[Hashable, Decision] = OrderedDict()
         self._lock = threading.Lock()
         self._today = today
@@ -265,13 +265,15 @@ class Engine:
                     return hit
         ruleset = self.ruleset
         n = normalise(request, ruleset, day)
-        key = (self.hash, n.key)
+        # the canonical request itself is the key (hashable, compared field by field): what Normalised.key's JSON
+        # tells apart, without serialising it
+        key = (self.hash, n.request)
         with self._lock:
             if self._closed:
                 raise EngineError("this engine is closed (its rule set was replaced); no verdict")
             if ruleset is not self.ruleset:  # reloaded meanwhile: normalise against the new rule set
                 n = normalise(request, self.ruleset, day)
-                key = (self.hash, n.key)
+                key = (self.hash, n.request)
             hit = self._cache.get(key) if self.cache_size else None
             if hit is not None:
                 self._cache.move_to_end(key)
