@@ -33,6 +33,8 @@ SPECS = {
 # The commit v1-shaped throughput is compared with: main just before request model v2 (issue 12), whose target is
 # "v1-shaped checks within 20% of today's throughput".
 BASELINE = "6428bb3"
+# main before the in-process work of issue 14 ("never-seen in-process checks >= 2x today's main")
+BASELINE_ISSUE14 = "5689721"
 
 
 def _child(args: list[str], root: Path = ROOT) -> dict:
@@ -58,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="full,1x,4x,16x,cedar")
     ap.add_argument(
         "--baseline",
-        default=BASELINE,
-        help=f"git revision to compare v1-shaped throughput with (default {BASELINE}; 'none' to skip)",
+        default=f"{BASELINE},{BASELINE_ISSUE14}",
+        help=f"git revisions (comma-separated) to compare throughput with, each side by side in this run (default "
+        f"{BASELINE} for issue 12's v1-shaped target and {BASELINE_ISSUE14} for issue 14's 2x; 'none' to skip)",
     )
     a = ap.parse_args(argv)
     n = 400 if a.quick else 2000
@@ -178,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             if c["disagreements"]:
                 print("DISAGREEMENTS:", *c["examples_of_disagreement"], sep="\n  ")
     if a.baseline != "none":
-        results["baseline"] = _baseline(a.baseline, n, results.get("full"))
+        for rev in [r for r in a.baseline.split(",") if r]:
+            results[f"baseline {rev}"] = _baseline(rev, n, results.get("full"))
     print(f"\n(total {time.time() - started:.0f} s)")
     if a.json:
         a.json.write_text(json.dumps(results, indent=2))
@@ -208,7 +212,8 @@ def _baseline(rev: str, n: int, now: dict | None) -> dict:
     if "error" in old or "error" in new:
         print(f"baseline {rev}: {old.get('error') or new.get('error')}")
         return {"error": old.get("error") or new.get("error")}
-    print(f"v1-shaped checks on the full corpus, this tree vs {rev} (same run; CPU throughput; target >= 0.80):")
+    target = {BASELINE: "issue 12 target >= 0.80", BASELINE_ISSUE14: "issue 14 target: never-seen >= 2.0"}.get(rev, "")
+    print(f"v1-shaped checks on the full corpus, this tree vs {rev} (same run; CPU throughput; {target}):")
     print("| measure | baseline | this tree | ratio |")
     print("|---|---|---|---|")
     for key, label in (

@@ -29,7 +29,7 @@ from .decision import (
     RuleSetRef,
     TraceEntry,
 )
-from .plan import DOMAINS, Fact, Unit, facts_for, holds
+from .plan import DOMAINS, Fact, ScopePlan, Unit, compile_condition, facts_for
 from .request import Normalised, RequestError, TransferRequest, normalise
 
 BackendName = Literal["durable", "reference"]
@@ -104,6 +104,13 @@ def _raw_key(request: Any, today: date) -> Optional[Hashable]:
     return None
 
 
+_NO_FLAGS: frozenset[str] = frozenset()
+
+
+def _unit_order(u: Unit) -> tuple[str, str]:
+    return (u.rule.id, u.kind)
+
+
 class EngineError(RuntimeError):
     """An internal failure while judging a request. Never read it as 'allowed'."""
 
@@ -149,10 +156,10 @@ class Engine:
         self._retired = False
         self._closed = False
         # Two memos, both pure functions of (rule set, request) and both emptied by reload():
-        #   _cache: normalised request (canonical JSON) -> Decision;
+        #   _cache: normalised request (the canonical TransferRequest) -> Decision;
         #   _raw:   the request exactly as given (a dict or TransferRequest, with today's date) -> Decision, so a
         #           repeated request skips validation and normalisation as well.
-        self._cache: OrderedDict[tuple[str, str], Decision] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, TransferRequest], Decision] = OrderedDict()
         self._raw: OrderedDict[Hashable, Decision] = OrderedDict()
         self._lock = threading.Lock()
         self._today = today
@@ -165,10 +172,14 @@ class Engine:
         self.hash = ruleset.hash
         self.ref = RuleSetRef(version=ruleset.version, hash=self.hash)
         self.backend = backend
+        # citations live as long as the rule set: obligation parts are keyed by their identity (see _assemble)
         self._citations: dict[str, CitationOut] = {}
+        self._gap_citations: dict[tuple[str, str, str], CitationOut] = {}
         # output parts are immutable and a pure function of their key, so equal ones are built once and shared
         self._parts: dict[tuple, Any] = {}
-        self._unless_leaves: dict[str, list[tuple[dict, str, Any]]] = {}
+        self._unless_leaves: dict[str, list[tuple[dict, str, Any, Any]]] = {}
+        # the durable backend judges applicable law with compiled scope conditions; the reference reads the trees
+        self._scope = ScopePlan(ruleset) if getattr(backend, "name", "") == "durable" else None
         self._clear_memos()
 
     def _clear_memos(self) -> None:
@@ -254,13 +265,15 @@ class Engine:
                     return hit
         ruleset = self.ruleset
         n = normalise(request, ruleset, day)
-        key = (self.hash, n.key)
+        # the canonical request itself is the key (hashable, compared field by field): what Normalised.key's JSON
+        # tells apart, without serialising it
+        key = (self.hash, n.request)
         with self._lock:
             if self._closed:
                 raise EngineError("this engine is closed (its rule set was replaced); no verdict")
             if ruleset is not self.ruleset:  # reloaded meanwhile: normalise against the new rule set
                 n = normalise(request, self.ruleset, day)
-                key = (self.hash, n.key)
+                key = (self.hash, n.request)
             hit = self._cache.get(key) if self.cache_size else None
             if hit is not None:
                 self._cache.move_to_end(key)
@@ -305,28 +318,40 @@ class Engine:
     # -- evaluation -------------------------------------------------------------------------------------------
     def _evaluate(self, n: Normalised) -> Decision:
         rs = self.ruleset
-        facts = facts_for(n, rs)
+        facts = facts_for(n, rs, self._scope)
         fired: list[tuple[Fact, Unit, tuple[str, ...]]] = []
         trace: list[TraceEntry] = []
-        self.backend.begin()
+        backend = self.backend
+        prepared = backend.prepared
+        match = backend.match
+        trace_entry = self._trace_entry
+        backend.begin()
         try:
             for fact in facts:
-                prep = self.backend.prepared[fact.jurisdiction]
-                flags: frozenset[str] = frozenset()
-                for level in prep.levels_for(fact.roles):
-                    units = sorted(self.backend.match(fact, level, flags), key=lambda u: (u.rule.id, u.kind))
-                    if fact.skip:  # domains this regime does not judge here (outside its reach; not a transfer)
-                        units = [u for u in units if u.rule.domain not in fact.skip]
+                skip = fact.skip
+                if skip is DOMAINS or skip == DOMAINS:  # no domain of this regime judges the leg: nothing can apply
+                    continue
+                flags: frozenset[str] = _NO_FLAGS
+                for level in prepared[fact.jurisdiction].levels_for(fact.roles):
+                    units = match(fact, level, flags)
+                    if not units:
+                        continue
+                    # in rule-id order (one unit per rule can match: derive, finding and exempt exclude each other)
+                    if len(units) > 1:
+                        units = sorted(units, key=_unit_order)
+                    if skip:  # domains this regime does not judge here (outside its reach; not a transfer)
+                        units = [u for u in units if u.rule.domain not in skip]
                     new: set[str] = set()
                     for u in units:
                         if u.kind == "derive":
                             new.update(u.rule.derive)
                         else:
-                            fired.append((fact, u, tuple(sorted(flags))))
-                        trace.append(self._trace_entry(fact, level, u))
-                    flags = flags | new
+                            fired.append((fact, u, tuple(sorted(flags)) if flags else ()))
+                        trace.append(trace_entry(fact, level, u))
+                    if new:
+                        flags = flags | new
         finally:
-            self.backend.end()
+            backend.end()
         return self._assemble(n, facts, fired, trace)
 
     def _part(self, key: tuple, make: Any) -> Any:
@@ -339,6 +364,9 @@ class Engine:
 
     def _trace_entry(self, fact: Fact, level: int, u: Unit) -> TraceEntry:
         key = ("t", fact.hop, fact.jurisdiction, level, u.rule.id, u.kind)
+        hit = self._parts.get(key)
+        if hit is not None:
+            return hit
         if u.kind == "derive":
             return self._part(
                 key,
@@ -371,8 +399,14 @@ class Engine:
         return hit
 
     def _gap_citation(self, code: str, u: Uncovered) -> CitationOut:
-        law = self.ruleset.jurisdictions[code].laws.get(u.law) if u.law else None
-        return CitationOut(law=u.law or "", law_title=law.title if law else u.provision, article=u.provision, url=u.url)
+        key = ("gap", code, u.id)
+        hit = self._gap_citations.get(key)
+        if hit is None:
+            law = self.ruleset.jurisdictions[code].laws.get(u.law) if u.law else None
+            hit = self._gap_citations[key] = CitationOut(
+                law=u.law or "", law_title=law.title if law else u.provision, article=u.provision, url=u.url
+            )
+        return hit
 
     def _regimes(self, n: Normalised, facts: list[Fact]) -> tuple[RegimeOut, ...]:
         """The applicable-law section: one entry per fact. Equal sections are built once and shared (most requests
@@ -419,13 +453,17 @@ class Engine:
         leaves = self._unless_leaves.get(rule.id)
         if leaves is None:
             leaves = self._unless_leaves[rule.id] = [
-                (leaf, *(leaf_op(leaf) if "field" in leaf else ("flag", leaf["flag"])))
+                (
+                    leaf,
+                    *(leaf_op(leaf) if "field" in leaf else ("flag", leaf["flag"])),
+                    compile_condition(leaf, self.ruleset, rule.jurisdiction),
+                )
                 for leaf, positive in walk(rule.unless or {})
                 if positive
             ]
         fl = frozenset(flags)
-        for leaf, op, val in leaves:
-            if not holds(leaf, fact.env, fl, self.ruleset, fact.jurisdiction, fact.as_of):
+        for leaf, op, val, test in leaves:
+            if not test(fact.env, fl, fact.as_of):
                 continue
             if op == "flag":
                 out.append(f"flag {val}")
@@ -440,110 +478,132 @@ class Engine:
     def _assemble(
         self, n: Normalised, facts: list[Fact], fired: list[tuple[Fact, Unit, tuple[str, ...]]], trace: list[TraceEntry]
     ) -> Decision:
+        """The decision. Every part is a pure function of its key and is built (validated) once, then shared; the
+        Decision itself is assembled from those trusted parts without validating them again (model_construct)."""
         findings: list[Finding] = []
         obligations: dict[str, dict[str, Any]] = {}
-        order = {(f.jurisdiction, f.hop, f.roles, f.basis): i for i, f in enumerate(facts)}
-        fired.sort(key=lambda x: (x[0].hop, order[(x[0].jurisdiction, x[0].hop, x[0].roles, x[0].basis)], x[1].rule.id))
+        parts = self._parts
+        if len(fired) > 1:
+            order = {(f.jurisdiction, f.hop, f.roles, f.basis): i for i, f in enumerate(facts)}
+            fired.sort(
+                key=lambda x: (x[0].hop, order[(x[0].jurisdiction, x[0].hop, x[0].roles, x[0].basis)], x[1].rule.id)
+            )
+        legs = n.legs
+        paths = [f"{leg.src}->{leg.dst}" for leg in legs]
         severity = 0
         for fact, unit, flags in fired:
             rule = unit.rule
-            cit = self._citation(rule)
-            leg = n.legs[fact.hop]
-            common = dict(
-                rule_id=rule.id,
-                jurisdiction=rule.jurisdiction,
-                domain=rule.domain,
-                title=rule.title,
-                leg=fact.hop,
-                leg_path=f"{leg.src}->{leg.dst}",
-                citation=cit,
-                confidence=rule.confidence,
-                note=rule.note,
-            )
+            path = paths[fact.hop]
             if unit.kind == "exempt":
                 met_by = self._met_by(fact, rule, flags)
-                findings.append(
-                    self._part(
-                        ("m", rule.id, fact.hop, common["leg_path"], met_by),
-                        lambda common=common, met_by=met_by: Finding(
-                            **common, effect="allow", status="met", met_by=met_by
+                key: tuple = ("m", rule.id, fact.hop, path, met_by)
+                hit = parts.get(key)
+                if hit is None:
+                    hit = self._part(
+                        key,
+                        lambda rule=rule, fact=fact, path=path, met_by=met_by: Finding(
+                            **self._finding_common(rule, fact.hop, path), effect="allow", status="met", met_by=met_by
                         ),
                     )
-                )
+                findings.append(hit)
                 continue
-            assert rule.effect is not None
-            severity = max(severity, SEVERITY[rule.effect])
-            kind = "ongoing" if rule.effect == "allow" else "gating"
-            for ob in rule.obligations:
-                entry = obligations.setdefault(ob.id, {"ob": ob, "kind": kind, "rules": [], "citations": []})
-                if kind == "gating":
-                    entry["kind"] = "gating"
-                if rule.id not in entry["rules"]:
-                    entry["rules"].append(rule.id)
-                    entry["citations"].append(cit)
-            findings.append(
-                self._part(
-                    ("a", rule.id, fact.hop, common["leg_path"]),
-                    lambda common=common, rule=rule: Finding(
-                        **common,
+            effect = rule.effect
+            assert effect is not None
+            sev = SEVERITY[effect]
+            if sev > severity:
+                severity = sev
+            if rule.obligations:
+                cit = self._citation(rule)
+                kind = "ongoing" if effect == "allow" else "gating"
+                for ob in rule.obligations:
+                    entry = obligations.get(ob.id)
+                    if entry is None:
+                        entry = obligations[ob.id] = {"ob": ob, "kind": kind, "rules": [], "citations": []}
+                    elif kind == "gating":
+                        entry["kind"] = "gating"
+                    if rule.id not in entry["rules"]:
+                        entry["rules"].append(rule.id)
+                        entry["citations"].append(cit)
+            key = ("a", rule.id, fact.hop, path)
+            hit = parts.get(key)
+            if hit is None:
+                hit = self._part(
+                    key,
+                    lambda rule=rule, fact=fact, path=path: Finding(
+                        **self._finding_common(rule, fact.hop, path),
                         effect=rule.effect,
                         status="applies",
                         obligations=tuple(o.id for o in rule.obligations),
                     ),
                 )
-            )
+            findings.append(hit)
         # Coverage: a regime the bundle declares uncovered on this date (an earlier version of a law, say) makes the
         # decision at least conditional, with a gating legal review, unless the caller holds `legal_review`
         gaps: list[CoverageGap] = []
+        juris = self.ruleset.jurisdictions
         for fact in facts:
-            for u in self.ruleset.jurisdictions[fact.jurisdiction].uncovered:
-                leg = n.legs[fact.hop]
-                if "data_protection" in fact.skip or not u.applies(
-                    fact.as_of, fact.roles, n.categories, leg.dst, n.request.exporter
-                ):
+            uncovered = juris[fact.jurisdiction].uncovered
+            if not uncovered or "data_protection" in fact.skip:
+                continue
+            for u in uncovered:
+                leg = legs[fact.hop]
+                if not u.applies(fact.as_of, fact.roles, n.categories, leg.dst, n.request.exporter):
                     continue
                 reviewed = LEGAL_REVIEW in n.safeguards
+                path = paths[fact.hop]
                 gaps.append(
-                    CoverageGap(
-                        id=u.id,
-                        jurisdiction=fact.jurisdiction,
-                        leg=fact.hop,
-                        leg_path=f"{leg.src}->{leg.dst}",
-                        provision=u.provision,
-                        url=u.url,
-                        period_from=u.from_,
-                        period_until=u.until,
-                        confidence=u.confidence,
-                        status="reviewed" if reviewed else "open",
+                    self._part(
+                        ("g", fact.jurisdiction, u.id, fact.hop, path, reviewed),
+                        lambda fact=fact, u=u, path=path, reviewed=reviewed: CoverageGap(
+                            id=u.id,
+                            jurisdiction=fact.jurisdiction,
+                            leg=fact.hop,
+                            leg_path=path,
+                            provision=u.provision,
+                            url=u.url,
+                            period_from=u.from_,
+                            period_until=u.until,
+                            confidence=u.confidence,
+                            status="reviewed" if reviewed else "open",
+                        ),
                     )
                 )
                 cit = self._gap_citation(fact.jurisdiction, u)
-                common = dict(
-                    rule_id=u.id,
-                    jurisdiction=fact.jurisdiction,
-                    domain=None,
-                    title=f"Not encoded: {u.provision} governed this transfer on this date",
-                    leg=fact.hop,
-                    leg_path=f"{leg.src}->{leg.dst}",
-                    citation=cit,
-                    confidence=u.confidence,
-                    note=u.note,
-                )
                 if reviewed:
                     findings.append(
-                        Finding(**common, effect="allow", status="met", met_by=(f"safeguards: {LEGAL_REVIEW}",))
+                        self._part(
+                            ("gm", fact.jurisdiction, u.id, fact.hop, path),
+                            lambda fact=fact, u=u, path=path, cit=cit: Finding(
+                                **self._gap_common(fact, u, path, cit),
+                                effect="allow",
+                                status="met",
+                                met_by=(f"safeguards: {LEGAL_REVIEW}",),
+                            ),
+                        )
                     )
                     continue
                 severity = max(severity, SEVERITY["condition"])
-                entry = obligations.setdefault(
-                    LEGAL_REVIEW_OBLIGATION.id,
-                    {"ob": LEGAL_REVIEW_OBLIGATION, "kind": "gating", "rules": [], "citations": []},
-                )
+                entry = obligations.get(LEGAL_REVIEW_OBLIGATION.id)
+                if entry is None:
+                    entry = obligations[LEGAL_REVIEW_OBLIGATION.id] = {
+                        "ob": LEGAL_REVIEW_OBLIGATION,
+                        "kind": "gating",
+                        "rules": [],
+                        "citations": [],
+                    }
                 if u.id not in entry["rules"]:
                     entry["rules"].append(u.id)
                     entry["citations"].append(cit)
                 findings.append(
-                    Finding(**common, effect="condition", status="applies", obligations=(LEGAL_REVIEW_OBLIGATION.id,))
+                    self._part(
+                        ("ga", fact.jurisdiction, u.id, fact.hop, path),
+                        lambda fact=fact, u=u, path=path, cit=cit: Finding(
+                            **self._gap_common(fact, u, path, cit),
+                            effect="condition",
+                            status="applies",
+                            obligations=(LEGAL_REVIEW_OBLIGATION.id,),
+                        ),
+                    )
                 )
         consulted = tuple(dict.fromkeys(f.jurisdiction for f in facts))
         regimes = self._regimes(n, facts)
@@ -551,8 +611,7 @@ class Engine:
         for fact in facts:
             if not fact.not_transfer:
                 continue
-            leg = n.legs[fact.hop]
-            path = f"{leg.src}->{leg.dst}"
+            path = paths[fact.hop]
             for e in fact.not_transfer:
                 not_transfers.append(
                     self._part(
@@ -571,42 +630,49 @@ class Engine:
                     )
                 )
         if not findings:
+            excluded = tuple(x.id for x in not_transfers)
             findings.append(
-                Finding(
-                    rule_id="dfft-no-applicable-rule",
-                    jurisdiction=n.request.origin,
-                    domain=None,
-                    effect="allow",
-                    status="none",
-                    title="No applicable restricting rule in the rule sets of "
-                    + ", ".join(consulted)
-                    + (
-                        " (not a transfer under " + ", ".join(x.id for x in not_transfers) + ")"
-                        if not_transfers
-                        else ""
+                self._part(
+                    ("none", n.request.origin, consulted, excluded),
+                    lambda: Finding(
+                        rule_id="dfft-no-applicable-rule",
+                        jurisdiction=n.request.origin,
+                        domain=None,
+                        effect="allow",
+                        status="none",
+                        title="No applicable restricting rule in the rule sets of "
+                        + ", ".join(consulted)
+                        + (" (not a transfer under " + ", ".join(excluded) + ")" if excluded else ""),
+                        leg=None,
+                        leg_path=None,
+                        citation=None,
+                        confidence=None,
                     ),
-                    leg=None,
-                    leg_path=None,
-                    citation=None,
-                    confidence=None,
                 )
             )
         obs = tuple(
-            ObligationOut(
-                id=oid,
-                text=e["ob"].text,
-                kind=e["kind"],
-                one_of=e["ob"].one_of,
-                deadline=e["ob"].deadline,
-                rules=tuple(e["rules"]),
-                citations=tuple(e["citations"]),
+            self._part(
+                ("o", oid, e["kind"], tuple(e["rules"]), tuple(map(id, e["citations"]))),
+                lambda oid=oid, e=e: ObligationOut(
+                    id=oid,
+                    text=e["ob"].text,
+                    kind=e["kind"],
+                    one_of=e["ob"].one_of,
+                    deadline=e["ob"].deadline,
+                    rules=tuple(e["rules"]),
+                    citations=tuple(e["citations"]),
+                ),
             )
             for oid, e in sorted(obligations.items(), key=lambda kv: (kv[1]["kind"] != "gating", kv[0]))
         )
-        return Decision(
+        as_of = n.request.as_of
+        if as_of is None:  # normalise fills it; the validating constructor refused None, so must this
+            raise EngineError("internal error: a normalised request without as_of")
+        # every field given, as the validating constructor was given them (model_fields_set is the same)
+        return Decision.model_construct(
             verdict=VERDICT_OF_SEVERITY[severity],
             request=n.request,
-            as_of=n.request.as_of,
+            as_of=as_of,
             findings=tuple(findings),
             coverage=tuple(gaps),
             regimes=regimes,
@@ -617,4 +683,30 @@ class Engine:
             trace=tuple(trace),
             notes=n.notes,
             engine=self.backend.name,
+        )
+
+    def _finding_common(self, rule: Rule, hop: int, path: str) -> dict[str, Any]:
+        return dict(
+            rule_id=rule.id,
+            jurisdiction=rule.jurisdiction,
+            domain=rule.domain,
+            title=rule.title,
+            leg=hop,
+            leg_path=path,
+            citation=self._citation(rule),
+            confidence=rule.confidence,
+            note=rule.note,
+        )
+
+    def _gap_common(self, fact: Fact, u: Uncovered, path: str, cit: CitationOut) -> dict[str, Any]:
+        return dict(
+            rule_id=u.id,
+            jurisdiction=fact.jurisdiction,
+            domain=None,
+            title=f"Not encoded: {u.provision} governed this transfer on this date",
+            leg=fact.hop,
+            leg_path=path,
+            citation=cit,
+            confidence=u.confidence,
+            note=u.note,
         )

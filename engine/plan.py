@@ -6,6 +6,7 @@ condition is matched against a fact.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal, Optional
@@ -17,7 +18,7 @@ from .request import Leg, Normalised
 Kind = Literal["derive", "finding", "exempt"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Fact:
     """One jurisdiction's view of one leg: which roles it plays, why its regime governs the leg (`basis`: origin,
     exporter, established, reach, importer; `ground`: the reach entry), the field values its rules may test, and
@@ -135,39 +136,43 @@ def _reaching(rs: RuleSet) -> list[str]:
     return hit[1]
 
 
+Test = Callable[[dict[str, Any], frozenset[str], date], bool]
+
+
+class ScopePlan:
+    """The applicable-law conditions of a rule set (`reach` and `not_transfer` of each jurisdiction) compiled once
+    into Python functions (compile_condition), so facts_for does not interpret condition trees per request. The
+    reference backend does without it (facts_for then reads the trees with `holds`), so the compiler-fidelity
+    property checks these functions too."""
+
+    def __init__(self, rs: RuleSet):
+        self.rs = rs
+        self.reaching = [
+            (code, [(e, compile_condition(e.when, rs, code)) for e in j.reach])
+            for code, j in sorted(rs.jurisdictions.items())
+            if j.reach
+        ]
+        self.not_transfer = {
+            code: [(e, compile_condition(e.when, rs, code)) for e in j.not_transfer]
+            for code, j in rs.jurisdictions.items()
+            if j.not_transfer
+        }
+
+
 def _excluded(j: Jurisdiction, env: dict[str, Any], role: str, rs: RuleSet, on: date) -> tuple[ScopeEntry, ...]:
     return tuple(e for e in j.not_transfer if role in e.roles and holds(e.when, env, frozenset(), rs, j.code, on))
 
 
-def facts_for(n: Normalised, rs: RuleSet) -> list[Fact]:
+def facts_for(n: Normalised, rs: RuleSet, plan: Optional[ScopePlan] = None) -> list[Fact]:
     """Facts in evaluation order. Applicable law first: for each leg, the regimes that govern it as exporter -- the
     leg's source (with `origin` on leg 0), on leg 0 every other jurisdiction where the exporter is established, and
     every regime whose `reach` holds (extraterritorial scope) -- then the importing jurisdiction. Each regime's
-    `not_transfer` entries that hold take the domains they name off that fact."""
+    `not_transfer` entries that hold take the domains they name off that fact. With `plan` (the durable backend)
+    the scope conditions are the compiled functions of the plan; without (the reference), the trees are read."""
+    if plan is not None:
+        return _facts_planned(n, rs, plan)
     req = n.request
-    purposes = n.purposes
-    base = {
-        "origin": req.origin,
-        "destination": req.destination,
-        "hops": len(n.legs),
-        "subjects": n.subjects,
-        "exporter": req.exporter,
-        "sector": req.sector,
-        # a rule testing the single `purpose` sees it when there is one; with several, none of its values
-        "purpose": next(iter(purposes)) if len(purposes) == 1 else "(several)",
-        "purposes": purposes,
-        "data_categories": n.categories,
-        "safeguards": n.safeguards,
-        "outcomes": n.outcomes,
-        "exporter_role": req.exporter_role,
-        "exporter_size": req.exporter_size,
-        "established": n.established,
-        "subjects_in": n.subjects_in,
-        "nationality": n.nationality,
-        "collected_in": n.collected_in,
-        "publicly_available": req.publicly_available,
-        "_given": n.given,
-    }
+    base = _base(n)
     assert req.as_of is not None  # normalise fills it
     on = req.as_of
     out: list[Fact] = []
@@ -224,6 +229,158 @@ def facts_for(n: Normalised, rs: RuleSet) -> list[Fact]:
         if leg.dst in rs.jurisdictions:
             add(leg.dst, leg.hop, {"importer"}, env, "importer", None)
     return out
+
+
+def _base(n: Normalised) -> dict[str, Any]:
+    """The field values every leg of the request shares."""
+    req = n.request
+    purposes = n.purposes
+    return {
+        "origin": req.origin,
+        "destination": req.destination,
+        "hops": len(n.legs),
+        "subjects": n.subjects,
+        "exporter": req.exporter,
+        "sector": req.sector,
+        # a rule testing the single `purpose` sees it when there is one; with several, none of its values
+        "purpose": next(iter(purposes)) if len(purposes) == 1 else "(several)",
+        "purposes": purposes,
+        "data_categories": n.categories,
+        "safeguards": n.safeguards,
+        "outcomes": n.outcomes,
+        "exporter_role": req.exporter_role,
+        "exporter_size": req.exporter_size,
+        "established": n.established,
+        "subjects_in": n.subjects_in,
+        "nationality": n.nationality,
+        "collected_in": n.collected_in,
+        "publicly_available": req.publicly_available,
+        "_given": n.given,
+    }
+
+
+_EXPORTER_ORIGIN = frozenset({"exporter", "origin"})
+_EXPORTER = frozenset({"exporter"})
+_IMPORTER = frozenset({"importer"})
+_NO_FLAGS: frozenset[str] = frozenset()
+_SKIP_OUTSIDE: dict[tuple[str, ...], frozenset[str]] = {}
+
+
+def _facts_planned(n: Normalised, rs: RuleSet, plan: ScopePlan) -> list[Fact]:
+    """facts_for with the compiled scope conditions of `plan`: the same facts, in the same order."""
+    req = n.request
+    base = _base(n)
+    on = req.as_of
+    assert on is not None  # normalise fills it
+    out: list[Fact] = []
+    excluders = plan.not_transfer
+
+    def add(code: str, hop: int, roles: frozenset[str], env: Env, basis: str, ground: Optional[ScopeEntry]) -> None:
+        skip = _NONE
+        if ground is not None:
+            skip = _SKIP_OUTSIDE.get(ground.domains)  # type: ignore[assignment]
+            if skip is None:
+                skip = _SKIP_OUTSIDE[ground.domains] = DOMAINS - set(ground.domains)
+        gone: tuple[ScopeEntry, ...] = ()
+        tests = excluders.get(code)
+        if tests:
+            found: dict[str, ScopeEntry] = {}
+            extra: set[str] = set()
+            for role in sorted(roles):
+                for e, test in tests:
+                    if role in e.roles and test(env, _NO_FLAGS, on):
+                        found.setdefault(e.id, e)
+                        extra.update(e.domains)
+            if found:
+                gone = tuple(found.values())
+                skip = skip | extra
+        out.append(Fact(code, hop, roles, env, on, basis, ground, skip, gone))
+
+    juris = rs.jurisdictions
+    for leg in n.legs:
+        env = _env(n, leg, base)
+        hop = leg.hop
+        src, dst = leg.src, leg.dst
+        if hop == 0:
+            add(src, 0, _EXPORTER_ORIGIN, env, "origin", None)
+            established = env["established"]
+            also = sorted(established - {src}) if len(established) > 1 or src not in established else []
+            for code in also:
+                if code in juris:
+                    add(code, 0, _EXPORTER, env, "established", None)
+        else:
+            add(src, hop, _EXPORTER, env, "exporter", None)
+            also = []
+        for code, entries in plan.reaching:
+            if code in (src, dst) or code in also:
+                continue
+            for e, test in entries:
+                if test(env, _NO_FLAGS, on):
+                    add(code, hop, _EXPORTER, env, "reach", e)
+                    break
+        if dst in juris:
+            add(dst, hop, _IMPORTER, env, "importer", None)
+    return out
+
+
+def compile_condition(cond: dict[str, Any], rs: RuleSet, owner: str) -> Test:
+    """A Python function (env, flags, on) -> bool with exactly the meaning of holds(cond, env, flags, rs, owner, on):
+    the same tests in the same order (`all` / `any` short-circuit as Python's all / any do), generated once."""
+    ns: dict[str, Any] = {"_only": only_holds, "_rs": rs, "_owner": owner, "_list_member": list_member}
+    consts: list[Any] = []
+
+    def const(v: Any) -> str:
+        consts.append(v)
+        name = f"_k{len(consts) - 1}"
+        ns[name] = v
+        return name
+
+    def expr(c: dict[str, Any]) -> str:
+        if "all" in c:
+            items = [expr(x) for x in c["all"]]
+            return "(" + " and ".join(items) + ")" if items else "True"
+        if "any" in c:
+            items = [expr(x) for x in c["any"]]
+            return "(" + " or ".join(items) + ")" if items else "False"
+        if "not" in c:
+            return f"(not {expr(c['not'])})"
+        if "flag" in c:
+            return f"({const(c['flag'])} in flags)"
+        fld = c["field"]
+        op, val = leaf_op(c)
+        x = f"env[{const(fld)}]"
+        v = const(val)
+        simple = {
+            "eq": "==",
+            "ne": "!=",
+            "in": "in",
+            "not_in": "not in",
+            "gte": ">=",
+            "gt": ">",
+            "lte": "<=",
+            "lt": "<",
+        }
+        if op in simple:
+            return f"({x} {simple[op]} {v})"
+        if op == "contains":
+            return f"({v} in {x})"
+        if op == "contains_any":
+            return f"_any_in({v}, {x})"
+        if op == "contains_all":
+            return f"_all_in({v}, {x})"
+        if op == "only":
+            return f"_only({const(fld)}, {v}, env, _rs)"
+        if op == "in_list":
+            return f"_list_member(_rs, _owner, {v}, {x}, on)"
+        raise ValueError(f"unknown operator {op!r}")
+
+    ns["_any_in"] = lambda vals, x: any(v in x for v in vals)
+    ns["_all_in"] = lambda vals, x: all(v in x for v in vals)
+    # bool(): holds returns a bool; `and` / `or` chains return an operand
+    src = f"def test(env, flags, on):\n    return bool({expr(cond)})\n"
+    exec(src, ns)  # noqa: S102 - source built from validated rule data; constants are passed by name, never inlined
+    fn: Test = ns["test"]
+    return fn
 
 
 def list_member(rs: RuleSet, owner: str, ref: str, code: str, on: date) -> bool:

@@ -312,40 +312,90 @@ def collapse(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(out.values())
 
 
-_LOOKUPS: dict[int, tuple[RuleSet, list[str], dict[str, str], dict[str, frozenset[str]]]] = {}
+class _Lookups:
+    """What normalisation needs of a rule set, built once per rule set (rule sets are immutable): covered codes
+    (sorted), member -> bloc aliases, the valid values of each vocabulary field (sorted lists and sets), and memos of
+    category labels resolved and of category sets closed under the taxonomy."""
+
+    __slots__ = ("rs", "covered", "alias_of", "valid_sets", "values", "resolved", "closures")
+
+    def __init__(self, rs: RuleSet):
+        self.rs = rs  # held, so the id of the rule set is not reused while the entry lives
+        self.covered = sorted(rs.jurisdictions)
+        self.alias_of = {m: bloc for bloc, members in rs.aliases.items() for m in members}
+        vocab = rs.vocabulary
+        self.values = {f: vocab.values_for(f) for f in _VOCAB_FIELDS}
+        self.values["purposes"] = self.values["purpose"]
+        self.valid_sets = {f: frozenset(v) for f, v in self.values.items()}
+        self.resolved: dict[str, Optional[str]] = {}
+        self.closures: dict[frozenset[str], frozenset[str]] = {}
+
+    def resolve(self, label: str) -> Optional[str]:
+        try:
+            return self.resolved[label]
+        except KeyError:
+            if len(self.resolved) > 4096:
+                self.resolved.clear()
+            hit = self.resolved[label] = self.rs.vocabulary.resolve(label)
+            return hit
+
+    def closure(self, cats: frozenset[str]) -> frozenset[str]:
+        hit = self.closures.get(cats)
+        if hit is None:
+            if len(self.closures) > 4096:
+                self.closures.clear()
+            hit = self.closures[cats] = self.rs.vocabulary.closure(cats)
+        return hit
+
+
+_LOOKUPS: dict[int, _Lookups] = {}
 _VOCAB_FIELDS = ("data_categories", "safeguards", "purpose", "sector", "exporter")
+
+
+def _lookups_of(rs: RuleSet) -> _Lookups:
+    hit = _LOOKUPS.get(id(rs))
+    if hit is None or hit.rs is not rs:
+        if len(_LOOKUPS) > 64:
+            _LOOKUPS.clear()
+        hit = _LOOKUPS[id(rs)] = _Lookups(rs)
+    return hit
 
 
 def _lookups(rs: RuleSet) -> tuple[list[str], dict[str, str], dict[str, frozenset[str]]]:
     """Covered codes (sorted), member -> bloc aliases and the valid values of each vocabulary field as sets, built
-    once per rule set (rule sets are immutable; the entry holds the rule set so its id is not reused)."""
-    hit = _LOOKUPS.get(id(rs))
-    if hit is None or hit[0] is not rs:
-        if len(_LOOKUPS) > 64:
-            _LOOKUPS.clear()
-        valid = {f: frozenset(rs.vocabulary.values_for(f)) for f in _VOCAB_FIELDS}
-        valid["purposes"] = valid["purpose"]
-        hit = _LOOKUPS[id(rs)] = (
-            rs,
-            sorted(rs.jurisdictions),
-            {m: bloc for bloc, members in rs.aliases.items() for m in members},
-            valid,
-        )
-    return hit[1], hit[2], hit[3]
+    once per rule set."""
+    hit = _lookups_of(rs)
+    return hit.covered, hit.alias_of, hit.valid_sets
+
+
+_FIELDS_SET = frozenset(TransferRequest.model_fields)
+
+
+def _canonical(values: dict[str, Any]) -> TransferRequest:
+    """A TransferRequest from values that were all validated (the hot path: no second validation). The same object
+    `model_copy(update=<every field>)` of the parsed request gives: every field set, no extra, no private state."""
+    m = TransferRequest.__new__(TransferRequest)
+    object.__setattr__(m, "__dict__", values)
+    object.__setattr__(m, "__pydantic_fields_set__", set(_FIELDS_SET))
+    object.__setattr__(m, "__pydantic_extra__", None)
+    object.__setattr__(m, "__pydantic_private__", None)
+    return m
 
 
 def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalised:
     req = parse(data)
     errors: list[dict[str, Any]] = []
     notes: list[str] = []
-    covered, alias_of, valid_sets = _lookups(rs)
+    lk = _lookups_of(rs)
+    covered, alias_of, valid_sets, values = lk.covered, lk.alias_of, lk.valid_sets, lk.values
+    juris = rs.jurisdictions
 
     def code(field: str, value: str, must_be_covered: bool) -> str:
         v = value.strip().upper()
         if v in alias_of:
             notes.append(f"{field} {v} is judged as {alias_of[v]} ({v} is a member)")
             v = alias_of[v]
-        if v in rs.jurisdictions:
+        if v in juris:
             return v
         if must_be_covered:
             errors.append(
@@ -426,17 +476,19 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
 
     resolved = []
     for label in req.data_categories:
-        cat = vocab.resolve(label)
+        cat = lk.resolve(label)
         if cat is not None and cat != label:
             notes.append(f"data category {label!r} read as {cat!r}")
         resolved.append(cat or label)
-    cats = members("data_categories", tuple(resolved), vocab.values_for("data_categories"))
+    cats = members("data_categories", tuple(resolved), values["data_categories"])
     plain: tuple[str, ...] = req.safeguards  # type: ignore[assignment]  # narrowed below when outcomes are given
     with_outcome: tuple[SafeguardOutcome, ...] = ()
     if not all(type(s) is str for s in req.safeguards):
         plain = tuple(s for s in req.safeguards if isinstance(s, str))
         with_outcome = tuple(s for s in req.safeguards if isinstance(s, SafeguardOutcome))
-    sgs = members("safeguards", plain + tuple(s.id for s in with_outcome), vocab.values_for("safeguards"))
+    sgs = members(
+        "safeguards", plain + tuple(s.id for s in with_outcome) if with_outcome else plain, values["safeguards"]
+    )
     seen_out: dict[str, str] = {}
     for s in with_outcome:
         if seen_out.setdefault(s.id, s.outcome) != s.outcome:
@@ -454,7 +506,7 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
     if refused:
         sgs = frozenset(sgs - refused)
     outcomes = frozenset(f"{s.id}:{s.outcome}" for s in with_outcome)
-    purposes = members("purposes", req.purposes, vocab.values_for("purpose"))
+    purposes = members("purposes", req.purposes, values["purpose"])
     counts: dict[str, int] = {}
     for label, n in req.counts.items():
         cat = vocab.resolve(label)
@@ -475,7 +527,7 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
             )
         counts[cat] = n
     for field in ("exporter", "sector", "purpose"):
-        if getattr(req, field) in valid_sets[field]:
+        if req.__dict__[field] in valid_sets[field]:
             continue
         valid = vocab.values_for(field)
         if getattr(req, field) not in valid:
@@ -519,8 +571,8 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
             + ": not a recipient (no access); its rules are not consulted for the transfer"
         )
     # every value was validated above: a copy with the canonical values, not a second validation (hot path)
-    canonical = req.model_copy(
-        update=dict(
+    canonical = _canonical(
+        dict(
             origin=origin,
             destination=dest,
             via=tuple(
@@ -552,7 +604,7 @@ def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalise
     where = frozenset(subjects_in) or frozenset({origin})
     return Normalised(
         request=canonical,
-        categories=vocab.closure(cats),
+        categories=lk.closure(cats),
         safeguards=sgs,
         subjects=UNKNOWN_SUBJECTS if req.subjects is None else req.subjects,
         legs=tuple(legs),
