@@ -259,17 +259,7 @@ class BodyLimit:
             chunks.append(chunk)
             if not msg.get("more_body"):
                 break
-        body = b"".join(chunks)
-        sent = False
-
-        async def replay() -> dict:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     async def _refuse(self, scope: dict, receive: Any, send: Any, limit: int) -> None:
         resp = problem(
@@ -608,6 +598,7 @@ async def read_body(receive: Any) -> Optional[bytes]:
 
 
 def replaying(body: bytes, receive: Any) -> Any:
+    """An ASGI `receive` that hands the already-read body over once, then defers to the real one (disconnects)."""
     sent = False
 
     async def replay() -> dict:
