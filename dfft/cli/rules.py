@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from .options import out, state
+from .service import DATA_DIR, DB_URL
 
 rules_app = typer.Typer(help="Browse the rule sets.", no_args_is_help=True)
 
@@ -146,12 +147,8 @@ def rules_publish(
     no_activate: bool = typer.Option(False, "--no-activate", help="Store the bundle without activating it"),
     by: Optional[str] = typer.Option(None, "--by", help="Who publishes (default: user@host)"),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON"),
-    data_dir: Optional[Path] = typer.Option(
-        None, "--data-dir", envvar="DFFT_DATA_DIR", help="Directory of the SQLite service database [default: ./data]"
-    ),
-    database_url: Optional[str] = typer.Option(
-        None, "--database-url", envvar="DFFT_DATABASE_URL", help="SQLAlchemy URL of the service database"
-    ),
+    data_dir: Optional[Path] = DATA_DIR,
+    database_url: Optional[str] = DB_URL,
 ) -> None:
     """Validate a bundle (the loader's checks with its manifest, and a compile), store it in the service database and
     make it the active bundle: every `dfft serve` on that database converges on it within DFFT_BUNDLE_POLL_SECONDS
@@ -194,12 +191,8 @@ def rules_publish(
 @rules_app.command("published")
 def rules_published(
     as_json: bool = typer.Option(False, "--json", help="One JSON object a line"),
-    data_dir: Optional[Path] = typer.Option(
-        None, "--data-dir", envvar="DFFT_DATA_DIR", help="Directory of the SQLite service database [default: ./data]"
-    ),
-    database_url: Optional[str] = typer.Option(
-        None, "--database-url", envvar="DFFT_DATABASE_URL", help="SQLAlchemy URL of the service database"
-    ),
+    data_dir: Optional[Path] = DATA_DIR,
+    database_url: Optional[str] = DB_URL,
 ) -> None:
     """The bundles stored with `dfft rules publish`, newest first; the active one is marked."""
     from ..api import distribution
