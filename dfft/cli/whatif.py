@@ -79,6 +79,43 @@ def register(app: typer.Typer, state: Any) -> None:
     def scenario(path: Optional[Path]) -> Optional[Scenario]:
         return load_scenario(path, state.ruleset()) if path else None
 
+    # the transfer, as `timeline` and `remedy` take it
+    origin_opt = typer.Option(..., "--from", metavar="CODE", help="Exporting jurisdiction, e.g. JP")
+    destination_opt = typer.Option(..., "--to", metavar="CODE", help="Final destination, e.g. VN")
+    via_opt = typer.Option(None, "--via", metavar="CODE", help="Intermediate hop (repeat)")
+    data_opt = typer.Option(
+        ...,
+        "--data",
+        metavar="CATEGORY[,...]",
+        callback=DATA_CHOICE,
+        help="Data categories (`dfft vocab`)",
+    )
+    subjects_opt = typer.Option(None, "--subjects", min=0, metavar="N", help="Distinct individuals")
+    safeguard_opt = typer.Option(
+        None,
+        "--safeguard",
+        metavar="NAME",
+        callback=SAFEGUARD_CHOICE,
+        help="Safeguard in place (repeat or comma-separate; `dfft vocab`)",
+    )
+    exporter_opt = typer.Option(
+        "private",
+        metavar="KIND",
+        callback=EXPORTER_CHOICE,
+        help="The exporter's kind (`dfft vocab`)",
+    )
+    sector_opt = typer.Option(
+        "general",
+        metavar="SECTOR",
+        callback=SECTOR_CHOICE,
+        help="The exporter's sector (`dfft vocab`)",
+    )
+    purpose_opt = typer.Option(
+        "general",
+        metavar="PURPOSE",
+        callback=PURPOSE_CHOICE_DEFAULT,
+        help="The purpose (`dfft vocab`)",
+    )
     engine_opt = typer.Option(
         "durable", "--engine", metavar="ENGINE", callback=choice("--engine", ENGINES), help=one_of(ENGINES)
     )
@@ -262,42 +299,15 @@ def register(app: typer.Typer, state: Any) -> None:
     @app.command(epilog=EXIT_CODES)
     @_friendly
     def timeline(
-        origin: str = typer.Option(..., "--from", metavar="CODE", help="Exporting jurisdiction, e.g. JP"),
-        destination: str = typer.Option(..., "--to", metavar="CODE", help="Final destination, e.g. VN"),
-        via: Optional[list[str]] = typer.Option(None, "--via", metavar="CODE", help="Intermediate hop (repeat)"),
-        data: list[str] = typer.Option(
-            ...,
-            "--data",
-            metavar="CATEGORY[,...]",
-            callback=DATA_CHOICE,
-            help="Data categories (`dfft vocab`)",
-        ),
-        subjects: Optional[int] = typer.Option(None, "--subjects", min=0, metavar="N", help="Distinct individuals"),
-        safeguard: Optional[list[str]] = typer.Option(
-            None,
-            "--safeguard",
-            metavar="NAME",
-            callback=SAFEGUARD_CHOICE,
-            help="Safeguard in place (repeat or comma-separate; `dfft vocab`)",
-        ),
-        exporter: str = typer.Option(
-            "private",
-            metavar="KIND",
-            callback=EXPORTER_CHOICE,
-            help="The exporter's kind (`dfft vocab`)",
-        ),
-        sector: str = typer.Option(
-            "general",
-            metavar="SECTOR",
-            callback=SECTOR_CHOICE,
-            help="The exporter's sector (`dfft vocab`)",
-        ),
-        purpose: str = typer.Option(
-            "general",
-            metavar="PURPOSE",
-            callback=PURPOSE_CHOICE_DEFAULT,
-            help="The purpose (`dfft vocab`)",
-        ),
+        origin: str = origin_opt,
+        destination: str = destination_opt,
+        via: Optional[list[str]] = via_opt,
+        data: list[str] = data_opt,
+        subjects: Optional[int] = subjects_opt,
+        safeguard: Optional[list[str]] = safeguard_opt,
+        exporter: str = exporter_opt,
+        sector: str = sector_opt,
+        purpose: str = purpose_opt,
         start: str = typer.Option("2018-01-01", "--start", metavar="YYYY-MM-DD", help="First date"),
         end: str = typer.Option("2030-12-31", "--end", metavar="YYYY-MM-DD", help="Last date"),
         scenario_file: Optional[Path] = typer.Option(
@@ -342,42 +352,15 @@ def register(app: typer.Typer, state: Any) -> None:
     @app.command(epilog=EXIT_CODES)
     @_friendly
     def remedy(
-        origin: str = typer.Option(..., "--from", metavar="CODE", help="Exporting jurisdiction, e.g. JP"),
-        destination: str = typer.Option(..., "--to", metavar="CODE", help="Final destination, e.g. VN"),
-        via: Optional[list[str]] = typer.Option(None, "--via", metavar="CODE", help="Intermediate hop (repeat)"),
-        data: list[str] = typer.Option(
-            ...,
-            "--data",
-            metavar="CATEGORY[,...]",
-            callback=DATA_CHOICE,
-            help="Data categories (`dfft vocab`)",
-        ),
-        subjects: Optional[int] = typer.Option(None, "--subjects", min=0, metavar="N", help="Distinct individuals"),
-        safeguard: Optional[list[str]] = typer.Option(
-            None,
-            "--safeguard",
-            metavar="NAME",
-            callback=SAFEGUARD_CHOICE,
-            help="Safeguard in place (repeat or comma-separate; `dfft vocab`)",
-        ),
-        exporter: str = typer.Option(
-            "private",
-            metavar="KIND",
-            callback=EXPORTER_CHOICE,
-            help="The exporter's kind (`dfft vocab`)",
-        ),
-        sector: str = typer.Option(
-            "general",
-            metavar="SECTOR",
-            callback=SECTOR_CHOICE,
-            help="The exporter's sector (`dfft vocab`)",
-        ),
-        purpose: str = typer.Option(
-            "general",
-            metavar="PURPOSE",
-            callback=PURPOSE_CHOICE_DEFAULT,
-            help="The purpose (`dfft vocab`)",
-        ),
+        origin: str = origin_opt,
+        destination: str = destination_opt,
+        via: Optional[list[str]] = via_opt,
+        data: list[str] = data_opt,
+        subjects: Optional[int] = subjects_opt,
+        safeguard: Optional[list[str]] = safeguard_opt,
+        exporter: str = exporter_opt,
+        sector: str = sector_opt,
+        purpose: str = purpose_opt,
         as_of: Optional[str] = typer.Option(
             None, "--as-of", metavar="YYYY-MM-DD", help="Judge as of this date (default today)"
         ),
