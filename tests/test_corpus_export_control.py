@@ -1,8 +1,8 @@
 """Export control and sanctions for every jurisdiction (issue 13 item 3): a jurisdiction without an export-control rule
 says what was reviewed instead, so "no rule" reads as "reviewed, none found", never as "not looked at".
 
-Checked for the jurisdictions reviewed in this round (BN, CL, KH, LA, MM, PE, PG; ID's note). The others either have
-an export-control rule in ip.yaml or are reviewed by their own owners; extend REVIEWED when they are."""
+Checked for the jurisdictions reviewed in this round (BN, CL, KH, LA, MM, PE, PG; ID's note), and for every
+jurisdiction of the corpus: an export-control rule, or a recorded review."""
 
 from __future__ import annotations
 
@@ -37,3 +37,18 @@ def test_export_control_review_is_recorded(corpus_rs, code):
 def test_indonesia_note_records_the_review(corpus_rs):
     note = corpus_rs.jurisdictions["ID"].note or ""
     assert "no comprehensive strategic-trade" in note and "Export control (reviewed again" in note
+
+
+def test_every_jurisdiction_has_an_export_control_rule_or_a_recorded_review(corpus_rs):
+    missing = []
+    for code, j in sorted(corpus_rs.jurisdictions.items()):
+        if _has_export_rule(j):
+            continue
+        reviewed = [e for e in j.inventory if e.domain in EXPORT_DOMAINS and e.status == "reviewed"]
+        note = j.note or ""
+        if (
+            not (reviewed and "Export control and sanctions (reviewed" in note)
+            and "Export control (reviewed" not in note
+        ):
+            missing.append(code)
+    assert not missing, f"no export-control rule and no recorded review: {missing}"
