@@ -77,3 +77,23 @@ def test_pages_in_japanese(web):
         )
         assert r.status_code == 200
         assert "外国にある第三者への個人データの提供には、本人の事前の同意が必要" in r.text  # the Japan rule's title
+
+
+def test_japanese_labels_have_no_duplicate_keys():
+    """PyYAML keeps the last of two equal keys silently; a label merged twice (or two different ones) must fail here."""
+    from pathlib import Path
+
+    import yaml
+
+    class _Strict(yaml.SafeLoader):
+        pass
+
+    def _mapping(loader, node):
+        keys = [loader.construct_object(k) for k, _ in node.value]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        assert not dupes, f"web/ja.yaml line {node.start_mark.line + 1}: duplicate keys {dupes}"
+        return loader.construct_mapping(node)
+
+    _Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    path = Path(__file__).resolve().parents[2] / "web" / "ja.yaml"
+    yaml.load(path.read_text(encoding="utf-8"), Loader=_Strict)  # noqa: S506 - a SafeLoader subclass
