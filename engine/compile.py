@@ -289,7 +289,7 @@ class _Level:
 
     __slots__ = ("project", "always", "cats", "sgs", "flags", "eqs", "empty")
 
-    def __init__(self, project: Callable[..., dict], units: list[Unit]):
+    def __init__(self, project: Callable[..., str], units: list[Unit]):
         self.project = project
         self.empty = not units
         self.always = False
@@ -356,6 +356,10 @@ def _guard(cond: dict[str, Any]) -> Optional[tuple]:
     return best[1:]
 
 
+# the roles a fact can carry (plan.facts_for): the origin's exporter, another exporter, the importer
+_ROLE_SETS = (frozenset({"exporter", "origin"}), frozenset({"exporter"}), frozenset({"importer"}))
+
+
 class DurableBackend:
     """Matches facts with durable-rules. Not thread-safe: the Engine serialises calls.
 
@@ -384,6 +388,7 @@ class DurableBackend:
         self._handles: dict[str, int] = {}
         self._rule_of: dict[str, dict[str, int]] = {}
         self._levels: dict[tuple[str, int, frozenset[str]], _Level] = {}
+        self._projectors: dict[tuple[str, int], Callable[..., str]] = {}
         self._level_src: dict[str, tuple[_Compiler, dict[int, set[str]]]] = {}
         self._sid = f"p{next(_names)}"
         self._live: set[int] = set()  # rulesets with a state under self._sid (deleted on close)
@@ -438,6 +443,11 @@ class DurableBackend:
             except Exception as e:  # the C engine rejects the definition
                 self.close()
                 raise CompileError(f"durable-rules refused the compiled rule set of {code}: {e}") from e
+        # the fact projection of every (level, roles) a fact can meet, built now rather than on the first check
+        for code in self._handles:
+            for roles in _ROLE_SETS:
+                for level in self.prepared[code].levels_for(roles):
+                    self._level(code, level, roles)
 
     def _level(self, code: str, level: int, roles: frozenset[str]) -> _Level:
         key = (code, level, roles)
@@ -445,9 +455,13 @@ class DurableBackend:
         if lv is None:
             comp, keys_of = self._level_src[code]
             units = [u for u in self.prepared[code].units if u.level == level and u.rule.scope in roles]
-            # every field any unit of this level tests (whatever its scope: the role fields select in C)
-            keys = sorted(set().union(*(keys_of[u.index] for u in self.prepared[code].units if u.level == level)))
-            lv = self._levels[key] = _Level(_projector(comp, keys), units)
+            # every field any unit of this level tests (whatever its scope: the role fields select in C), so the
+            # projection is the same for every role set: built once per level
+            project = self._projectors.get((code, level))
+            if project is None:
+                keys = sorted(set().union(*(keys_of[u.index] for u in self.prepared[code].units if u.level == level)))
+                project = self._projectors[(code, level)] = _projector(comp, keys)
+            lv = self._levels[key] = _Level(project, units)
         return lv
 
     def close(self) -> None:
@@ -506,18 +520,16 @@ class DurableBackend:
             self.skipped += 1
             return []
         roles = fact.roles
-        body = _encode(
-            lv.project(
-                fact.env,
-                flags,
-                fact.as_of,
-                level,
-                fact.hop,
-                _as_int(fact.as_of),
-                "exporter" in roles,
-                "importer" in roles,
-                "origin" in roles,
-            )
+        body = lv.project(
+            fact.env,
+            flags,
+            fact.as_of,
+            level,
+            fact.hop,
+            _as_int(fact.as_of),
+            "exporter" in roles,
+            "importer" in roles,
+            "origin" in roles,
         )
         if self.fact_memo:
             known = self._memo.get((code, body))
@@ -610,17 +622,44 @@ def _bucket(points: set) -> Optional[Callable[[Any], Any]]:
     return canon
 
 
-def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., dict]:
-    """Generate one function building the fact for one level: only the fields that level's rules test, instead of
-    one getter call per field of the jurisdiction. Integer fields take their canonical value (_bucket). List
+_STR_JSON: dict[str, str] = {}
+
+
+def _json_value(x: Any) -> str:
+    """The JSON text of one fact value, exactly as _encode writes it (strings are memoised: they are codes and
+    vocabulary values)."""
+    t = type(x)
+    if t is str:
+        hit = _STR_JSON.get(x)
+        if hit is None:
+            if len(_STR_JSON) > 65536:
+                _STR_JSON.clear()
+            hit = _STR_JSON[x] = _encode(x)
+        return hit
+    if x is True:
+        return "true"
+    if x is False:
+        return "false"
+    if x is None:
+        return "null"
+    if t is int:
+        return int.__repr__(x)
+    return _encode(x)  # anything else as the encoder writes it (or refuses it)
+
+
+def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., str]:
+    """Generate one function writing the fact for one level as JSON text (what _encode would write for the dict of
+    the same keys, in the same order): only the fields that level's rules test, instead of one getter call per field
+    of the jurisdiction, and no dict or per-fact encoder. Integer fields take their canonical value (_bucket). List
     membership is memoised (lists are immutable). The check's sid and number are added by the caller."""
-    ns: dict[str, Any] = {}
+    ns: dict[str, Any] = {"_T": "true", "_F": "false", "_j": _json_value}
     asof = _bucket(comp.points.get("as_of", set()))
     ns["_b_as_of"] = asof
-    lines = [
-        "def project(env, flags, on, lvl, hop, as_of, r_exporter, r_importer, r_origin):",
-        "    return {'lvl': lvl, 'hop': hop, 'as_of': _b_as_of(as_of), 'r_exporter': r_exporter,",
-        "            'r_importer': r_importer, 'r_origin': r_origin,",
+    # an f-string whose expressions name only bound constants (no quotes inside them); the JSON keys are _safe()
+    # names ([A-Za-z0-9_]), so they need no escaping
+    parts = [
+        '{{"lvl":{_j(lvl)},"hop":{_j(hop)},"as_of":{_j(_b_as_of(as_of))},"r_exporter":{_T if r_exporter else _F},'
+        '"r_importer":{_T if r_importer else _F},"r_origin":{_T if r_origin else _F}'
     ]
     memo: dict[tuple, bool] = {}
     rs, code = comp.rs, comp.code
@@ -634,32 +673,42 @@ def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., dict]:
             hit = memo[k] = list_member(rs, code, ref, value, on)
         return hit
 
-    for k in keys:
+    for i, k in enumerate(keys):
+        if not re.fullmatch(r"[A-Za-z0-9_]+", k):  # pragma: no cover - key() builds them from _safe() parts
+            raise CompileError(f"internal error: fact key {k!r} is not a plain name")
         kind = k.partition("_")[0]
         spec = comp.specs[k]
         if kind == "v":
             (fld,) = spec
-            expr = f"env[{fld!r}]"
+            ns[f"_f{i}"] = fld
+            expr = f"env[_f{i}]"
             canon = _bucket(comp.points.get(k, {None}))
             if canon is not None:
-                ns[f"_b_{k}"] = canon
-                expr = f"_b_{k}({expr})"
+                ns[f"_b{i}"] = canon
+                expr = f"_b{i}({expr})"
+            expr = f"_j({expr})"
         elif kind in ("c", "s"):
             fld, val = spec
-            expr = f"{val!r} in env[{fld!r}]"
+            ns[f"_f{i}"], ns[f"_v{i}"] = fld, val
+            expr = f"_T if _v{i} in env[_f{i}] else _F"
         elif kind == "l":
             fld, ref = spec
-            expr = f"_member({ref!r}, env[{fld!r}], on)"
+            ns[f"_f{i}"], ns[f"_v{i}"] = fld, ref
+            expr = f"_j(_member(_v{i}, env[_f{i}], on))"
         elif kind == "o":
             fld, *vals = spec
-            expr = f"_only({fld!r}, {tuple(vals)!r}, env, _rs)"
+            ns[f"_f{i}"], ns[f"_v{i}"] = fld, tuple(vals)
+            expr = f"_j(_only(_f{i}, _v{i}, env, _rs))"
         else:
             (flag,) = spec
-            expr = f"{flag!r} in flags"
-        lines.append(f"            {k!r}: {expr},")
-    lines.append("    }")
+            ns[f"_v{i}"] = flag
+            expr = f"_T if _v{i} in flags else _F"
+        parts.append(f',"{k}":{{{expr}}}')
+    parts.append("}}")
     ns["_member"] = member
     ns["_only"] = only_holds
     ns["_rs"] = rs
-    exec("\n".join(lines), ns)  # noqa: S102 - source built from validated rule data with repr() literals
+    src = "def project(env, flags, on, lvl, hop, as_of, r_exporter, r_importer, r_origin):\n"
+    src += "    return f'" + "".join(parts) + "'\n"
+    exec(src, ns)  # noqa: S102 - source built from validated rule data; constants are bound by name, never inlined
     return ns["project"]

@@ -76,6 +76,22 @@ _RAW_ENTRY = 512  # estimated bytes of a raw memo key (a request as given) beyon
 _PART_BYTES = 1024  # estimated bytes of one shared output part (a trace entry or finding)
 
 
+class _Hashed:
+    """A memo key whose hash is computed once (a tuple hashes all its items again on every lookup)."""
+
+    __slots__ = ("key", "h")
+
+    def __init__(self, key: Hashable):
+        self.key = key
+        self.h = hash(key)
+
+    def __hash__(self) -> int:
+        return self.h
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Hashed and self.h == other.h and self.key == other.key
+
+
 def _raw_key(request: Any, today: date) -> Optional[Hashable]:
     """A hashable key for a request exactly as given, or None when it has none (then it is normalised first).
 
@@ -83,22 +99,21 @@ def _raw_key(request: Any, today: date) -> Optional[Hashable]:
     date is part of it (a request without `as_of` is judged as of today)."""
     if type(request) is dict:
         items: list[tuple] = []
+        append = items.append
         try:
             for k in sorted(request):
                 v = request[k]
                 t = type(v)
                 if t is list or t is tuple:
-                    if not all(type(x) is str for x in v):
-                        return None
-                    items.append((k, tuple, *v))
-                elif t is str or t is int or v is None:
-                    items.append((k, t, v))
+                    for x in v:
+                        if type(x) is not str:
+                            return None
+                    append((k, tuple, *v))
                 else:
-                    items.append((k, t, v))
-                    hash(v)
+                    append((k, t, v))
+            return _Hashed((tuple(items), today))  # hashes every value: TypeError when one is unhashable
         except TypeError:  # unsortable keys or unhashable values
             return None
-        return (tuple(items), today)
     if isinstance(request, TransferRequest):
         return (request, today)
     return None
@@ -107,8 +122,45 @@ def _raw_key(request: Any, today: date) -> Optional[Hashable]:
 _NO_FLAGS: frozenset[str] = frozenset()
 
 
-def _unit_order(u: Unit) -> tuple[str, str]:
-    return (u.rule.id, u.kind)
+_DECISION_FIELDS = tuple(Decision.model_fields)
+_DECISION_FIELDS_SET = frozenset(_DECISION_FIELDS)
+
+
+def _construct_decision(**values: Any) -> Decision:
+    """Decision.model_construct(**values) for values that name every field (checked), from trusted parts."""
+    if Decision.__pydantic_post_init__ or Decision.__pydantic_root_model__:  # pragma: no cover - not the case today
+        return Decision.model_construct(**values)
+    if values.keys() != _DECISION_FIELDS_SET:
+        raise EngineError(f"internal error: decision fields {sorted(values)} differ from the model's")
+    d = Decision.__new__(Decision)
+    object.__setattr__(d, "__dict__", {f: values[f] for f in _DECISION_FIELDS})
+    object.__setattr__(d, "__pydantic_fields_set__", set(_DECISION_FIELDS))
+    object.__setattr__(d, "__pydantic_extra__", None)
+    object.__setattr__(d, "__pydantic_private__", None)
+    return d
+
+
+class _ReqKey:
+    """The decision memo's key: (rule set hash, canonical request), its hash computed once (a TransferRequest hashes
+    every field on each call, and a miss looks the key up, stores it and sizes it)."""
+
+    __slots__ = ("rs_hash", "request", "h")
+
+    def __init__(self, rs_hash: str, request: TransferRequest):
+        self.rs_hash = rs_hash
+        self.request = request
+        self.h = hash((rs_hash, request))
+
+    def __hash__(self) -> int:
+        return self.h
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is _ReqKey
+            and self.h == other.h
+            and self.rs_hash == other.rs_hash
+            and self.request == other.request
+        )
 
 
 class EngineError(RuntimeError):
@@ -159,7 +211,7 @@ class Engine:
         #   _cache: normalised request (the canonical TransferRequest) -> Decision;
         #   _raw:   the request exactly as given (a dict or TransferRequest, with today's date) -> Decision, so a
         #           repeated request skips validation and normalisation as well.
-        self._cache: OrderedDict[tuple[str, TransferRequest], Decision] = OrderedDict()
+        self._cache: OrderedDict[_ReqKey, Decision] = OrderedDict()
         self._raw: OrderedDict[Hashable, Decision] = OrderedDict()
         self._lock = threading.Lock()
         self._today = today
@@ -267,13 +319,14 @@ class Engine:
         n = normalise(request, ruleset, day)
         # the canonical request itself is the key (hashable, compared field by field): what Normalised.key's JSON
         # tells apart, without serialising it
-        key = (self.hash, n.request)
+        key = _ReqKey(self.hash, n.request)
+        dsize = 0
         with self._lock:
             if self._closed:
                 raise EngineError("this engine is closed (its rule set was replaced); no verdict")
             if ruleset is not self.ruleset:  # reloaded meanwhile: normalise against the new rule set
                 n = normalise(request, self.ruleset, day)
-                key = (self.hash, n.request)
+                key = _ReqKey(self.hash, n.request)
             hit = self._cache.get(key) if self.cache_size else None
             if hit is not None:
                 self._cache.move_to_end(key)
@@ -287,13 +340,13 @@ class Engine:
                 except Exception as e:  # fail closed: an internal error never yields a verdict
                     raise EngineError(f"internal error while judging the request: {type(e).__name__}: {e}") from e
                 if self.cache_size:
-                    size = decision_bytes(hit)
+                    size = dsize = decision_bytes(hit)
                     self._cache[key] = hit
                     self._sizes[key] = size
                     self._cache_bytes += size
                     self._trim(self._cache, "_cache_bytes")
             if raw is not None and raw not in self._raw:
-                size = decision_bytes(hit) + _RAW_ENTRY
+                size = (dsize or decision_bytes(hit)) + _RAW_ENTRY
                 self._raw[raw] = hit
                 self._sizes[raw] = size
                 self._raw_bytes += size
@@ -336,9 +389,8 @@ class Engine:
                     units = match(fact, level, flags)
                     if not units:
                         continue
-                    # in rule-id order (one unit per rule can match: derive, finding and exempt exclude each other)
-                    if len(units) > 1:
-                        units = sorted(units, key=_unit_order)
+                    # both backends return units in index order, which is rule-id order (prepare() numbers them by
+                    # rule id; one unit per rule can match: derive, finding and exempt exclude each other)
                     if skip:  # domains this regime does not judge here (outside its reach; not a transfer)
                         units = [u for u in units if u.rule.domain not in skip]
                     new: set[str] = set()
@@ -363,7 +415,7 @@ class Engine:
         return hit
 
     def _trace_entry(self, fact: Fact, level: int, u: Unit) -> TraceEntry:
-        key = ("t", fact.hop, fact.jurisdiction, level, u.rule.id, u.kind)
+        key = ("t", fact.hop, fact.jurisdiction, u.index)  # a unit has one level and one kind
         hit = self._parts.get(key)
         if hit is not None:
             return hit
@@ -668,8 +720,9 @@ class Engine:
         as_of = n.request.as_of
         if as_of is None:  # normalise fills it; the validating constructor refused None, so must this
             raise EngineError("internal error: a normalised request without as_of")
-        # every field given, as the validating constructor was given them (model_fields_set is the same)
-        return Decision.model_construct(
+        # every field given, as the validating constructor was given them: the object model_construct builds (the
+        # same __dict__ in field order, every field set, no extra, no private state), without its per-field loop
+        return _construct_decision(
             verdict=VERDICT_OF_SEVERITY[severity],
             request=n.request,
             as_of=as_of,
