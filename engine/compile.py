@@ -388,7 +388,7 @@ class DurableBackend:
         self._handles: dict[str, int] = {}
         self._rule_of: dict[str, dict[str, int]] = {}
         self._levels: dict[tuple[str, int, frozenset[str]], _Level] = {}
-        self._projectors: dict[tuple[str, int], Callable[..., str]] = {}
+        self._projectors: dict[tuple[str, tuple[str, ...]], Callable[..., str]] = {}
         self._level_src: dict[str, tuple[_Compiler, dict[int, set[str]]]] = {}
         self._sid = f"p{next(_names)}"
         self._live: set[int] = set()  # rulesets with a state under self._sid (deleted on close)
@@ -455,12 +455,13 @@ class DurableBackend:
         if lv is None:
             comp, keys_of = self._level_src[code]
             units = [u for u in self.prepared[code].units if u.level == level and u.rule.scope in roles]
-            # every field any unit of this level tests (whatever its scope: the role fields select in C), so the
-            # projection is the same for every role set: built once per level
-            project = self._projectors.get((code, level))
+            # the fields the units of this level and roles test. Units of other roles are in the same ruleset, but
+            # each tests its role field (r_<scope>) right after the level, so it cannot match a fact of other roles
+            # whatever that fact leaves out (a missing field only makes a test fail). Shared by equal key sets.
+            keys = tuple(sorted(set().union(*(keys_of[u.index] for u in units))))
+            project = self._projectors.get((code, keys))
             if project is None:
-                keys = sorted(set().union(*(keys_of[u.index] for u in self.prepared[code].units if u.level == level)))
-                project = self._projectors[(code, level)] = _projector(comp, keys)
+                project = self._projectors[(code, keys)] = _projector(comp, list(keys))
             lv = self._levels[key] = _Level(project, units)
         return lv
 
@@ -673,6 +674,15 @@ def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., str]:
             hit = memo[k] = list_member(rs, code, ref, value, on)
         return hit
 
+    fields: dict[str, str] = {}  # field -> the local holding env[field] (read once per fact)
+
+    def local(fld: str) -> str:
+        name = fields.get(fld)
+        if name is None:
+            name = fields[fld] = f"_x{len(fields)}"
+            ns[f"_f{name}"] = fld
+        return name
+
     for i, k in enumerate(keys):
         if not re.fullmatch(r"[A-Za-z0-9_]+", k):  # pragma: no cover - key() builds them from _safe() parts
             raise CompileError(f"internal error: fact key {k!r} is not a plain name")
@@ -680,8 +690,7 @@ def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., str]:
         spec = comp.specs[k]
         if kind == "v":
             (fld,) = spec
-            ns[f"_f{i}"] = fld
-            expr = f"env[_f{i}]"
+            expr = local(fld)
             canon = _bucket(comp.points.get(k, {None}))
             if canon is not None:
                 ns[f"_b{i}"] = canon
@@ -689,12 +698,12 @@ def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., str]:
             expr = f"_j({expr})"
         elif kind in ("c", "s"):
             fld, val = spec
-            ns[f"_f{i}"], ns[f"_v{i}"] = fld, val
-            expr = f"_T if _v{i} in env[_f{i}] else _F"
+            ns[f"_v{i}"] = val
+            expr = f"_T if _v{i} in {local(fld)} else _F"
         elif kind == "l":
             fld, ref = spec
-            ns[f"_f{i}"], ns[f"_v{i}"] = fld, ref
-            expr = f"_j(_member(_v{i}, env[_f{i}], on))"
+            ns[f"_v{i}"] = ref
+            expr = f"_j(_member(_v{i}, {local(fld)}, on))"
         elif kind == "o":
             fld, *vals = spec
             ns[f"_f{i}"], ns[f"_v{i}"] = fld, tuple(vals)
@@ -709,6 +718,8 @@ def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., str]:
     ns["_only"] = only_holds
     ns["_rs"] = rs
     src = "def project(env, flags, on, lvl, hop, as_of, r_exporter, r_importer, r_origin):\n"
+    # the fields in the order the keys first need them: a missing one raises KeyError as the dict projection did
+    src += "".join(f"    {name} = env[_f{name}]\n" for name in fields.values())
     src += "    return f'" + "".join(parts) + "'\n"
     exec(src, ns)  # noqa: S102 - source built from validated rule data; constants are bound by name, never inlined
     return ns["project"]

@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from datetime import date
+from functools import partial
 from typing import Any, Literal, Optional
 
 from ..rules.conditions import leaf_op, walk
@@ -29,7 +30,7 @@ from .decision import (
     RuleSetRef,
     TraceEntry,
 )
-from .plan import DOMAINS, Fact, ScopePlan, Unit, compile_condition, facts_for
+from .plan import DOMAINS, Fact, ScopePlan, Unit, facts_for, leaf_holds
 from .request import Normalised, RequestError, TransferRequest, normalise
 
 BackendName = Literal["durable", "reference"]
@@ -122,22 +123,60 @@ def _raw_key(request: Any, today: date) -> Optional[Hashable]:
 _NO_FLAGS: frozenset[str] = frozenset()
 
 
-_DECISION_FIELDS = tuple(Decision.model_fields)
-_DECISION_FIELDS_SET = frozenset(_DECISION_FIELDS)
+def _leaf_test(
+    leaf: dict[str, Any], rs: RuleSet, owner: str, env: dict[str, Any], flags: frozenset[str], on: date
+) -> bool:
+    return leaf_holds(leaf, env, flags, rs, owner, on)
 
 
-def _construct_decision(**values: Any) -> Decision:
-    """Decision.model_construct(**values) for values that name every field (checked), from trusted parts."""
-    if Decision.__pydantic_post_init__ or Decision.__pydantic_root_model__:  # pragma: no cover - not the case today
-        return Decision.model_construct(**values)
-    if values.keys() != _DECISION_FIELDS_SET:
-        raise EngineError(f"internal error: decision fields {sorted(values)} differ from the model's")
-    d = Decision.__new__(Decision)
-    object.__setattr__(d, "__dict__", {f: values[f] for f in _DECISION_FIELDS})
-    object.__setattr__(d, "__pydantic_fields_set__", set(_DECISION_FIELDS))
-    object.__setattr__(d, "__pydantic_extra__", None)
-    object.__setattr__(d, "__pydantic_private__", None)
-    return d
+_SPECS: dict[type, tuple[tuple[str, ...], dict[str, Any]]] = {}
+
+
+def _spec(model: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    spec = _SPECS.get(model)
+    if spec is None:
+        if model.__pydantic_post_init__ or model.__pydantic_root_model__ or model.model_config.get("extra") == "allow":
+            raise EngineError(
+                f"internal error: {model.__name__} cannot be built from trusted parts"
+            )  # pragma: no cover
+        defaults = {}
+        for name, f in model.model_fields.items():
+            if f.default_factory is not None:  # pragma: no cover - no output model has one
+                raise EngineError(f"internal error: {model.__name__}.{name} has a default factory")
+            if not f.is_required():
+                defaults[name] = f.default
+        spec = _SPECS[model] = (tuple(model.model_fields), defaults)
+    return spec
+
+
+def _trusted(model: Any, **values: Any) -> Any:
+    """An output part built from values that are already of each field's type (validated rule data, the engine's
+    own ints and strings, parts built before): the object model_construct(**values) builds -- __dict__ in field
+    order with the defaults of fields not given, those given as the fields set, no extra, no private state --
+    without its per-field Python loop, and without validating again. DFFT_VALIDATE_PARTS=1 validates instead (the
+    decisions must be the same either way)."""
+    if _VALIDATE_PARTS:
+        return model(**values)
+    names, defaults = _spec(model)
+    d = {}
+    given = 0
+    for name in names:
+        if name in values:
+            d[name] = values[name]
+            given += 1
+        else:
+            d[name] = defaults[name]  # KeyError: a required field left out (a bug here, never a verdict)
+    if given != len(values):  # pragma: no cover - a bug here, never a verdict
+        raise EngineError(f"internal error: unknown fields for {model.__name__}: {sorted(set(values) - set(names))}")
+    m = model.__new__(model)
+    object.__setattr__(m, "__dict__", d)
+    object.__setattr__(m, "__pydantic_fields_set__", set(values))
+    object.__setattr__(m, "__pydantic_extra__", None)
+    object.__setattr__(m, "__pydantic_private__", None)
+    return m
+
+
+_VALIDATE_PARTS = os.environ.get("DFFT_VALIDATE_PARTS", "") == "1"
 
 
 class _ReqKey:
@@ -385,6 +424,7 @@ class Engine:
                 if skip is DOMAINS or skip == DOMAINS:  # no domain of this regime judges the leg: nothing can apply
                     continue
                 flags: frozenset[str] = _NO_FLAGS
+                sorted_flags: tuple[str, ...] = ()
                 for level in prepared[fact.jurisdiction].levels_for(fact.roles):
                     units = match(fact, level, flags)
                     if not units:
@@ -398,10 +438,11 @@ class Engine:
                         if u.kind == "derive":
                             new.update(u.rule.derive)
                         else:
-                            fired.append((fact, u, tuple(sorted(flags)) if flags else ()))
+                            fired.append((fact, u, sorted_flags))
                         trace.append(trace_entry(fact, level, u))
-                    if new:
+                    if new and not new <= flags:
                         flags = flags | new
+                        sorted_flags = tuple(sorted(flags))
         finally:
             backend.end()
         return self._assemble(n, facts, fired, trace)
@@ -422,7 +463,8 @@ class Engine:
         if u.kind == "derive":
             return self._part(
                 key,
-                lambda: TraceEntry(
+                lambda: _trusted(
+                    TraceEntry,
                     leg=fact.hop,
                     jurisdiction=fact.jurisdiction,
                     level=level,
@@ -433,8 +475,8 @@ class Engine:
             )
         return self._part(
             key,
-            lambda: TraceEntry(
-                leg=fact.hop, jurisdiction=fact.jurisdiction, level=level, rule_id=u.rule.id, action=u.kind
+            lambda: _trusted(
+                TraceEntry, leg=fact.hop, jurisdiction=fact.jurisdiction, level=level, rule_id=u.rule.id, action=u.kind
             ),
         )
 
@@ -508,7 +550,9 @@ class Engine:
                 (
                     leaf,
                     *(leaf_op(leaf) if "field" in leaf else ("flag", leaf["flag"])),
-                    compile_condition(leaf, self.ruleset, rule.jurisdiction),
+                    # one leaf: its reference meaning (what compile_condition would generate for it, without
+                    # generating code the first time each rule's exemption is explained)
+                    partial(_leaf_test, leaf, self.ruleset, rule.jurisdiction),
                 )
                 for leaf, positive in walk(rule.unless or {})
                 if positive
@@ -553,8 +597,12 @@ class Engine:
                 if hit is None:
                     hit = self._part(
                         key,
-                        lambda rule=rule, fact=fact, path=path, met_by=met_by: Finding(
-                            **self._finding_common(rule, fact.hop, path), effect="allow", status="met", met_by=met_by
+                        lambda rule=rule, fact=fact, path=path, met_by=met_by: _trusted(
+                            Finding,
+                            **self._finding_common(rule, fact.hop, path),
+                            effect="allow",
+                            status="met",
+                            met_by=met_by,
                         ),
                     )
                 findings.append(hit)
@@ -581,7 +629,8 @@ class Engine:
             if hit is None:
                 hit = self._part(
                     key,
-                    lambda rule=rule, fact=fact, path=path: Finding(
+                    lambda rule=rule, fact=fact, path=path: _trusted(
+                        Finding,
                         **self._finding_common(rule, fact.hop, path),
                         effect=rule.effect,
                         status="applies",
@@ -722,7 +771,8 @@ class Engine:
             raise EngineError("internal error: a normalised request without as_of")
         # every field given, as the validating constructor was given them: the object model_construct builds (the
         # same __dict__ in field order, every field set, no extra, no private state), without its per-field loop
-        return _construct_decision(
+        return _trusted(
+            Decision,
             verdict=VERDICT_OF_SEVERITY[severity],
             request=n.request,
             as_of=as_of,
