@@ -287,10 +287,12 @@ def check_jurisdiction(rs: RuleSet, code: str) -> dict[str, int]:
 class _Level:
     """What one (level, roles) assertion needs: the fact projection and a cheap test that some unit may match."""
 
-    __slots__ = ("project", "always", "cats", "sgs", "flags", "eqs", "empty")
+    __slots__ = ("project", "roles", "always", "cats", "sgs", "flags", "eqs", "empty")
 
-    def __init__(self, project: Callable[..., str], units: list[Unit]):
+    def __init__(self, project: Callable[..., str], units: list[Unit], roles: frozenset[str]):
         self.project = project
+        # the role fields of the fact (r_exporter, r_importer, r_origin), the same for every fact of these roles
+        self.roles = ("exporter" in roles, "importer" in roles, "origin" in roles)
         self.empty = not units
         self.always = False
         self.cats: set[str] = set()
@@ -462,7 +464,7 @@ class DurableBackend:
             project = self._projectors.get((code, keys))
             if project is None:
                 project = self._projectors[(code, keys)] = _projector(comp, list(keys))
-            lv = self._levels[key] = _Level(project, units)
+            lv = self._levels[key] = _Level(project, units, roles)
         return lv
 
     def close(self) -> None:
@@ -495,10 +497,16 @@ class DurableBackend:
     def end(self) -> None:
         asserted, self._asserted = self._asserted, []
         try:
+            # one retract_facts call per ruleset for all the facts this check asserted there
+            by_handle: dict[int, list[str]] = {}
             for h, fact in asserted:
-                res = _dre.retract_fact(h, fact)
+                by_handle.setdefault(h, []).append(fact)
+            for h, facts in by_handle.items():
+                res = (
+                    _dre.retract_fact(h, facts[0]) if len(facts) == 1 else _dre.retract_facts(h, f"[{','.join(facts)}]")
+                )
                 if res[0] != 0:
-                    raise EvaluationError(f"durable-rules returned status {res[0]} retracting a fact")
+                    raise EvaluationError(f"durable-rules returned status {res[0]} retracting facts")
                 _drain(h, res[1])
         except Exception:
             # leave the state behind rather than risk stale facts in the next check: move to a fresh sid
@@ -520,18 +528,8 @@ class DurableBackend:
         if not lv.may_match(fact.env, flags):
             self.skipped += 1
             return []
-        roles = fact.roles
-        body = lv.project(
-            fact.env,
-            flags,
-            fact.as_of,
-            level,
-            fact.hop,
-            _as_int(fact.as_of),
-            "exporter" in roles,
-            "importer" in roles,
-            "origin" in roles,
-        )
+        on = fact.as_of
+        body = lv.project(fact.env, flags, on, level, fact.hop, _as_int(on), *lv.roles)
         if self.fact_memo:
             known = self._memo.get((code, body))
             if known is not None:

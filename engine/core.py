@@ -522,7 +522,8 @@ class Engine:
             out = []
             for (code, hop, src, dst, basis, ground, skip), f in zip(sig, facts, strict=True):
                 out.append(
-                    RegimeOut(
+                    _trusted(
+                        RegimeOut,
                         jurisdiction=code,
                         leg=hop,
                         leg_path=f"{src}->{dst}",
@@ -655,7 +656,8 @@ class Engine:
                 gaps.append(
                     self._part(
                         ("g", fact.jurisdiction, u.id, fact.hop, path, reviewed),
-                        lambda fact=fact, u=u, path=path, reviewed=reviewed: CoverageGap(
+                        lambda fact=fact, u=u, path=path, reviewed=reviewed: _trusted(
+                            CoverageGap,
                             id=u.id,
                             jurisdiction=fact.jurisdiction,
                             leg=fact.hop,
@@ -674,7 +676,8 @@ class Engine:
                     findings.append(
                         self._part(
                             ("gm", fact.jurisdiction, u.id, fact.hop, path),
-                            lambda fact=fact, u=u, path=path, cit=cit: Finding(
+                            lambda fact=fact, u=u, path=path, cit=cit: _trusted(
+                                Finding,
                                 **self._gap_common(fact, u, path, cit),
                                 effect="allow",
                                 status="met",
@@ -698,7 +701,8 @@ class Engine:
                 findings.append(
                     self._part(
                         ("ga", fact.jurisdiction, u.id, fact.hop, path),
-                        lambda fact=fact, u=u, path=path, cit=cit: Finding(
+                        lambda fact=fact, u=u, path=path, cit=cit: _trusted(
+                            Finding,
                             **self._gap_common(fact, u, path, cit),
                             effect="condition",
                             status="applies",
@@ -717,7 +721,8 @@ class Engine:
                 not_transfers.append(
                     self._part(
                         ("x", e.id, fact.hop, path),
-                        lambda fact=fact, e=e, path=path: NotTransfer(
+                        lambda fact=fact, e=e, path=path: _trusted(
+                            NotTransfer,
                             id=e.id,
                             jurisdiction=fact.jurisdiction,
                             leg=fact.hop,
@@ -735,7 +740,8 @@ class Engine:
             findings.append(
                 self._part(
                     ("none", n.request.origin, consulted, excluded),
-                    lambda: Finding(
+                    lambda: _trusted(
+                        Finding,
                         rule_id="dfft-no-applicable-rule",
                         jurisdiction=n.request.origin,
                         domain=None,
@@ -754,7 +760,8 @@ class Engine:
         obs = tuple(
             self._part(
                 ("o", oid, e["kind"], tuple(e["rules"]), tuple(map(id, e["citations"]))),
-                lambda oid=oid, e=e: ObligationOut(
+                lambda oid=oid, e=e: _trusted(
+                    ObligationOut,
                     id=oid,
                     text=e["ob"].text,
                     kind=e["kind"],
