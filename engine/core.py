@@ -358,15 +358,16 @@ class Engine:
         n = normalise(request, ruleset, day)
         # the canonical request itself is the key (hashable, compared field by field): what Normalised.key's JSON
         # tells apart, without serialising it
-        key = _ReqKey(self.hash, n.request)
+        memo = self.cache_size > 0
+        key: Any = _ReqKey(self.hash, n.request) if memo else None  # no memo: no key to hash
         dsize = 0
         with self._lock:
             if self._closed:
                 raise EngineError("this engine is closed (its rule set was replaced); no verdict")
             if ruleset is not self.ruleset:  # reloaded meanwhile: normalise against the new rule set
                 n = normalise(request, self.ruleset, day)
-                key = _ReqKey(self.hash, n.request)
-            hit = self._cache.get(key) if self.cache_size else None
+                key = _ReqKey(self.hash, n.request) if memo else None
+            hit = self._cache.get(key) if memo else None
             if hit is not None:
                 self._cache.move_to_end(key)
                 self.hits += 1
@@ -378,7 +379,7 @@ class Engine:
                     raise
                 except Exception as e:  # fail closed: an internal error never yields a verdict
                     raise EngineError(f"internal error while judging the request: {type(e).__name__}: {e}") from e
-                if self.cache_size:
+                if memo:
                     size = dsize = decision_bytes(hit)
                     self._cache[key] = hit
                     self._sizes[key] = size
