@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             print("|---|---|---|---|---|---|")
             ns, rp = c["dfft_never_seen"][1], c["dfft_repeated"][1]
             for key, label in (
-                ("dfft_never_seen", "dfft, never-seen (durable-rules)"),
+                ("dfft_never_seen", "dfft, never-seen (durable-rules, memos off)"),
                 ("dfft_repeated", "dfft, repeated (memo)"),
                 ("cedar", "Cedar (cedarpy, parsed PolicySet, one call per request)"),
                 ("cedar_batch", "Cedar (is_authorized_batch)"),
@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 w, cpu = c[key]
                 print(f"| {label} | {_f(w)} | {_f(cpu)} | {1e6 / cpu:,.0f} | {ns / cpu:.2f} | {rp / cpu:.2f} |")
+            if c.get("method"):
+                print(f"method: {c['method']}")
             if c["disagreements"]:
                 print("DISAGREEMENTS:", *c["examples_of_disagreement"], sep="\n  ")
     if a.baseline != "none":

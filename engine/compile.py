@@ -287,10 +287,12 @@ def check_jurisdiction(rs: RuleSet, code: str) -> dict[str, int]:
 class _Level:
     """What one (level, roles) assertion needs: the fact projection and a cheap test that some unit may match."""
 
-    __slots__ = ("project", "always", "cats", "sgs", "flags", "eqs", "empty")
+    __slots__ = ("project", "roles", "always", "cats", "sgs", "flags", "eqs", "empty")
 
-    def __init__(self, project: Callable[..., dict], units: list[Unit]):
+    def __init__(self, project: Callable[..., str], units: list[Unit], roles: frozenset[str]):
         self.project = project
+        # the role fields of the fact (r_exporter, r_importer, r_origin), the same for every fact of these roles
+        self.roles = ("exporter" in roles, "importer" in roles, "origin" in roles)
         self.empty = not units
         self.always = False
         self.cats: set[str] = set()
@@ -356,6 +358,10 @@ def _guard(cond: dict[str, Any]) -> Optional[tuple]:
     return best[1:]
 
 
+# the roles a fact can carry (plan.facts_for): the origin's exporter, another exporter, the importer
+_ROLE_SETS = (frozenset({"exporter", "origin"}), frozenset({"exporter"}), frozenset({"importer"}))
+
+
 class DurableBackend:
     """Matches facts with durable-rules. Not thread-safe: the Engine serialises calls.
 
@@ -384,6 +390,7 @@ class DurableBackend:
         self._handles: dict[str, int] = {}
         self._rule_of: dict[str, dict[str, int]] = {}
         self._levels: dict[tuple[str, int, frozenset[str]], _Level] = {}
+        self._projectors: dict[tuple[str, tuple[str, ...]], Callable[..., str]] = {}
         self._level_src: dict[str, tuple[_Compiler, dict[int, set[str]]]] = {}
         self._sid = f"p{next(_names)}"
         self._live: set[int] = set()  # rulesets with a state under self._sid (deleted on close)
@@ -438,6 +445,11 @@ class DurableBackend:
             except Exception as e:  # the C engine rejects the definition
                 self.close()
                 raise CompileError(f"durable-rules refused the compiled rule set of {code}: {e}") from e
+        # the fact projection of every (level, roles) a fact can meet, built now rather than on the first check
+        for code in self._handles:
+            for roles in _ROLE_SETS:
+                for level in self.prepared[code].levels_for(roles):
+                    self._level(code, level, roles)
 
     def _level(self, code: str, level: int, roles: frozenset[str]) -> _Level:
         key = (code, level, roles)
@@ -445,9 +457,14 @@ class DurableBackend:
         if lv is None:
             comp, keys_of = self._level_src[code]
             units = [u for u in self.prepared[code].units if u.level == level and u.rule.scope in roles]
-            # every field any unit of this level tests (whatever its scope: the role fields select in C)
-            keys = sorted(set().union(*(keys_of[u.index] for u in self.prepared[code].units if u.level == level)))
-            lv = self._levels[key] = _Level(_projector(comp, keys), units)
+            # the fields the units of this level and roles test. Units of other roles are in the same ruleset, but
+            # each tests its role field (r_<scope>) right after the level, so it cannot match a fact of other roles
+            # whatever that fact leaves out (a missing field only makes a test fail). Shared by equal key sets.
+            keys = tuple(sorted(set().union(*(keys_of[u.index] for u in units))))
+            project = self._projectors.get((code, keys))
+            if project is None:
+                project = self._projectors[(code, keys)] = _projector(comp, list(keys))
+            lv = self._levels[key] = _Level(project, units, roles)
         return lv
 
     def close(self) -> None:
@@ -480,10 +497,16 @@ class DurableBackend:
     def end(self) -> None:
         asserted, self._asserted = self._asserted, []
         try:
+            # one retract_facts call per ruleset for all the facts this check asserted there
+            by_handle: dict[int, list[str]] = {}
             for h, fact in asserted:
-                res = _dre.retract_fact(h, fact)
+                by_handle.setdefault(h, []).append(fact)
+            for h, facts in by_handle.items():
+                res = (
+                    _dre.retract_fact(h, facts[0]) if len(facts) == 1 else _dre.retract_facts(h, f"[{','.join(facts)}]")
+                )
                 if res[0] != 0:
-                    raise EvaluationError(f"durable-rules returned status {res[0]} retracting a fact")
+                    raise EvaluationError(f"durable-rules returned status {res[0]} retracting facts")
                 _drain(h, res[1])
         except Exception:
             # leave the state behind rather than risk stale facts in the next check: move to a fresh sid
@@ -505,20 +528,8 @@ class DurableBackend:
         if not lv.may_match(fact.env, flags):
             self.skipped += 1
             return []
-        roles = fact.roles
-        body = _encode(
-            lv.project(
-                fact.env,
-                flags,
-                fact.as_of,
-                level,
-                fact.hop,
-                _as_int(fact.as_of),
-                "exporter" in roles,
-                "importer" in roles,
-                "origin" in roles,
-            )
-        )
+        on = fact.as_of
+        body = lv.project(fact.env, flags, on, level, fact.hop, _as_int(on), *lv.roles)
         if self.fact_memo:
             known = self._memo.get((code, body))
             if known is not None:
@@ -610,17 +621,44 @@ def _bucket(points: set) -> Optional[Callable[[Any], Any]]:
     return canon
 
 
-def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., dict]:
-    """Generate one function building the fact for one level: only the fields that level's rules test, instead of
-    one getter call per field of the jurisdiction. Integer fields take their canonical value (_bucket). List
+_STR_JSON: dict[str, str] = {}
+
+
+def _json_value(x: Any) -> str:
+    """The JSON text of one fact value, exactly as _encode writes it (strings are memoised: they are codes and
+    vocabulary values)."""
+    t = type(x)
+    if t is str:
+        hit = _STR_JSON.get(x)
+        if hit is None:
+            if len(_STR_JSON) > 65536:
+                _STR_JSON.clear()
+            hit = _STR_JSON[x] = _encode(x)
+        return hit
+    if x is True:
+        return "true"
+    if x is False:
+        return "false"
+    if x is None:
+        return "null"
+    if t is int:
+        return int.__repr__(x)
+    return _encode(x)  # anything else as the encoder writes it (or refuses it)
+
+
+def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., str]:
+    """Generate one function writing the fact for one level as JSON text (what _encode would write for the dict of
+    the same keys, in the same order): only the fields that level's rules test, instead of one getter call per field
+    of the jurisdiction, and no dict or per-fact encoder. Integer fields take their canonical value (_bucket). List
     membership is memoised (lists are immutable). The check's sid and number are added by the caller."""
-    ns: dict[str, Any] = {}
+    ns: dict[str, Any] = {"_T": "true", "_F": "false", "_j": _json_value}
     asof = _bucket(comp.points.get("as_of", set()))
     ns["_b_as_of"] = asof
-    lines = [
-        "def project(env, flags, on, lvl, hop, as_of, r_exporter, r_importer, r_origin):",
-        "    return {'lvl': lvl, 'hop': hop, 'as_of': _b_as_of(as_of), 'r_exporter': r_exporter,",
-        "            'r_importer': r_importer, 'r_origin': r_origin,",
+    # an f-string whose expressions name only bound constants (no quotes inside them); the JSON keys are _safe()
+    # names ([A-Za-z0-9_]), so they need no escaping
+    parts = [
+        '{{"lvl":{_j(lvl)},"hop":{_j(hop)},"as_of":{_j(_b_as_of(as_of))},"r_exporter":{_T if r_exporter else _F},'
+        '"r_importer":{_T if r_importer else _F},"r_origin":{_T if r_origin else _F}'
     ]
     memo: dict[tuple, bool] = {}
     rs, code = comp.rs, comp.code
@@ -634,32 +672,52 @@ def _projector(comp: _Compiler, keys: list[str]) -> Callable[..., dict]:
             hit = memo[k] = list_member(rs, code, ref, value, on)
         return hit
 
-    for k in keys:
+    fields: dict[str, str] = {}  # field -> the local holding env[field] (read once per fact)
+
+    def local(fld: str) -> str:
+        name = fields.get(fld)
+        if name is None:
+            name = fields[fld] = f"_x{len(fields)}"
+            ns[f"_f{name}"] = fld
+        return name
+
+    for i, k in enumerate(keys):
+        if not re.fullmatch(r"[A-Za-z0-9_]+", k):  # pragma: no cover - key() builds them from _safe() parts
+            raise CompileError(f"internal error: fact key {k!r} is not a plain name")
         kind = k.partition("_")[0]
         spec = comp.specs[k]
         if kind == "v":
             (fld,) = spec
-            expr = f"env[{fld!r}]"
+            expr = local(fld)
             canon = _bucket(comp.points.get(k, {None}))
             if canon is not None:
-                ns[f"_b_{k}"] = canon
-                expr = f"_b_{k}({expr})"
+                ns[f"_b{i}"] = canon
+                expr = f"_b{i}({expr})"
+            expr = f"_j({expr})"
         elif kind in ("c", "s"):
             fld, val = spec
-            expr = f"{val!r} in env[{fld!r}]"
+            ns[f"_v{i}"] = val
+            expr = f"_T if _v{i} in {local(fld)} else _F"
         elif kind == "l":
             fld, ref = spec
-            expr = f"_member({ref!r}, env[{fld!r}], on)"
+            ns[f"_v{i}"] = ref
+            expr = f"_j(_member(_v{i}, {local(fld)}, on))"
         elif kind == "o":
             fld, *vals = spec
-            expr = f"_only({fld!r}, {tuple(vals)!r}, env, _rs)"
+            ns[f"_f{i}"], ns[f"_v{i}"] = fld, tuple(vals)
+            expr = f"_j(_only(_f{i}, _v{i}, env, _rs))"
         else:
             (flag,) = spec
-            expr = f"{flag!r} in flags"
-        lines.append(f"            {k!r}: {expr},")
-    lines.append("    }")
+            ns[f"_v{i}"] = flag
+            expr = f"_T if _v{i} in flags else _F"
+        parts.append(f',"{k}":{{{expr}}}')
+    parts.append("}}")
     ns["_member"] = member
     ns["_only"] = only_holds
     ns["_rs"] = rs
-    exec("\n".join(lines), ns)  # noqa: S102 - source built from validated rule data with repr() literals
+    src = "def project(env, flags, on, lvl, hop, as_of, r_exporter, r_importer, r_origin):\n"
+    # the fields in the order the keys first need them: a missing one raises KeyError as the dict projection did
+    src += "".join(f"    {name} = env[_f{name}]\n" for name in fields.values())
+    src += "    return f'" + "".join(parts) + "'\n"
+    exec(src, ns)  # noqa: S102 - source built from validated rule data; constants are bound by name, never inlined
     return ns["project"]

@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from datetime import date
+from functools import partial
 from typing import Any, Literal, Optional
 
 from ..rules.conditions import leaf_op, walk
@@ -29,7 +30,7 @@ from .decision import (
     RuleSetRef,
     TraceEntry,
 )
-from .plan import DOMAINS, Fact, ScopePlan, Unit, compile_condition, facts_for
+from .plan import DOMAINS, Fact, ScopePlan, Unit, facts_for, leaf_holds
 from .request import Normalised, RequestError, TransferRequest, normalise
 
 BackendName = Literal["durable", "reference"]
@@ -76,6 +77,22 @@ _RAW_ENTRY = 512  # estimated bytes of a raw memo key (a request as given) beyon
 _PART_BYTES = 1024  # estimated bytes of one shared output part (a trace entry or finding)
 
 
+class _Hashed:
+    """A memo key whose hash is computed once (a tuple hashes all its items again on every lookup)."""
+
+    __slots__ = ("key", "h")
+
+    def __init__(self, key: Hashable):
+        self.key = key
+        self.h = hash(key)
+
+    def __hash__(self) -> int:
+        return self.h
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Hashed and self.h == other.h and self.key == other.key
+
+
 def _raw_key(request: Any, today: date) -> Optional[Hashable]:
     """A hashable key for a request exactly as given, or None when it has none (then it is normalised first).
 
@@ -83,22 +100,21 @@ def _raw_key(request: Any, today: date) -> Optional[Hashable]:
     date is part of it (a request without `as_of` is judged as of today)."""
     if type(request) is dict:
         items: list[tuple] = []
+        append = items.append
         try:
             for k in sorted(request):
                 v = request[k]
                 t = type(v)
                 if t is list or t is tuple:
-                    if not all(type(x) is str for x in v):
-                        return None
-                    items.append((k, tuple, *v))
-                elif t is str or t is int or v is None:
-                    items.append((k, t, v))
+                    for x in v:
+                        if type(x) is not str:
+                            return None
+                    append((k, tuple, *v))
                 else:
-                    items.append((k, t, v))
-                    hash(v)
+                    append((k, t, v))
+            return _Hashed((tuple(items), today))  # hashes every value: TypeError when one is unhashable
         except TypeError:  # unsortable keys or unhashable values
             return None
-        return (tuple(items), today)
     if isinstance(request, TransferRequest):
         return (request, today)
     return None
@@ -107,8 +123,83 @@ def _raw_key(request: Any, today: date) -> Optional[Hashable]:
 _NO_FLAGS: frozenset[str] = frozenset()
 
 
-def _unit_order(u: Unit) -> tuple[str, str]:
-    return (u.rule.id, u.kind)
+def _leaf_test(
+    leaf: dict[str, Any], rs: RuleSet, owner: str, env: dict[str, Any], flags: frozenset[str], on: date
+) -> bool:
+    return leaf_holds(leaf, env, flags, rs, owner, on)
+
+
+_SPECS: dict[type, tuple[tuple[str, ...], dict[str, Any]]] = {}
+
+
+def _spec(model: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    spec = _SPECS.get(model)
+    if spec is None:
+        if model.__pydantic_post_init__ or model.__pydantic_root_model__ or model.model_config.get("extra") == "allow":
+            raise EngineError(
+                f"internal error: {model.__name__} cannot be built from trusted parts"
+            )  # pragma: no cover
+        defaults = {}
+        for name, f in model.model_fields.items():
+            if f.default_factory is not None:  # pragma: no cover - no output model has one
+                raise EngineError(f"internal error: {model.__name__}.{name} has a default factory")
+            if not f.is_required():
+                defaults[name] = f.default
+        spec = _SPECS[model] = (tuple(model.model_fields), defaults)
+    return spec
+
+
+def _trusted(model: Any, **values: Any) -> Any:
+    """An output part built from values that are already of each field's type (validated rule data, the engine's
+    own ints and strings, parts built before): the object model_construct(**values) builds -- __dict__ in field
+    order with the defaults of fields not given, those given as the fields set, no extra, no private state --
+    without its per-field Python loop, and without validating again. DFFT_VALIDATE_PARTS=1 validates instead (the
+    decisions must be the same either way)."""
+    if _VALIDATE_PARTS:
+        return model(**values)
+    names, defaults = _spec(model)
+    d = {}
+    given = 0
+    for name in names:
+        if name in values:
+            d[name] = values[name]
+            given += 1
+        else:
+            d[name] = defaults[name]  # KeyError: a required field left out (a bug here, never a verdict)
+    if given != len(values):  # pragma: no cover - a bug here, never a verdict
+        raise EngineError(f"internal error: unknown fields for {model.__name__}: {sorted(set(values) - set(names))}")
+    m = model.__new__(model)
+    object.__setattr__(m, "__dict__", d)
+    object.__setattr__(m, "__pydantic_fields_set__", set(values))
+    object.__setattr__(m, "__pydantic_extra__", None)
+    object.__setattr__(m, "__pydantic_private__", None)
+    return m
+
+
+_VALIDATE_PARTS = os.environ.get("DFFT_VALIDATE_PARTS", "") == "1"
+
+
+class _ReqKey:
+    """The decision memo's key: (rule set hash, canonical request), its hash computed once (a TransferRequest hashes
+    every field on each call, and a miss looks the key up, stores it and sizes it)."""
+
+    __slots__ = ("rs_hash", "request", "h")
+
+    def __init__(self, rs_hash: str, request: TransferRequest):
+        self.rs_hash = rs_hash
+        self.request = request
+        self.h = hash((rs_hash, request))
+
+    def __hash__(self) -> int:
+        return self.h
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is _ReqKey
+            and self.h == other.h
+            and self.rs_hash == other.rs_hash
+            and self.request == other.request
+        )
 
 
 class EngineError(RuntimeError):
@@ -159,7 +250,7 @@ class Engine:
         #   _cache: normalised request (the canonical TransferRequest) -> Decision;
         #   _raw:   the request exactly as given (a dict or TransferRequest, with today's date) -> Decision, so a
         #           repeated request skips validation and normalisation as well.
-        self._cache: OrderedDict[tuple[str, TransferRequest], Decision] = OrderedDict()
+        self._cache: OrderedDict[_ReqKey, Decision] = OrderedDict()
         self._raw: OrderedDict[Hashable, Decision] = OrderedDict()
         self._lock = threading.Lock()
         self._today = today
@@ -267,14 +358,16 @@ class Engine:
         n = normalise(request, ruleset, day)
         # the canonical request itself is the key (hashable, compared field by field): what Normalised.key's JSON
         # tells apart, without serialising it
-        key = (self.hash, n.request)
+        memo = self.cache_size > 0
+        key: Any = _ReqKey(self.hash, n.request) if memo else None  # no memo: no key to hash
+        dsize = 0
         with self._lock:
             if self._closed:
                 raise EngineError("this engine is closed (its rule set was replaced); no verdict")
             if ruleset is not self.ruleset:  # reloaded meanwhile: normalise against the new rule set
                 n = normalise(request, self.ruleset, day)
-                key = (self.hash, n.request)
-            hit = self._cache.get(key) if self.cache_size else None
+                key = _ReqKey(self.hash, n.request) if memo else None
+            hit = self._cache.get(key) if memo else None
             if hit is not None:
                 self._cache.move_to_end(key)
                 self.hits += 1
@@ -286,14 +379,14 @@ class Engine:
                     raise
                 except Exception as e:  # fail closed: an internal error never yields a verdict
                     raise EngineError(f"internal error while judging the request: {type(e).__name__}: {e}") from e
-                if self.cache_size:
-                    size = decision_bytes(hit)
+                if memo:
+                    size = dsize = decision_bytes(hit)
                     self._cache[key] = hit
                     self._sizes[key] = size
                     self._cache_bytes += size
                     self._trim(self._cache, "_cache_bytes")
             if raw is not None and raw not in self._raw:
-                size = decision_bytes(hit) + _RAW_ENTRY
+                size = (dsize or decision_bytes(hit)) + _RAW_ENTRY
                 self._raw[raw] = hit
                 self._sizes[raw] = size
                 self._raw_bytes += size
@@ -332,13 +425,13 @@ class Engine:
                 if skip is DOMAINS or skip == DOMAINS:  # no domain of this regime judges the leg: nothing can apply
                     continue
                 flags: frozenset[str] = _NO_FLAGS
+                sorted_flags: tuple[str, ...] = ()
                 for level in prepared[fact.jurisdiction].levels_for(fact.roles):
                     units = match(fact, level, flags)
                     if not units:
                         continue
-                    # in rule-id order (one unit per rule can match: derive, finding and exempt exclude each other)
-                    if len(units) > 1:
-                        units = sorted(units, key=_unit_order)
+                    # both backends return units in index order, which is rule-id order (prepare() numbers them by
+                    # rule id; one unit per rule can match: derive, finding and exempt exclude each other)
                     if skip:  # domains this regime does not judge here (outside its reach; not a transfer)
                         units = [u for u in units if u.rule.domain not in skip]
                     new: set[str] = set()
@@ -346,10 +439,11 @@ class Engine:
                         if u.kind == "derive":
                             new.update(u.rule.derive)
                         else:
-                            fired.append((fact, u, tuple(sorted(flags)) if flags else ()))
+                            fired.append((fact, u, sorted_flags))
                         trace.append(trace_entry(fact, level, u))
-                    if new:
+                    if new and not new <= flags:
                         flags = flags | new
+                        sorted_flags = tuple(sorted(flags))
         finally:
             backend.end()
         return self._assemble(n, facts, fired, trace)
@@ -363,14 +457,15 @@ class Engine:
         return hit
 
     def _trace_entry(self, fact: Fact, level: int, u: Unit) -> TraceEntry:
-        key = ("t", fact.hop, fact.jurisdiction, level, u.rule.id, u.kind)
+        key = ("t", fact.hop, fact.jurisdiction, u.index)  # a unit has one level and one kind
         hit = self._parts.get(key)
         if hit is not None:
             return hit
         if u.kind == "derive":
             return self._part(
                 key,
-                lambda: TraceEntry(
+                lambda: _trusted(
+                    TraceEntry,
                     leg=fact.hop,
                     jurisdiction=fact.jurisdiction,
                     level=level,
@@ -381,8 +476,8 @@ class Engine:
             )
         return self._part(
             key,
-            lambda: TraceEntry(
-                leg=fact.hop, jurisdiction=fact.jurisdiction, level=level, rule_id=u.rule.id, action=u.kind
+            lambda: _trusted(
+                TraceEntry, leg=fact.hop, jurisdiction=fact.jurisdiction, level=level, rule_id=u.rule.id, action=u.kind
             ),
         )
 
@@ -428,7 +523,8 @@ class Engine:
             out = []
             for (code, hop, src, dst, basis, ground, skip), f in zip(sig, facts, strict=True):
                 out.append(
-                    RegimeOut(
+                    _trusted(
+                        RegimeOut,
                         jurisdiction=code,
                         leg=hop,
                         leg_path=f"{src}->{dst}",
@@ -456,7 +552,9 @@ class Engine:
                 (
                     leaf,
                     *(leaf_op(leaf) if "field" in leaf else ("flag", leaf["flag"])),
-                    compile_condition(leaf, self.ruleset, rule.jurisdiction),
+                    # one leaf: its reference meaning (what compile_condition would generate for it, without
+                    # generating code the first time each rule's exemption is explained)
+                    partial(_leaf_test, leaf, self.ruleset, rule.jurisdiction),
                 )
                 for leaf, positive in walk(rule.unless or {})
                 if positive
@@ -501,8 +599,12 @@ class Engine:
                 if hit is None:
                     hit = self._part(
                         key,
-                        lambda rule=rule, fact=fact, path=path, met_by=met_by: Finding(
-                            **self._finding_common(rule, fact.hop, path), effect="allow", status="met", met_by=met_by
+                        lambda rule=rule, fact=fact, path=path, met_by=met_by: _trusted(
+                            Finding,
+                            **self._finding_common(rule, fact.hop, path),
+                            effect="allow",
+                            status="met",
+                            met_by=met_by,
                         ),
                     )
                 findings.append(hit)
@@ -529,7 +631,8 @@ class Engine:
             if hit is None:
                 hit = self._part(
                     key,
-                    lambda rule=rule, fact=fact, path=path: Finding(
+                    lambda rule=rule, fact=fact, path=path: _trusted(
+                        Finding,
                         **self._finding_common(rule, fact.hop, path),
                         effect=rule.effect,
                         status="applies",
@@ -554,7 +657,8 @@ class Engine:
                 gaps.append(
                     self._part(
                         ("g", fact.jurisdiction, u.id, fact.hop, path, reviewed),
-                        lambda fact=fact, u=u, path=path, reviewed=reviewed: CoverageGap(
+                        lambda fact=fact, u=u, path=path, reviewed=reviewed: _trusted(
+                            CoverageGap,
                             id=u.id,
                             jurisdiction=fact.jurisdiction,
                             leg=fact.hop,
@@ -573,7 +677,8 @@ class Engine:
                     findings.append(
                         self._part(
                             ("gm", fact.jurisdiction, u.id, fact.hop, path),
-                            lambda fact=fact, u=u, path=path, cit=cit: Finding(
+                            lambda fact=fact, u=u, path=path, cit=cit: _trusted(
+                                Finding,
                                 **self._gap_common(fact, u, path, cit),
                                 effect="allow",
                                 status="met",
@@ -597,7 +702,8 @@ class Engine:
                 findings.append(
                     self._part(
                         ("ga", fact.jurisdiction, u.id, fact.hop, path),
-                        lambda fact=fact, u=u, path=path, cit=cit: Finding(
+                        lambda fact=fact, u=u, path=path, cit=cit: _trusted(
+                            Finding,
                             **self._gap_common(fact, u, path, cit),
                             effect="condition",
                             status="applies",
@@ -616,7 +722,8 @@ class Engine:
                 not_transfers.append(
                     self._part(
                         ("x", e.id, fact.hop, path),
-                        lambda fact=fact, e=e, path=path: NotTransfer(
+                        lambda fact=fact, e=e, path=path: _trusted(
+                            NotTransfer,
                             id=e.id,
                             jurisdiction=fact.jurisdiction,
                             leg=fact.hop,
@@ -634,7 +741,8 @@ class Engine:
             findings.append(
                 self._part(
                     ("none", n.request.origin, consulted, excluded),
-                    lambda: Finding(
+                    lambda: _trusted(
+                        Finding,
                         rule_id="dfft-no-applicable-rule",
                         jurisdiction=n.request.origin,
                         domain=None,
@@ -653,7 +761,8 @@ class Engine:
         obs = tuple(
             self._part(
                 ("o", oid, e["kind"], tuple(e["rules"]), tuple(map(id, e["citations"]))),
-                lambda oid=oid, e=e: ObligationOut(
+                lambda oid=oid, e=e: _trusted(
+                    ObligationOut,
                     id=oid,
                     text=e["ob"].text,
                     kind=e["kind"],
@@ -668,8 +777,10 @@ class Engine:
         as_of = n.request.as_of
         if as_of is None:  # normalise fills it; the validating constructor refused None, so must this
             raise EngineError("internal error: a normalised request without as_of")
-        # every field given, as the validating constructor was given them (model_fields_set is the same)
-        return Decision.model_construct(
+        # every field given, as the validating constructor was given them: the object model_construct builds (the
+        # same __dict__ in field order, every field set, no extra, no private state), without its per-field loop
+        return _trusted(
+            Decision,
             verdict=VERDICT_OF_SEVERITY[severity],
             request=n.request,
             as_of=as_of,

@@ -275,8 +275,16 @@ class Normalised:
         return self.request.model_dump_json(exclude_defaults=True)
 
 
+_ISO: dict[str, bool] = {}
+
+
 def _iso_code(code: str) -> bool:
-    return pycountry.countries.get(alpha_2=code) is not None
+    hit = _ISO.get(code)
+    if hit is None:
+        if len(_ISO) > 4096:
+            _ISO.clear()
+        hit = _ISO[code] = pycountry.countries.get(alpha_2=code) is not None
+    return hit
 
 
 def parse(data: Any) -> TransferRequest:
@@ -317,7 +325,7 @@ class _Lookups:
     (sorted), member -> bloc aliases, the valid values of each vocabulary field (sorted lists and sets), and memos of
     category labels resolved and of category sets closed under the taxonomy."""
 
-    __slots__ = ("rs", "covered", "alias_of", "valid_sets", "values", "resolved", "closures")
+    __slots__ = ("rs", "covered", "alias_of", "valid_sets", "values", "resolved", "closures", "one")
 
     def __init__(self, rs: RuleSet):
         self.rs = rs  # held, so the id of the rule set is not reused while the entry lives
@@ -329,6 +337,7 @@ class _Lookups:
         self.valid_sets = {f: frozenset(v) for f, v in self.values.items()}
         self.resolved: dict[str, Optional[str]] = {}
         self.closures: dict[frozenset[str], frozenset[str]] = {}
+        self.one: dict[str, frozenset[str]] = {}  # one category -> its closure (bounded by the vocabulary)
 
     def resolve(self, label: str) -> Optional[str]:
         try:
@@ -340,11 +349,19 @@ class _Lookups:
             return hit
 
     def closure(self, cats: frozenset[str]) -> frozenset[str]:
+        """The categories with their ancestors: the union of each category's closure (each computed once)."""
         hit = self.closures.get(cats)
         if hit is None:
             if len(self.closures) > 4096:
                 self.closures.clear()
-            hit = self.closures[cats] = self.rs.vocabulary.closure(cats)
+            one = self.one
+            parts = []
+            for c in cats:
+                x = one.get(c)
+                if x is None:
+                    x = one[c] = self.rs.vocabulary.closure({c})
+                parts.append(x)
+            hit = self.closures[cats] = frozenset().union(*parts)
         return hit
 
 
