@@ -392,6 +392,23 @@ def parse_batch(body: Any, max_batch: int) -> tuple[list[Optional[dict[str, str]
 
 
 # -- rule sets, hot-reloadable ---------------------------------------------------------------------------------
+class _Key:
+    """A memo key that hashes its value once: a TransferRequest's hash walks all its fields, and a memo lookup, its
+    insertion and its eviction each asked for it again."""
+
+    __slots__ = ("value", "_hash")
+
+    def __init__(self, value: tuple):
+        self.value = value
+        self._hash = hash(value)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and self._hash == other._hash and self.value == other.value
+
+
 class Rules:
     """The engine currently serving. Engines are immutable, one per bundle: a reload validates and compiles the new
     bundle into a new Engine, then swaps the reference; a bundle that fails is refused and the old rules keep
@@ -405,7 +422,7 @@ class Rules:
         self.loaded_at = datetime.now(UTC)
         self._lock = threading.Lock()
         self._swap = threading.Lock()
-        self._memo: OrderedDict[tuple, Judged] = OrderedDict()
+        self._memo: OrderedDict[_Key, Judged] = OrderedDict()
         self._memo_bytes = 0
         self.memo_budget = memo_bytes() if memo_budget is None else memo_budget
         self._memo_lock = threading.Lock()
@@ -435,7 +452,7 @@ class Rules:
         (`today` for a request without as_of): repeated requests skip normalisation and serialisation. The memo is
         bounded by count and by bytes (its serialised decisions and requests; DFFT_MEMO_BYTES)."""
         day = today or utc_today()
-        key = (eng.hash, request, day if request.as_of is None else None)
+        key = _Key((eng.hash, request, day if request.as_of is None else None))
         with self._memo_lock:
             hit = self._memo.get(key)
             if hit is not None:
