@@ -24,11 +24,6 @@ from typing import Any, Optional
 
 import sqlalchemy as sa
 
-try:
-    import fcntl
-except ImportError:  # not on Windows: SQLite's own locking serialises the writers there
-    fcntl = None  # type: ignore[assignment]
-
 from ..engine import Decision
 from .db import decision_labels, decisions
 
@@ -142,21 +137,9 @@ def inserts(dialect: Any) -> Optional[tuple[tuple[str, str, list[str], list[tupl
     return tuple(out)
 
 
-def writer_lock_path(db: sa.Engine) -> Optional[str]:
-    """The file whose lock the audit writers of one SQLite database take in turn (see AuditLog._turn), or None (not
-    a SQLite file, or no flock on this platform)."""
-    url = db.url
-    name = url.database or ""
-    if fcntl is None or url.get_backend_name() != "sqlite" or name in ("", ":memory:") or name.startswith("file:"):
-        return None
-    return name + "-audit.lock"
-
-
 class AuditLog:
     def __init__(self, db: sa.Engine, probe_interval: float = 10.0):
         self.db = db
-        self._lock_path = writer_lock_path(db)
-        self._lock_fd: Optional[int] = None
         # readiness (see writable): the outcome of the last write to the audit database, by a commit or a probe
         self.probe_interval = probe_interval
         self.last_error: Optional[str] = None
@@ -211,8 +194,7 @@ class AuditLog:
                 n += len(nxt[0])
             rows = [r for rs, _ in group for r in rs]
             try:
-                with self._turn():
-                    self._insert(rows, label_rows(rows))
+                self._insert(rows, label_rows(rows))
                 self.transactions += 1
                 self._wrote(None)
             except Exception as e:  # noqa: BLE001 — reported to every waiting request
@@ -228,29 +210,6 @@ class AuditLog:
             for listener in self.on_commit:
                 with contextlib.suppress(Exception):  # a listener never fails the audit writer
                     listener()
-
-    @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        """On a SQLite file, the audit writers of every process (the workers of `dfft serve --workers N`) take turns
-        through an flock on a file beside the database: a waiting writer is woken as soon as the other's commit is
-        done, where SQLite's own busy handler would sleep 1, 2, 5, 10 ... ms between tries (with two workers on one
-        database, repeated requests served fewer decisions per second than one worker did). Where the lock file
-        cannot be opened, SQLite's locking alone serialises the writers, as before."""
-        if self._lock_path is None or fcntl is None:
-            yield
-            return
-        if self._lock_fd is None:
-            try:
-                self._lock_fd = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-            except OSError:
-                self._lock_path = None
-                yield
-                return
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _insert(self, rows: list[dict[str, Any]], labelled: list[dict[str, Any]]) -> None:
         """Insert rows (and their labels) in one transaction: one multi-row INSERT per table (per CHUNK rows) through
@@ -338,10 +297,6 @@ class AuditLog:
             with contextlib.suppress(Exception):
                 self._conn.close()  # back to the pool
             self._conn = None
-        if not self._thread.is_alive() and self._lock_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._lock_fd)
-            self._lock_fd = None
 
     # -- reading ----------------------------------------------------------------------------------------------
     @staticmethod
