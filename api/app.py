@@ -15,9 +15,10 @@ import json
 import logging
 import signal
 import threading
+import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Optional
@@ -391,6 +392,23 @@ def parse_batch(body: Any, max_batch: int) -> tuple[list[Optional[dict[str, str]
 
 
 # -- rule sets, hot-reloadable ---------------------------------------------------------------------------------
+class _Key:
+    """A memo key that hashes its value once: a TransferRequest's hash walks all its fields, and a memo lookup, its
+    insertion and its eviction each asked for it again."""
+
+    __slots__ = ("value", "_hash")
+
+    def __init__(self, value: tuple):
+        self.value = value
+        self._hash = hash(value)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and self._hash == other._hash and self.value == other.value
+
+
 class Rules:
     """The engine currently serving. Engines are immutable, one per bundle: a reload validates and compiles the new
     bundle into a new Engine, then swaps the reference; a bundle that fails is refused and the old rules keep
@@ -404,7 +422,7 @@ class Rules:
         self.loaded_at = datetime.now(UTC)
         self._lock = threading.Lock()
         self._swap = threading.Lock()
-        self._memo: OrderedDict[tuple, Judged] = OrderedDict()
+        self._memo: OrderedDict[_Key, Judged] = OrderedDict()
         self._memo_bytes = 0
         self.memo_budget = memo_bytes() if memo_budget is None else memo_budget
         self._memo_lock = threading.Lock()
@@ -434,7 +452,7 @@ class Rules:
         (`today` for a request without as_of): repeated requests skip normalisation and serialisation. The memo is
         bounded by count and by bytes (its serialised decisions and requests; DFFT_MEMO_BYTES)."""
         day = today or utc_today()
-        key = (eng.hash, request, day if request.as_of is None else None)
+        key = _Key((eng.hash, request, day if request.as_of is None else None))
         with self._memo_lock:
             hit = self._memo.get(key)
             if hit is not None:
@@ -562,50 +580,67 @@ def refused(e: Exception, current: Any) -> ProblemError:
     )
 
 
-class FastCheck:
-    """The hot path of POST /v1/check, pure ASGI (innermost: body limit, security headers, metrics and the catch-all
-    still apply). A request it can answer in full (a valid key of scope check, a JSON body that validates, a decision
-    committed to the audit log) is answered here, without FastAPI's routing, dependency solving and validation;
-    anything else (no key, a bad key, a body that does not validate, an engine error, a query other than
-    allow_other_date) is handed, body replayed, to the FastAPI route, which answers it exactly as before. Nothing is
-    recorded before that hand-over, so a request is never judged into the audit log twice."""
+class DfftApp(FastAPI):
+    """FastAPI, with the hot path of POST /v1/check (`hot`, set by create_app) answered ahead of the middleware stack.
 
-    def __init__(self, app: Any, handle: Any):
-        self.app, self.handle = app, handle
+    `hot` does what the stack would for the requests it answers in full (a valid key of scope check, a JSON body
+    within the size limit that validates, a decision committed to the audit log): the body limit, the security
+    headers, the request metrics and the catch-all, inline, without the ~10 ASGI layers and send wrappers in between,
+    FastAPI's routing, dependency solving (the two security dependencies) and validation. Everything else (no key, a
+    bad key, a bad or oversized body, an engine error, an unexpected query, a root_path) goes through the whole stack
+    to the FastAPI route, which answers it exactly as before; nothing is recorded before that hand-over, so a request
+    is never judged into the audit log twice."""
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == "/v1/check" and scope["method"] == "POST":
-            return await self.handle(scope, receive, send, self.app)
-        return await self.app(scope, receive, send)
+    hot: Any = None
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        hot = self.hot
+        if (
+            hot is not None
+            and scope["type"] == "http"
+            and scope["path"] == "/v1/check"
+            and scope["method"] == "POST"
+            and not self.root_path
+        ):
+            return await hot(scope, receive, send)
+        await super().__call__(scope, receive, send)
+
+    async def stack(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        """The whole app (middleware stack, routing, the FastAPI route), bypassing `hot`."""
+        await super().__call__(scope, receive, send)
 
 
-async def read_body(receive: Any) -> Optional[bytes]:
-    """The whole request body, or None when the client went away."""
+async def read_body(receive: Any, limit: int) -> Optional[tuple[bytes, bool]]:
+    """(the request body, False); or, once it is over `limit` bytes, (what was read so far, whether more follows);
+    or None when the client went away."""
     msg = await receive()
     if msg["type"] != "http.request":
         return None
     body = msg.get("body", b"")
-    if not msg.get("more_body"):
-        return body
-    chunks = [body]
-    while True:
+    more = bool(msg.get("more_body"))
+    if not more or len(body) > limit:
+        return body, more
+    chunks, size = [body], len(body)
+    while more and size <= limit:
         msg = await receive()
         if msg["type"] != "http.request":
             return None
         chunks.append(msg.get("body", b""))
-        if not msg.get("more_body"):
-            return b"".join(chunks)
+        size += len(chunks[-1])
+        more = bool(msg.get("more_body"))
+    return b"".join(chunks), more
 
 
-def replaying(body: bytes, receive: Any) -> Any:
-    """An ASGI `receive` that hands the already-read body over once, then defers to the real one (disconnects)."""
+def replaying(body: bytes, receive: Any, more: bool = False) -> Any:
+    """An ASGI `receive` that hands the already-read body over once, then defers to the real one (disconnects, or
+    the rest of the body when `more`)."""
     sent = False
 
     async def replay() -> dict:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": more}
         return await receive()
 
     return replay
@@ -680,7 +715,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                 sink.close()
             db.dispose()
 
-    app = FastAPI(
+    app = DfftApp(
         title="dfft",
         version="1",
         description="Pre-transfer checks for cross-border data flows: allowed / conditional / blocked, with the "
@@ -700,7 +735,6 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
     )
     app.state.sink, app.state.metrics = sink, metrics
     app.state.bundles = bundles
-    app.add_middleware(FastCheck, handle=lambda *a: fast_check(*a))  # innermost: inside every middleware below
     app.add_middleware(CatchAll)
     # paths with a larger body limit; a room mounted on the app (the web workbench's uploads) may add its own
     app.state.body_limits = {"/v1/check/batch": settings.max_batch_body}
@@ -993,15 +1027,56 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             headers={"Dfft-Decision-Id": row["id"], "Dfft-Ruleset-Hash": j.decision.ruleset.hash},
         )
 
-    # -- the hot path of /v1/check (see FastCheck): the same checks and the same answer as the route above --------
-    check_route = next(r for r in app.router.routes if getattr(r, "path", None) == "/v1/check")
+    # -- the hot path of /v1/check (see DfftApp): the same checks and the same answer as the route above, with what
+    # the middleware stack does for it (body limit, security headers, metrics, catch-all) done inline ------------------
     json_type = (b"content-type", b"application/json")
     checked = {v: metrics.decisions.labels(v, "check") for v in ("allowed", "conditional", "blocked")}
+    check_latency = metrics.latency.labels("/v1/check", "POST")  # as MetricsMiddleware labels the route
+    check_status: dict[int, Any] = {}
+    stack = app.stack
 
-    async def fast_check(scope: dict, receive: Any, send: Any, full: Any) -> None:
-        body = await read_body(receive)
-        if body is None:
+    def responded(status: int, t0: float) -> None:
+        check_latency.observe(time.perf_counter() - t0)
+        counter = check_status.get(status)
+        if counter is None:
+            counter = check_status[status] = metrics.requests.labels("/v1/check", "POST", str(status))
+        counter.inc()
+
+    async def hot_check(scope: dict, receive: Any, send: Any) -> None:
+        t0 = time.perf_counter()
+        started = False
+
+        async def send_checked(
+            msg: MutableMapping[str, Any],
+        ) -> None:  # SecurityHeaders, MetricsMiddleware, CatchAll's tracking
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+                msg = {**msg, "headers": [*msg.get("headers", ()), NOSNIFF, JSON_CSP_HEADER]}
+                responded(msg["status"], t0)
+            await send(msg)
+
+        try:
+            await fast_check(scope, receive, send, send_checked, t0)
+        except Exception:  # noqa: BLE001 — as CatchAll: a 500 problem without a verdict, logged, never re-raised
+            log.exception("unhandled error in POST /v1/check")
+            if started:
+                raise
+            await problem(
+                500,
+                "Internal error: no verdict",
+                "an internal error occurred; treat the transfer as not allowed",
+                "urn:dfft:problem:internal-error",
+            )(scope, receive, send_checked)
+
+    async def fast_check(scope: dict, receive: Any, raw_send: Any, send: Any, t0: float) -> None:
+        limit = app.state.body_limits.get("/v1/check", settings.max_body)
+        got = await read_body(receive, limit)
+        if got is None:
             return
+        body, more = got
+        if len(body) > limit:  # the body limit of the stack answers (413), reading the rest as it does
+            return await stack(scope, replaying(body, receive, more=more), raw_send)
         query = scope.get("query_string", b"")
         allow = query == b"allow_other_date=true"
         # as the route reads them: the first of each header; a Bearer token before X-API-Key
@@ -1029,16 +1104,16 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             except Exception:  # noqa: BLE001 — the full route answers (503 when the key store is down)
                 key = None
         if key is None or not key.allows("check"):
-            return await full(scope, replaying(body, receive), send)
+            return await stack(scope, replaying(body, receive), raw_send)
         today = utc_today()
         with rules.lease() as eng:
             try:
                 labels, request, j, head = rules.judge_body(eng, body, today)
             except Exception:  # noqa: BLE001 — invalid JSON or request, engine error: answered by the full route
-                return await full(scope, replaying(body, receive), send)
+                return await stack(scope, replaying(body, receive), raw_send)
         other = other_date(request, today)
         if other and not allow:
-            return await full(scope, replaying(body, receive), send)
+            return await stack(scope, replaying(body, receive), raw_send)
         row = audited_row(j, key.id, other, labels=labels)
         try:
             await asyncio.wrap_future(audit.submit([row]))
@@ -1048,7 +1123,6 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         checked[j.decision.verdict].inc()
         ident = row["id"].encode()
         out = b"".join((head, ident, b'"}'))
-        scope["route"] = check_route  # for the metrics middleware's route label
         await send(
             {
                 "type": "http.response.start",
@@ -1062,6 +1136,8 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             }
         )
         await send({"type": "http.response.body", "body": out})
+
+    app.hot = hot_check
 
     @app.post(
         "/v1/check/batch",

@@ -1,13 +1,15 @@
 """Load benchmark of the HTTP API against its floor, side by side in one run (not part of the tests).
 
-    .venv/bin/python bench/bench_api.py [--seconds 5] [--connections 8,32] [--workers 1,2] [--rules DIR]
+    .venv/bin/python bench/bench_api.py [--seconds 5] [--connections 8,32] [--workers 1,2] [--rounds 3] [--rules DIR]
 
 Starts, on loopback ports, `dfft serve --workers W` (a fresh data directory: SQLite audit log, WAL, synchronous=FULL
 unless --sqlite-synchronous says otherwise; every decision is committed before its response) and the floor: a bare
 FastAPI app whose POST /v1/check returns a constant JSON object, served by the same code (`dfft.cli.service.serve_app`:
-same uvicorn settings, event loop, HTTP parser, worker processes and GC policy). Then, for each worker count and
-number of connections, drives each server for --seconds with wrk (the C load generator, Debian package `wrk`; one
-thread, keep-alive connections) and prints one table:
+same uvicorn settings, event loop, HTTP parser, worker processes and GC policy), one of each per worker count, all at
+once. Then, --rounds times, for each number of connections, drives each server in turn for --seconds with wrk (the C
+load generator, Debian package `wrk`; one thread, keep-alive connections), so that every variant sees the same
+machine (it may be shared): ratios are taken within a round and reported as median [min-max] over the rounds.
+Tables:
 
   - repeated: 64 distinct request bodies, cycled (the service's memo answers; every one is still audited);
   - never-seen: every body distinct (bench/workload.py: realistic requests over the bundle's jurisdictions, judged as
@@ -158,21 +160,35 @@ def fsync_ms(where: Path, n: int = 50) -> float:
         os.unlink(where / "fsync-probe")
 
 
+def median(xs: list[float]) -> float:
+    ys = sorted(xs)
+    n = len(ys)
+    return ys[n // 2] if n % 2 else (ys[n // 2 - 1] + ys[n // 2]) / 2
+
+
+def spread(xs: list[float], fmt: str = "{:.2f}") -> str:
+    """median [min-max] of per-round values."""
+    if len(xs) == 1:
+        return fmt.format(xs[0])
+    return f"{fmt.format(median(xs))} [{fmt.format(min(xs))}-{fmt.format(max(xs))}]"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rules", default=None, help="rule bundle directory (default: the embedded corpus)")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--connections", default="8,32")
     ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (each server, each load, in turn)")
     ap.add_argument("--sqlite-synchronous", default="FULL", choices=("FULL", "NORMAL"))
-    ap.add_argument("--never-seen", type=int, default=30_000, help="distinct bodies per (workers, connections) run")
+    ap.add_argument("--never-seen", type=int, default=8_000, help="distinct bodies per never-seen run")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument(
         "--baseline",
         default=None,
         metavar="PYTHON",
-        help="also measure, first, one `dfft serve` run by this interpreter (e.g. the .venv of a worktree of main): "
-        "the before of a before/after, beside its own floor",
+        help="also measure one `dfft serve` (one worker) run by this interpreter (e.g. the .venv of a worktree of "
+        "main): the before of a before/after, interleaved with the others",
     )
     ap.add_argument("--floor-server", nargs=2, type=int, metavar=("PORT", "WORKERS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -189,12 +205,15 @@ def main() -> None:
 
     rs = load_ruleset(a.rules) if a.rules else load_ruleset()
     tmp = Path(tempfile.mkdtemp(prefix="dfft-bench-api-"))
+    # every server runs for the whole bench; the loads take turns on them, round by round, so that a change in the
+    # machine's load (it is shared) hits every variant alike; ratios are taken within a round
     configs: list[tuple[str, str, int]] = [("this", sys.executable, w) for w in worker_counts]
     if a.baseline:
         configs.insert(0, ("baseline", a.baseline, 1))
-    runs = len(conns) * len(configs)
+    floor_workers = sorted({w for _, _, w in configs})
+    never_runs = a.rounds * len(conns) * len(configs)
     bodies = tmp / "bodies.jsonl"
-    reqs = requests(rs, 64 + a.never_seen * runs, seed=14)
+    reqs = requests(rs, 64 + a.never_seen * never_runs, seed=14)
     with bodies.open("w") as f:
         for r in reqs:
             r.pop("as_of", None)  # judged as of today: /v1/check is the gate for a transfer about to happen
@@ -203,117 +222,141 @@ def main() -> None:
     script.write_text(LUA)
     env = {**os.environ, "DFFT_SQLITE_SYNCHRONOUS": a.sqlite_synchronous}
     rules_arg = ["--rules", a.rules] if a.rules else []
-    results: list[dict[str, Any]] = []
-    audited = 0
-    acknowledged = 0
     print(
         f"# bench_api: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, fsync {fsync_ms(tmp):.1f} ms, "
         f"SQLite synchronous={a.sqlite_synchronous}, {len(rs.jurisdictions)} jurisdictions, "
-        f"{len(rs.all_rules())} rules, wrk -t1, {a.seconds:g} s per run",
+        f"{len(rs.all_rules())} rules, wrk -t1, {a.seconds:g} s per run, {a.rounds} interleaved rounds",
         flush=True,
     )
-    run = 0
-    for n, (version, python, w) in enumerate(configs):
-        data = tmp / f"data-{n}"
-        key = subprocess.run(
-            [python, "-m", "dfft.cli", "keys", "create", "--scope", "check", "--data-dir", str(data)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-            cwd=tmp,  # not a checkout: `dfft` is the interpreter's own install (a baseline's or this one's)
-        ).stdout.strip()
-        port, fport = free_port(), free_port()
-        dfft = subprocess.Popen(
-            [python, "-m", "dfft.cli", *rules_arg, "serve", "--port", str(port), "--data-dir", str(data)]
-            + ["--log-level", "warning", "--no-web"]
-            + (["--workers", str(w)] if version == "this" else []),
-            env=env,
-            cwd=tmp,
-        )
-        floor = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--floor-server", str(fport), str(w)], env=env
-        )
-        try:
-            url, furl = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{fport}"
-            wait_ready(url, dfft)
-            wait_ready(furl, floor)
-            time.sleep(1.0)  # every worker up (each answers /readyz on its own)
+    procs: list[subprocess.Popen] = []
+    dfft: dict[tuple[str, int], tuple[str, str, Path]] = {}  # (version, workers) -> (url, key, data dir)
+    floors: dict[int, str] = {}
+    results: dict[tuple, list[dict]] = {}  # (server, connections, kind) -> one wrk result per round
+    acknowledged = 0
+    try:
+        for n, (version, python, w) in enumerate(configs):
+            data = tmp / f"data-{n}"
+            key = subprocess.run(
+                [python, "-m", "dfft.cli", "keys", "create", "--scope", "check", "--data-dir", str(data)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+                cwd=tmp,  # not a checkout: `dfft` is the interpreter's own install (a baseline's or this one's)
+            ).stdout.strip()
+            port = free_port()
+            procs.append(
+                subprocess.Popen(
+                    [python, "-m", "dfft.cli", *rules_arg, "serve", "--port", str(port), "--data-dir", str(data)]
+                    + ["--log-level", "warning", "--no-web"]
+                    + (["--workers", str(w)] if version == "this" else []),
+                    env=env,
+                    cwd=tmp,
+                )
+            )
+            dfft[(version, w)] = (f"http://127.0.0.1:{port}", key, data)
+            wait_ready(dfft[(version, w)][0], procs[-1])
+        for w in floor_workers:
+            fport = free_port()
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, str(Path(__file__).resolve()), "--floor-server", str(fport), str(w)], env=env
+                )
+            )
+            floors[w] = f"http://127.0.0.1:{fport}"
+            wait_ready(floors[w], procs[-1])
+        time.sleep(1.0)  # every worker up (each answers /readyz on its own)
+        any_key = next(iter(dfft.values()))[1]
+        for url, key, _ in dfft.values():
             # warm-up: every worker compiles its per-fact memo a little, the repeated bodies are judged once
             wrk(url, script, bodies, 0, 64, key, 8, 2)
+        first = 64
+        for rnd in range(a.rounds):
             for c in conns:
-                first = 64 + run * a.never_seen
-                run += 1
-                # interleaved: dfft repeated, floor, dfft never-seen
-                rep = wrk(url, script, bodies, 0, 64, key, c, a.seconds)
-                flo = wrk(furl, script, bodies, 0, 64, key, c, a.seconds)
-                new = wrk(url, script, bodies, first, a.never_seen, key, c, a.seconds)
-                for kind, r in (("repeated", rep), ("never-seen", new)):
-                    results.append(dict(version=version, workers=w, connections=c, kind=kind, dfft=r, floor=flo))
-                    acknowledged += r["requests"] - r["non2xx"]
+                runs: list[tuple[Any, str, str, str, int]] = []
+                for (version, w), (url, key, _) in dfft.items():
+                    runs.append(((version, w), "repeated", url, key, 64))
+                    runs.append(((version, w), "never-seen", url, key, a.never_seen))
+                for w, furl in floors.items():
+                    runs.append((("floor", w), "floor", furl, any_key, 64))
+                shift = (rnd * 3 + conns.index(c)) % len(runs)  # each round starts elsewhere in the list
+                for server, kind, url, key, count in runs[shift:] + runs[:shift]:
+                    start = 0
+                    if kind == "never-seen":
+                        start, first = first, first + a.never_seen
+                    r = wrk(url, script, bodies, start, count, key, c, a.seconds)
+                    results.setdefault((server, c, kind), []).append(r)
+                    if server[0] != "floor":
+                        acknowledged += r["requests"] - r["non2xx"]
                     print(
-                        f"  {version} {w} worker(s) c={c:<3} {kind:<10} {r['rps']:>8,.0f} req/s  floor {flo['rps']:>8,.0f}  "
-                        f"ratio {r['rps'] / flo['rps']:.2f}  p50 {r['p50']:.2f} ms  p99 {r['p99']:.2f} ms  "
-                        f"(floor {flo['p50']:.2f} / {flo['p99']:.2f})"
+                        f"  round {rnd + 1} {server[0]} {server[1]} worker(s) c={c:<3} {kind:<10} "
+                        f"{r['rps']:>8,.0f} req/s  p50 {r['p50']:.2f} ms  p99 {r['p99']:.2f} ms"
                         + (f"  !! {r['non2xx']} non-2xx" if r["non2xx"] else "")
                         + (f"  !! socket errors {r['socket_errors']}" if r["socket_errors"] else "")
                         + ("  !! bodies wrapped" if kind == "never-seen" and r["wrapped"] else ""),
                         flush=True,
                     )
-        finally:
-            stop(dfft)
-            stop(floor)
+    finally:
+        for proc in procs:
+            stop(proc)
+    audited = 0
+    for _, _, data in dfft.values():
         con = sqlite3.connect(data / "dfft.db")
         audited += con.execute("SELECT count(*) FROM decisions").fetchone()[0]
         con.close()
 
-    # -- the table ------------------------------------------------------------------------------------------------
+    # -- the tables: medians over the rounds, [min-max] of the per-round values -------------------------------------
     def row(*cells: Any) -> str:
         return "| " + " | ".join(str(c) for c in cells) + " |"
+
+    def per_round(server: tuple, c: int, kind: str, field: str = "rps") -> list[float]:
+        return [r[field] for r in results[(server, c, kind)]]
+
+    def ratio(num: list[float], den: list[float]) -> list[float]:
+        return [x / y for x, y in zip(num, den, strict=True) if y]
 
     print()
     print(row("dfft", "workers", "conns", "requests", "dfft req/s", "floor req/s", "dfft / floor", "p50 ms", "p99 ms",
               "p99 / p50", "floor p50 / p99 ms"))  # fmt: skip
     print(row(*["---"] * 11))
-    for r in results:
-        d, f = r["dfft"], r["floor"]
-        print(
-            row(
-                r["version"],
-                r["workers"],
-                r["connections"],
-                r["kind"],
-                f"{d['rps']:,.0f}",
-                f"{f['rps']:,.0f}",
-                f"**{d['rps'] / f['rps']:.2f}**",
-                f"{d['p50']:.2f}",
-                f"{d['p99']:.2f}",
-                f"{d['p99'] / d['p50']:.1f}" if d["p50"] else "-",
-                f"{f['p50']:.2f} / {f['p99']:.2f}",
-            )
-        )
+    for version, w in dfft:
+        for c in conns:
+            flo = per_round(("floor", w), c, "floor")
+            for kind in ("repeated", "never-seen"):
+                d = per_round((version, w), c, kind)
+                p50, p99 = per_round((version, w), c, kind, "p50"), per_round((version, w), c, kind, "p99")
+                print(
+                    row(
+                        version,
+                        w,
+                        c,
+                        kind,
+                        f"{median(d):,.0f}",
+                        f"{median(flo):,.0f}",
+                        f"**{spread(ratio(d, flo))}**",
+                        f"{median(p50):.2f}",
+                        f"{median(p99):.2f}",
+                        spread(ratio(p99, p50), "{:.1f}"),
+                        f"{median(per_round(('floor', w), c, 'floor', 'p50')):.2f} / "
+                        f"{median(per_round(('floor', w), c, 'floor', 'p99')):.2f}",
+                    )
+                )
     if a.baseline:
         print()
         print(row("before / after", "conns", "requests", "baseline / floor", "this / floor", "this / baseline"))
         print(row(*["---"] * 6))
         for c in conns:
+            flo = per_round(("floor", 1), c, "floor")
             for kind in ("repeated", "never-seen"):
-                b, t = (
-                    next(
-                        r
-                        for r in results
-                        if (r["version"], r["workers"], r["connections"], r["kind"]) == (v, 1, c, kind)
-                    )
-                    for v in ("baseline", "this")
-                )
+                b, t = per_round(("baseline", 1), c, kind), per_round(("this", 1), c, kind)
                 print(
                     row(
                         "1 worker",
                         c,
                         kind,
-                        f"{b['dfft']['rps'] / b['floor']['rps']:.2f}",
-                        f"{t['dfft']['rps'] / t['floor']['rps']:.2f}",
-                        f"**{t['dfft']['rps'] / b['dfft']['rps']:.2f}x**",
+                        spread(ratio(b, flo)),
+                        spread(ratio(t, flo)),
+                        f"**{spread(ratio(t, b))}x**",
                     )
                 )
     if len(worker_counts) > 1:
@@ -323,28 +366,19 @@ def main() -> None:
         base = worker_counts[0]
         for w in worker_counts[1:]:
             for c in conns:
+                flo = ratio(per_round(("floor", w), c, "floor"), per_round(("floor", base), c, "floor"))
                 for kind in ("repeated", "never-seen"):
-                    one, more = (
-                        next(
-                            r
-                            for r in results
-                            if (r["version"], r["workers"], r["connections"], r["kind"]) == ("this", n, c, kind)
-                        )
-                        for n in (base, w)
-                    )
-                    print(
-                        row(
-                            f"{w} / {base} workers",
-                            c,
-                            kind,
-                            f"**{more['dfft']['rps'] / one['dfft']['rps']:.2f}x**",
-                            f"{more['floor']['rps'] / one['floor']['rps']:.2f}x",
-                        )
-                    )
+                    d = ratio(per_round(("this", w), c, kind), per_round(("this", base), c, kind))
+                    print(row(f"{w} / {base} workers", c, kind, f"**{spread(d)}x**", f"{spread(flo)}x"))
     print()
-    print(f"audit rows {audited:,} for {acknowledged:,} acknowledged decisions (the warm-up's included in the rows)")
+    print(f"audit rows {audited:,} for {acknowledged:,} acknowledged decisions (the warm-ups' included in the rows)")
     if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=2))
+        Path(a.json).write_text(
+            json.dumps(
+                [{"server": list(k[0]), "connections": k[1], "kind": k[2], "runs": v} for k, v in results.items()],
+                indent=2,
+            )  # fmt: skip
+        )
     shutil.rmtree(tmp, ignore_errors=True)
     if audited < acknowledged:
         raise SystemExit("fewer audit rows than acknowledged decisions")

@@ -63,13 +63,30 @@ def dfft_version() -> str:
         return "unknown"
 
 
+def _package_files(name: str) -> str:
+    """A fingerprint of an installed package's files (name, size, mtime of each in its folder: its version, and
+    whether PyYAML's libyaml extension is there), without importing it (a start-up on a cache hit parses no YAML)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.origin:
+        return f"{name}:absent"
+    folder = Path(spec.origin).parent
+    h = hashlib.sha256()
+    with os.scandir(folder) as entries:
+        for e in sorted(entries, key=lambda e: e.name):
+            if e.is_file():
+                st = e.stat()
+                h.update(f"{e.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return f"{name}:{h.hexdigest()[:16]}"
+
+
 def code_version() -> str:
     """What the cached result depends on besides the bundle: versions of dfft, the format, the interpreter and the
     libraries whose objects are pickled, and a hash of the validating code itself."""
     global _code_hash
     if _code_hash is None:
         import pydantic
-        import yaml
 
         h = hashlib.sha256()
         here = Path(__file__).parent
@@ -82,8 +99,7 @@ def code_version() -> str:
                 h.hexdigest(),
                 sys.version,
                 pydantic.VERSION,
-                getattr(yaml, "__version__", "?"),
-                "libyaml" if getattr(yaml, "__with_libyaml__", False) else "pure",
+                _package_files("yaml"),
             )
         )
     return _code_hash

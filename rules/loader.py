@@ -17,8 +17,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from . import schema as S
 from .conditions import leaf_op, leaf_values, stratify, walk
 from .model import (
@@ -84,19 +82,12 @@ class RuleSetError(Exception):
 
 # libyaml's parser (yaml.CSafeLoader: the C scanner and parser, the safe constructor) reads the bundle about ten
 # times faster than the pure-Python one; without libyaml (a PyYAML built without it) the pure-Python loader is used.
-# Both refuse duplicate keys with the same constructor below.
-_SafeBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Both refuse duplicate keys with the same constructor below. PyYAML is imported on first use (a start-up that finds
+# the bundle in the validated-bundle cache parses no YAML): `_UniqueKeyLoader` and `_PyUniqueKeyLoader` are built
+# then (module attributes, see __getattr__).
+def _construct_mapping(loader: Any, node: Any, deep: bool = False) -> dict:
+    import yaml
 
-
-class _UniqueKeyLoader(_SafeBase):
-    """SafeLoader (libyaml's where available) that refuses duplicate keys instead of silently keeping the last one."""
-
-
-class _PyUniqueKeyLoader(yaml.SafeLoader):
-    """The pure-Python loader with the same duplicate-key check (tests compare the two)."""
-
-
-def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: dict = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -106,8 +97,37 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) 
     return seen
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_PyUniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_yaml_loaders: dict[str, Any] = {}
+_yaml_lock = threading.Lock()
+
+
+def _loader(name: str) -> Any:
+    """The duplicate-refusing loader `_UniqueKeyLoader` (libyaml's where available) or `_PyUniqueKeyLoader`."""
+    hit = _yaml_loaders.get(name)
+    if hit is not None:
+        return hit
+    import yaml
+
+    with _yaml_lock:
+        if not _yaml_loaders:
+
+            class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+                """SafeLoader (libyaml's where available) that refuses duplicate keys instead of silently keeping the
+                last one."""
+
+            class _PyUniqueKeyLoader(yaml.SafeLoader):
+                """The pure-Python loader with the same duplicate-key check (tests compare the two)."""
+
+            for cls in (_UniqueKeyLoader, _PyUniqueKeyLoader):
+                cls.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+            _yaml_loaders.update(_UniqueKeyLoader=_UniqueKeyLoader, _PyUniqueKeyLoader=_PyUniqueKeyLoader)
+    return _yaml_loaders[name]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("_UniqueKeyLoader", "_PyUniqueKeyLoader"):
+        return _loader(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 MAX_FILE_BYTES = 2 * 1024 * 1024  # one rule file (the largest embedded one is ~40 KB)
@@ -236,17 +256,21 @@ class _Reader:
 
 
 def parse_yaml(data: bytes, path: Path, problems: list[Problem]) -> Any:
+    import yaml
+
     try:
-        return yaml.load(data.decode("utf-8"), Loader=_UniqueKeyLoader)
+        return yaml.load(data.decode("utf-8"), Loader=_loader("_UniqueKeyLoader"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         problems.append(Problem(str(path), None, None, f"cannot be read as YAML: {e}"))
         return None
 
 
 def read_yaml(path: Path, problems: list[Problem]) -> Any:
+    import yaml
+
     try:
         with open(path, encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_UniqueKeyLoader)
+            return yaml.load(fh, Loader=_loader("_UniqueKeyLoader"))
     except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
         problems.append(Problem(str(path), None, None, f"cannot be read as YAML: {e}"))
         return None
@@ -697,6 +721,8 @@ def manifest_of(root: Path) -> dict[str, Any]:
 
 def write_manifest(root: Path) -> dict[str, Any]:
     """(Re)write the `manifest:` of root/bundle.yaml (kept as the last key; comments and keys above it are kept)."""
+    import yaml
+
     root = Path(root)
     path = root / "bundle.yaml"
     text = path.read_text(encoding="utf-8")

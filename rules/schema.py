@@ -7,9 +7,10 @@ Conditions are recursive, so they are checked by a custom ``check_with`` rule th
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import cerberus
+if TYPE_CHECKING:
+    import cerberus
 
 CODE_RE = r"^[A-Z]{2}$"
 DATE: dict[str, Any] = {"type": "date", "nullable": True}
@@ -141,10 +142,28 @@ def condition_problems(cond: Any, path: str = "") -> list[str]:
     return [f"{here}: expected one of all/any/not/flag/field, got keys {sorted(keys)}"]
 
 
-class RuleValidator(cerberus.Validator):
-    def _check_with_condition(self, field: str, value: Any) -> None:
-        for problem in condition_problems(value, field):
-            self._error(field, problem)
+def _rule_validator() -> type[cerberus.Validator]:
+    import cerberus
+
+    class RuleValidator(cerberus.Validator):
+        def _check_with_condition(self, field: str, value: Any) -> None:
+            for problem in condition_problems(value, field):
+                self._error(field, problem)
+
+    return RuleValidator
+
+
+_lazy: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """`RuleValidator` (a cerberus.Validator) is built on first use: cerberus is imported only when a bundle is
+    validated, not by a start-up that finds it in the validated-bundle cache."""
+    if name == "RuleValidator":
+        if name not in _lazy:
+            _lazy[name] = _rule_validator()
+        return _lazy[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 CITATION = {

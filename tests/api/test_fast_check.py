@@ -84,3 +84,59 @@ def _json(body):
     import json
 
     return json.dumps(body)
+
+
+def _count(text: str, line: str) -> float:
+    """The value of one sample line of the Prometheus exposition (0 when absent)."""
+    for row in text.splitlines():
+        if row.startswith(line + " "):
+            return float(row.split()[-1])
+    return 0.0
+
+
+def test_fast_path_is_counted_in_the_request_metrics(api):
+    """The fast path runs ahead of the metrics middleware, so it records its requests itself, as the middleware
+    would: the route template, the method and the status."""
+    ok = 'dfft_http_requests_total{method="POST",route="/v1/check",status="200"}'
+    timed = 'dfft_http_request_duration_seconds_count{method="POST",route="/v1/check"}'
+    with api.client(None) as anon:
+        before = anon.get("/metrics").text
+    with api.client("check", fixed_dates=False) as c:
+        for n in range(3):
+            assert c.post("/v1/check", params=FIXED, json={**REQ, "subjects": 777 + n}).status_code == 200
+    with api.client(None) as anon:
+        after = anon.get("/metrics").text
+    assert _count(after, ok) - _count(before, ok) == 3
+    assert _count(after, timed) - _count(before, timed) == 3
+
+
+def _padded(size: int) -> bytes:
+    """A valid check request of more than `size` bytes (JSON padded with whitespace: valid but for its size)."""
+    import json
+
+    return json.dumps(REQ).encode() + b" " * size
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_fast_path_keeps_the_body_limit(api, chunked):
+    """A body over the limit gets the body limit's 413 (with or without Content-Length), as the route would."""
+    limit = api.app.state.settings.max_body
+    body = _padded(limit + 10)
+    content = (body[i : i + 4096] for i in range(0, len(body), 4096)) if chunked else body
+    with api.client("check", fixed_dates=False) as c:
+        r = c.post("/v1/check", params=FIXED, content=content, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["type"] == "urn:dfft:problem:body-too-large"
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_fast_path_reads_a_body_sent_in_chunks(api):
+    import json
+
+    body = json.dumps({**REQ, "subjects": 4243}).encode()
+    chunks = (body[i : i + 7] for i in range(0, len(body), 7))
+    with api.client("check", fixed_dates=False) as c:
+        fast = c.post("/v1/check", params=FIXED, content=chunks, headers={"Content-Type": "application/json"})
+        route = c.post("/v1/check", params=ROUTE, content=body, headers={"Content-Type": "application/json"})
+    assert fast.status_code == 200
+    same_answer(fast, route)
