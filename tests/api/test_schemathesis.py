@@ -53,7 +53,9 @@ def test_api_never_fails_with_5xx(api):
             suppress_health_check=list(HealthCheck),
         )
         def run(case):
-            case.call_and_validate(headers=headers, checks=chosen)
+            # a bounded wait: a response that never ends (seen once under heavy load on GET /v1/decisions/export,
+            # not reproduced) fails this test with a read timeout instead of hanging the suite
+            case.call_and_validate(headers=headers, checks=chosen, timeout=120)
 
         t0 = time.monotonic()
         run()
