@@ -52,6 +52,7 @@ from .models import (
     ReloadResult,
     RulesetInfo,
     Vocabulary,
+    internal_error,
     label_filter,
     problem,
     vocabulary_of,
@@ -297,12 +298,7 @@ class CatchAll:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            await problem(
-                500,
-                "Internal error: no verdict",
-                "an internal error occurred; treat the transfer as not allowed",
-                "urn:dfft:problem:internal-error",
-            )(scope, receive, send)
+            await internal_error()(scope, receive, send)
 
 
 def as_utc(t: datetime) -> datetime:
@@ -1062,12 +1058,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             log.exception("unhandled error in POST /v1/check")
             if started:
                 raise
-            await problem(
-                500,
-                "Internal error: no verdict",
-                "an internal error occurred; treat the transfer as not allowed",
-                "urn:dfft:problem:internal-error",
-            )(scope, receive, send_checked)
+            await internal_error()(scope, receive, send_checked)
 
     async def fast_check(scope: dict, receive: Any, raw_send: Any, send: Any, t0: float) -> None:
         limit = app.state.body_limits.get("/v1/check", settings.max_body)

@@ -37,6 +37,16 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def internal_error() -> JSONResponse:
+    """The 500 answer to an unhandled error: a problem without a verdict (never allowed)."""
+    return problem(
+        500,
+        "Internal error: no verdict",
+        "an internal error occurred; treat the transfer as not allowed",
+        "urn:dfft:problem:internal-error",
+    )
+
+
 EXAMPLE: dict[str, Any] = {
     "origin": "JP",
     "destination": "VN",

@@ -31,7 +31,7 @@ from .decision import (
     TraceEntry,
 )
 from .plan import DOMAINS, Fact, ScopePlan, Unit, facts_for, leaf_holds
-from .request import Normalised, RequestError, TransferRequest, normalise
+from .request import Normalised, RequestError, TransferRequest, bare_model, normalise
 
 BackendName = Literal["durable", "reference"]
 
@@ -168,12 +168,7 @@ def _trusted(model: Any, **values: Any) -> Any:
             d[name] = defaults[name]  # KeyError: a required field left out (a bug here, never a verdict)
     if given != len(values):  # pragma: no cover - a bug here, never a verdict
         raise EngineError(f"internal error: unknown fields for {model.__name__}: {sorted(set(values) - set(names))}")
-    m = model.__new__(model)
-    object.__setattr__(m, "__dict__", d)
-    object.__setattr__(m, "__pydantic_fields_set__", set(values))
-    object.__setattr__(m, "__pydantic_extra__", None)
-    object.__setattr__(m, "__pydantic_private__", None)
-    return m
+    return bare_model(model, d, set(values))
 
 
 _VALIDATE_PARTS = os.environ.get("DFFT_VALIDATE_PARTS", "") == "1"

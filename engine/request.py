@@ -391,9 +391,15 @@ _FIELDS_SET = frozenset(TransferRequest.model_fields)
 def _canonical(values: dict[str, Any]) -> TransferRequest:
     """A TransferRequest from values that were all validated (the hot path: no second validation). The same object
     `model_copy(update=<every field>)` of the parsed request gives: every field set, no extra, no private state."""
-    m = TransferRequest.__new__(TransferRequest)
-    object.__setattr__(m, "__dict__", values)
-    object.__setattr__(m, "__pydantic_fields_set__", set(_FIELDS_SET))
+    return bare_model(TransferRequest, values, set(_FIELDS_SET))
+
+
+def bare_model(model: Any, d: dict[str, Any], fields_set: set[str]) -> Any:
+    """An instance of the pydantic `model` with `d` as its `__dict__` (every field, in field order, already of its
+    type) and `fields_set` as the fields set; no extra, no private state, nothing validated."""
+    m = model.__new__(model)
+    object.__setattr__(m, "__dict__", d)
+    object.__setattr__(m, "__pydantic_fields_set__", fields_set)
     object.__setattr__(m, "__pydantic_extra__", None)
     object.__setattr__(m, "__pydantic_private__", None)
     return m
