@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,15 @@ def corpus_engine(corpus_rs):
 @pytest.fixture(scope="session")
 def corpus_reference(corpus_rs):
     return Engine(corpus_rs, backend="reference", cache_size=0)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+def pytest_configure(config):
+    # `timeout` and CI runners stop a run with SIGTERM, which would end pytest without tearing fixtures down and
+    # leave the PostgreSQL clusters of tests/api/pg.py (daemonised by pg_ctl) and other servers running. As a
+    # KeyboardInterrupt, pytest still runs every finaliser before it exits.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
