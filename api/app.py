@@ -661,7 +661,12 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         settings.rules_dir = rules_dir
     rules = Rules(settings.rules_dir)
     db = open_database(settings.url)
-    audit = AuditLog(db, probe_interval=settings.ready_probe_interval)
+    if settings.audit_writer:  # `dfft serve`: one writer process commits the rows of every worker (api/writer.py)
+        from .writer import RemoteAuditLog
+
+        audit: AuditLog = RemoteAuditLog(db, settings.audit_writer, connect_wait=5.0)
+    else:
+        audit = AuditLog(db, probe_interval=settings.ready_probe_interval)
     keys = KeyStore(db, cache_seconds=settings.key_cache_seconds)
     sink = None
     if settings.decision_log_url:

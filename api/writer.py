@@ -1,0 +1,451 @@
+"""One audit writer for every worker of `dfft serve`: a process of its own that commits the rows of all workers
+together (group commit), so that the audit database sees one writer and one fsync per group, whatever the number of
+workers, and no worker spends its event loop's GIL on the database.
+
+- `dfft serve` starts `WriterProcess` (spawned, like the workers) before its workers and restarts it if it dies.
+  It listens on a unix socket in a private directory (0700, made by mkdtemp): only this user's processes can connect,
+  and they can already write the audit database itself, so the socket grants nothing new.
+- Each worker's `RemoteAuditLog` (an `AuditLog` whose writing half is the writer process; reading the log is as
+  before, on the worker's own connection) sends every submitted group of rows as one frame and waits for its
+  acknowledgement, which the writer sends only after the transaction holding those rows committed. So the guarantee
+  is the one of the in-process writer: **a decision is returned only after its row is committed**.
+- Fail closed: if the writer cannot be reached (not started yet, died, restarting) a submit fails at once with
+  `AuditUnavailable` (503, no verdict), and every submit waiting for an acknowledgement when the connection drops
+  fails the same way (its rows may or may not have been committed: a row without a returned decision is allowed,
+  the reverse never). The worker reconnects as soon as the writer listens again; /readyz is not ready meanwhile.
+
+Frames: a 4-byte big-endian length, then `marshal` data of plain tuples, strings, ints and None (never pickle: no
+code runs on loading). Worker -> writer: `("r", id, rows)` rows to commit (each row a tuple in COLUMNS order, the
+time as microseconds since the epoch), `("p", id)` a readiness probe. Writer -> worker: `(transactions, [(id, error
+or None), ...])`, sent after each group commit (one frame per worker per group) and as the answer to a probe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import marshal
+import os
+import signal
+import socket
+import struct
+import threading
+import time
+from concurrent.futures import Future
+from datetime import UTC, datetime, timedelta
+from typing import Any, Optional
+
+from .audit import AuditLog, AuditUnavailable
+
+log = logging.getLogger("dfft.api")
+
+COLUMNS = (
+    "id",
+    "created_at",
+    "caller",
+    "request_hash",
+    "request",
+    "origin",
+    "destination",
+    "verdict",
+    "rule_ids",
+    "ruleset_version",
+    "ruleset_hash",
+    "batch_id",
+    "labels",
+)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NAIVE_EPOCH = datetime(1970, 1, 1)
+MICRO = timedelta(microseconds=1)
+HEAD = struct.Struct("!I")
+MAX_FRAME = 256 * 1024 * 1024  # bytes: far above a full batch (10,000 rows of a few KB); a longer length is garbage
+SEND_TIMEOUT = 30.0  # seconds a send may wait for a writer that does not read (then the connection is dropped)
+RECONNECT = 0.05  # seconds between two connection attempts while the writer is not listening
+PROBE_TIMEOUT = 10.0  # seconds /readyz waits for the writer's answer to a probe
+COMM = b"dfft-audit"  # the writer process's name (/proc/<pid>/comm)
+WRITER_RESTART = 1.0  # seconds at least between two starts of the writer process
+
+
+# -- the wire ----------------------------------------------------------------------------------------------------
+def encode_rows(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Audit rows (api/audit.py row_for) as marshal-able tuples in COLUMNS order; the time as (microseconds, aware)."""
+    out = []
+    for r in rows:
+        values = [r.get(c) for c in COLUMNS]
+        t = values[1]
+        if isinstance(t, datetime):
+            values[1] = ((t - EPOCH) // MICRO, 1) if t.tzinfo is not None else ((t - NAIVE_EPOCH) // MICRO, 0)
+        out.append(tuple(values))
+    return out
+
+
+def decode_rows(rows: Any) -> list[dict[str, Any]]:
+    """The rows of a frame as the dicts AuditLog writes (the time back to a datetime, UTC where it was aware)."""
+    out = []
+    for values in rows:
+        if not isinstance(values, tuple) or len(values) != len(COLUMNS):
+            raise ValueError("malformed audit row")
+        row = dict(zip(COLUMNS, values, strict=True))
+        t = row["created_at"]
+        if isinstance(t, tuple):
+            us, aware = t
+            row["created_at"] = (EPOCH if aware else NAIVE_EPOCH) + timedelta(microseconds=us)
+        out.append(row)
+    return out
+
+
+def frame(obj: Any) -> bytes:
+    data = marshal.dumps(obj)
+    return HEAD.pack(len(data)) + data
+
+
+class Reader:
+    """Frames from a socket (blocking reads; a socket timeout only means nothing arrived yet)."""
+
+    def __init__(self, sock: socket.socket, stopped: Any = lambda: False):
+        self.sock, self.stopped, self.buf = sock, stopped, bytearray()
+
+    def _fill(self, n: int) -> None:
+        while len(self.buf) < n:
+            try:
+                chunk = self.sock.recv(max(65536, n - len(self.buf)))
+            except TimeoutError:
+                if self.stopped():
+                    raise EOFError("stopped") from None
+                continue
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+
+    def next(self) -> Any:
+        self._fill(HEAD.size)
+        (n,) = HEAD.unpack_from(self.buf)
+        if n > MAX_FRAME:
+            raise ValueError(f"frame of {n} bytes")
+        self._fill(HEAD.size + n)
+        data = bytes(self.buf[HEAD.size : HEAD.size + n])
+        del self.buf[: HEAD.size + n]
+        return marshal.loads(data)
+
+
+# -- a worker's side -------------------------------------------------------------------------------------------------
+class RemoteAuditLog(AuditLog):
+    """The audit log of a worker whose rows are committed by the writer process at `address`. Reading (query, export,
+    count) uses the worker's own database engine, as AuditLog does; writing goes to the writer (see the module)."""
+
+    def __init__(self, db: Any, address: str, connect_wait: float = 0.0):
+        self.db = db
+        self.address = address
+        self.last_error: Optional[str] = "the audit writer is not connected yet"
+        self.transactions = 0  # the writer's own count (every worker's commits), as of its last acknowledgement
+        self.on_commit: list[Any] = []
+        self.on_group: list[Any] = []
+        self._lock = threading.Lock()  # the socket, the pending acknowledgements, the count of rows in flight
+        self._send_lock = threading.Lock()  # one frame at a time on the socket (never held while acknowledging)
+        self._sock: Optional[socket.socket] = None
+        self._pending: dict[int, tuple[Future, int]] = {}  # id -> (future, rows; -1 for a probe)
+        self._ids = itertools.count()
+        self._queued = 0
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dfft-audit-client", daemon=True)
+        self._thread.start()
+        if connect_wait:
+            self._connected.wait(connect_wait)
+
+    # -- writing ----------------------------------------------------------------------------------------------
+    def submit(self, rows: list[dict[str, Any]]) -> Future:
+        fut: Future = Future()
+        self._send(fut, len(rows), lambda i: ("r", i, encode_rows(rows)))
+        return fut
+
+    def enqueue(self, rows: list[dict[str, Any]], waiter: Any) -> None:  # pragma: no cover - the writer's side only
+        raise NotImplementedError
+
+    def _send(self, fut: Future, n: int, message: Any) -> None:
+        i = next(self._ids)
+        data = frame(message(i))
+        with self._lock:
+            sock = self._sock
+            if sock is None or self._stop.is_set():
+                fut.set_exception(AuditUnavailable(f"the audit writer is unreachable ({self.last_error})"))
+                return
+            self._pending[i] = (fut, n)  # before sending: the acknowledgement may come at once
+            self._queued += max(n, 0)
+        try:
+            with self._send_lock:
+                sock.sendall(data)
+            return
+        except OSError as e:
+            why = f"sending to the audit writer failed: {type(e).__name__}"
+        self._drop(sock, why)  # the frame may be cut: the connection is unusable, and every waiting submit fails
+
+    def queued(self) -> int:
+        return self._queued
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(SEND_TIMEOUT)
+            try:
+                sock.connect(self.address)
+            except OSError as e:
+                sock.close()
+                self.last_error = f"the audit writer is not listening ({type(e).__name__})"
+                self._stop.wait(RECONNECT)
+                continue
+            with self._lock:
+                self._sock = sock
+            self.last_error = None
+            self._connected.set()
+            reader = Reader(sock, self._stop.is_set)
+            why = "the audit writer closed the connection"
+            try:
+                while True:
+                    self._acknowledged(reader.next())
+            except (OSError, EOFError, ValueError, TypeError) as e:
+                if not isinstance(e, EOFError):
+                    why = f"the connection to the audit writer failed: {type(e).__name__}"
+            self._drop(sock, why)
+
+    def _acknowledged(self, msg: Any) -> None:
+        transactions, acks = msg
+        self.transactions = max(self.transactions, int(transactions))
+        done = []
+        with self._lock:
+            for i, err in acks:
+                got = self._pending.pop(i, None)
+                if got is not None:
+                    self._queued -= max(got[1], 0)
+                    done.append((got, err))
+        committed = False
+        for (fut, n), err in done:
+            if n < 0:  # a probe: its result is the writer's answer
+                fut.set_result(err)
+            elif err is None:
+                committed = True
+                fut.set_result(None)
+            else:
+                self.last_error = str(err)[:500]
+                fut.set_exception(AuditUnavailable(str(err)))
+        if committed:
+            self.last_error = None
+            for listener in self.on_commit:
+                with contextlib.suppress(Exception):
+                    listener()
+
+    def _drop(self, sock: socket.socket, why: str) -> None:
+        """Close a connection and fail every submit waiting on it (fail closed: no acknowledgement, no decision)."""
+        with self._lock:
+            if self._sock is sock:
+                self._sock = None
+            pending, self._pending = self._pending, {}
+            self._queued = 0
+            self.last_error = why
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        err = AuditUnavailable(why)
+        for fut, n in pending.values():
+            if n < 0:
+                fut.set_result(why)
+            else:
+                fut.set_exception(err)
+
+    # -- readiness --------------------------------------------------------------------------------------------
+    def probe(self) -> Optional[str]:
+        """Ask the writer whether it can commit now (its own AuditLog.writable: the last commit, or a write probe)."""
+        fut: Future = Future()
+        self._send(fut, -1, lambda i: ("p", i))
+        try:
+            return fut.result(timeout=PROBE_TIMEOUT)
+        except AuditUnavailable as e:
+            return str(e)
+        except TimeoutError:
+            return "the audit writer did not answer"
+
+    def writable(self) -> Optional[str]:
+        return self.probe()
+
+    @property
+    def alive(self) -> bool:
+        return self._sock is not None and not self._stop.is_set()
+
+    def close(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self._pending and time.monotonic() < deadline:  # the requests in flight get their acknowledgements
+            time.sleep(0.01)
+        self._stop.set()
+        with self._lock:
+            sock = self._sock
+        if sock is not None:
+            self._drop(sock, "the audit log is closed")
+        self._thread.join(max(0.1, deadline - time.monotonic()))
+
+
+# -- the writer's side -----------------------------------------------------------------------------------------------
+class _Peer:
+    """One connected worker: its socket and the acknowledgements of the current group."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.lock = threading.Lock()
+        self.acks: list[tuple[int, Optional[str]]] = []
+
+    def send(self, msg: Any) -> None:
+        data = frame(msg)
+        with self.lock, contextlib.suppress(OSError):  # a worker gone: its reader ends on its own
+            self.sock.sendall(data)
+
+
+class _Ack:
+    """The waiter of one frame's rows in the writer's AuditLog: set in the commit thread, sent after the group."""
+
+    __slots__ = ("dirty", "i", "peer")
+
+    def __init__(self, peer: _Peer, i: int, dirty: set[_Peer]):
+        self.peer, self.i, self.dirty = peer, i, dirty
+
+    def set_result(self, _: Any) -> None:
+        self.peer.acks.append((self.i, None))
+        self.dirty.add(self.peer)
+
+    def set_exception(self, e: BaseException) -> None:
+        self.peer.acks.append((self.i, str(e)[:500] or type(e).__name__))
+        self.dirty.add(self.peer)
+
+
+def run_writer(address: str, url: str, probe_interval: float, parent: int) -> None:
+    """The audit writer process: accept workers on `address`, commit their rows in groups, acknowledge after each
+    commit. Stops on SIGTERM (or when `parent` is gone), after committing and acknowledging what it has received."""
+    from .db import open_database
+
+    logging.basicConfig(level=logging.WARNING, format="dfft audit writer: %(message)s")
+    with contextlib.suppress(Exception):  # Linux: `ps` and /proc/<pid>/comm show it as the audit writer
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, COMM, 0, 0, 0)  # PR_SET_NAME
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us in order
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    db = open_database(url)
+    audit = AuditLog(db, probe_interval=probe_interval)
+    dirty: set[_Peer] = set()
+
+    def flush() -> None:  # in the commit thread, after each group: one frame per worker
+        for peer in list(dirty):
+            dirty.discard(peer)
+            acks, peer.acks = peer.acks, []
+            if acks:
+                peer.send((audit.transactions, acks))
+
+    audit.on_group.append(flush)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(address)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(address)
+    os.chmod(address, 0o600)
+    srv.listen(128)
+    srv.settimeout(0.5)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+
+    def serve_peer(sock: socket.socket) -> None:
+        peer = _Peer(sock)
+        reader = Reader(sock, stopping.is_set)
+        try:
+            while True:
+                msg = reader.next()
+                if msg[0] == "r":
+                    audit.enqueue(decode_rows(msg[2]), _Ack(peer, msg[1], dirty))
+                elif msg[0] == "p":
+                    peer.send((audit.transactions, [(msg[1], audit.writable())]))
+                else:
+                    raise ValueError(f"unknown frame {msg[0]!r}")
+        except (OSError, EOFError, ValueError, TypeError, IndexError) as e:
+            if not isinstance(e, EOFError):
+                log.error("dropping a worker's connection: %s", f"{type(e).__name__}: {e}"[:200])
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+    try:
+        while not stopping.is_set():
+            if os.getppid() != parent:  # the supervisor was killed: stop (what was received is committed first)
+                break
+            try:
+                sock, _ = srv.accept()
+            except TimeoutError:
+                continue
+            sock.settimeout(SEND_TIMEOUT)
+            threading.Thread(target=serve_peer, args=(sock,), name="dfft-audit-peer", daemon=True).start()
+    finally:
+        srv.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(address)
+        stopping.set()
+        time.sleep(0.1)  # frames already read are queued; then drain: commit and acknowledge them
+        audit.close()
+        db.dispose()
+
+
+class WriterProcess:
+    """The audit writer process of one `dfft serve` (spawned; see run_writer), on a unix socket in a private
+    directory. `check()` restarts it when it died (at most once per WRITER_RESTART seconds)."""
+
+    def __init__(self, url: str, probe_interval: float = 10.0):
+        import tempfile
+
+        self.url, self.probe_interval = url, probe_interval
+        self.dir = tempfile.mkdtemp(prefix="dfft-audit-")  # 0700
+        self.address = os.path.join(self.dir, "writer.sock")
+        self.proc: Any = None
+        self.started = 0.0
+        self.restarts = 0
+
+    def start(self) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.proc = ctx.Process(
+            target=run_writer,
+            args=(self.address, self.url, self.probe_interval, os.getpid()),
+            name="dfft-audit-writer",
+            daemon=False,
+        )
+        self.proc.start()
+        self.started = time.monotonic()
+
+    def check(self) -> Optional[str]:
+        """Restart the writer if it is not running; returns what happened (None when it runs)."""
+        if self.proc is not None and self.proc.is_alive():
+            return None
+        if time.monotonic() - self.started < WRITER_RESTART:
+            return "waiting to restart the audit writer"
+        code = self.proc.exitcode if self.proc is not None else None
+        self.restarts += 1
+        self.start()
+        return f"audit writer exited ({code}); restarted (pid {self.proc.pid})"
+
+    def watch(self, stop: threading.Event, interval: float = 0.2) -> threading.Thread:
+        """A thread that restarts the writer until `stop` is set (for a single-process `dfft serve`)."""
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                what = self.check()
+                if what and not what.startswith("waiting"):
+                    log.error("%s", what)
+
+        t = threading.Thread(target=loop, name="dfft-audit-watch", daemon=True)
+        t.start()
+        return t
+
+    def stop(self, timeout: float = 30.0) -> None:
+        import shutil
+
+        if self.proc is not None and self.proc.is_alive():
+            self.proc.terminate()  # SIGTERM: commits and acknowledges what it received, then exits
+            self.proc.join(timeout)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(5)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,228 @@
+"""The audit writer process (api/writer.py): the service's rows are committed by a process of its own, and a
+decision is still returned only after its row is committed. Real processes, a real unix socket, a real uvicorn server
+on loopback and real databases (SQLite, PostgreSQL); every wait has a deadline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from dfft.api.audit import AuditUnavailable, new_id
+from dfft.api.db import open_database
+from dfft.api.writer import RemoteAuditLog, WriterProcess, decode_rows, encode_rows
+
+from .conftest import REQ, start
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals and unix sockets")
+
+DEADLINE = 60.0  # seconds any wait may take before the test fails (a loaded CI machine)
+
+
+def wait_for(pred: Any, what: str, seconds: float = DEADLINE) -> None:
+    deadline = time.monotonic() + seconds
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def row(caller: str = "tests", labels: str | None = None, **kw: Any) -> dict[str, Any]:
+    return dict(
+        id=new_id(),
+        created_at=datetime.now(UTC),
+        caller=caller,
+        request_hash="0" * 64,
+        request='{"origin":"JP"}',
+        origin="JP",
+        destination="VN",
+        verdict="allowed",
+        rule_ids="[]",
+        ruleset_version="1",
+        ruleset_hash="h" * 64,
+        batch_id=None,
+        labels=labels,
+        **kw,
+    )
+
+
+def test_rows_cross_the_wire_unchanged():
+    aware = row(labels='{"team":"x"}')
+    naive = {**row(), "created_at": datetime(2026, 1, 2, 3, 4, 5, 678901), "batch_id": "b" * 32}
+    old = {**row(), "created_at": datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)}  # before the epoch
+    back = decode_rows(encode_rows([aware, naive, old]))
+    assert back == [aware, naive, old]
+    assert back[0]["created_at"].tzinfo is not None and back[1]["created_at"].tzinfo is None
+    with pytest.raises(ValueError):
+        decode_rows([("too", "short")])
+
+
+def writer_for(url: str) -> WriterProcess:
+    open_database(url).dispose()  # migrated before the writer starts, as `dfft serve` does
+    w = WriterProcess(url, probe_interval=1.0)
+    w.start()
+    return w
+
+
+def ids_in(db_file: Path) -> set[str]:
+    con = sqlite3.connect(db_file)
+    try:
+        return {r[0] for r in con.execute("SELECT id FROM decisions")}
+    finally:
+        con.close()
+
+
+def test_a_check_waits_for_the_writers_commit_and_fails_closed_when_the_writer_dies(tmp_path):
+    """Through a real server whose audit log is a writer process: a check is answered after its row is committed; a
+    check whose writer is stopped is not answered, and gets 503 without a verdict when the writer dies; /readyz is
+    503 while no writer listens; once the writer is restarted, checks are answered (and recorded) again."""
+    data = tmp_path / "data"
+    url = f"sqlite:///{(data / 'dfft.db').resolve()}"
+    writer = writer_for(url)
+    api = None
+    try:
+        api = start(tmp_path, audit_writer=writer.address)
+        wait_for(lambda: api.app.state.audit.alive, "the connection to the writer")
+        with api.client() as c:
+            r = c.post("/v1/check", json=REQ)
+            assert r.status_code == 200, r.text
+            assert r.headers["Dfft-Decision-Id"] in ids_in(data / "dfft.db")
+            assert c.get("/readyz").status_code == 200
+
+        # the writer stopped (SIGSTOP): the decision is judged but not returned, as its row cannot be committed
+        os.kill(writer.proc.pid, signal.SIGSTOP)
+        got: list[httpx.Response] = []
+
+        def blocked_check() -> None:
+            with api.client() as c:
+                got.append(c.post("/v1/check", json={**REQ, "subjects": 7}))
+
+        waiting = threading.Thread(target=blocked_check)
+        waiting.start()
+        waiting.join(1.5)
+        assert waiting.is_alive() and not got, "a decision was returned while its audit row could not be committed"
+        # the writer dies: the waiting check fails closed (503, no verdict)
+        os.kill(writer.proc.pid, signal.SIGKILL)
+        waiting.join(DEADLINE)
+        assert not waiting.is_alive()
+        (r,) = got
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"].isdigit() and "verdict" not in r.json()
+        assert "audit" in r.json()["type"]
+        writer.proc.join(10)
+
+        # no writer listening: every check is refused without a verdict and the service is not ready
+        with api.client() as c:
+            wait_for(lambda: not api.app.state.audit.alive, "the dropped connection")
+            r = c.post("/v1/check", json={**REQ, "subjects": 8})
+            assert r.status_code == 503 and "verdict" not in r.json(), r.text
+            assert c.get("/readyz").status_code == 503
+
+            # restarted (as the supervisor does): the worker reconnects, and checks are recorded again
+            writer.started = 0.0
+            assert writer.check() is not None and writer.proc.is_alive()
+            wait_for(lambda: c.get("/readyz").status_code == 200, "readiness after the writer's restart")
+            r = c.post("/v1/check", json={**REQ, "subjects": 9})
+            assert r.status_code == 200, r.text
+            assert r.headers["Dfft-Decision-Id"] in ids_in(data / "dfft.db")
+            batch = c.post("/v1/check/batch", json={"requests": [{**REQ, "subjects": s} for s in range(10, 40)]})
+            assert batch.status_code == 200, batch.text
+            assert {x["decision_id"] for x in batch.json()["results"]} <= ids_in(data / "dfft.db")
+    finally:
+        if api is not None:
+            api.stop()
+        writer.stop()
+    assert not Path(writer.dir).exists()
+
+
+def test_many_clients_share_one_writer_and_every_acknowledged_row_is_committed(tmp_path):
+    """Four workers' audit logs (as four `dfft serve` workers would hold) submit concurrently to one writer: every
+    acknowledged row is in the database, labels included, and the writer groups rows from different workers into
+    the same transactions (fewer transactions than submits)."""
+    data = tmp_path / "data"
+    url = f"sqlite:///{(data / 'dfft.db').resolve()}"
+    writer = writer_for(url)
+    engines = [open_database(url) for _ in range(4)]
+    logs = [RemoteAuditLog(e, writer.address, connect_wait=DEADLINE) for e in engines]
+    acked: list[str] = []
+    lock = threading.Lock()
+    try:
+        assert all(log.alive for log in logs)
+
+        def load(log: RemoteAuditLog, n: int) -> None:
+            futs = []
+            for i in range(200):
+                rows = [row(f"w{n}", labels=f'{{"k":"v{i}"}}' if i % 3 == 0 else None) for _ in range(1 + i % 2)]
+                futs.append((log.submit(rows), rows))
+            for fut, rows in futs:
+                fut.result(timeout=DEADLINE)
+                with lock:
+                    acked.extend(r["id"] for r in rows)
+
+        threads = [threading.Thread(target=load, args=(log, n)) for n, log in enumerate(logs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(DEADLINE)
+        assert len(acked) == 4 * 300
+        assert set(acked) <= ids_in(data / "dfft.db")
+        assert all(log.queued() == 0 for log in logs)
+        assert 0 < max(log.transactions for log in logs) < 4 * 200  # grouped across workers
+        with engines[0].connect() as c:
+            n_labels = c.execute(sa.text("SELECT count(*) FROM decision_labels")).scalar_one()
+        assert n_labels == 4 * sum(1 + i % 2 for i in range(200) if i % 3 == 0)
+        assert all(log.probe() is None for log in logs)
+    finally:
+        for log in logs:
+            log.close(5)
+        for e in engines:
+            e.dispose()
+        writer.stop()
+    # a closed log refuses at once
+    with pytest.raises(AuditUnavailable):
+        logs[0].submit([row()]).result(timeout=5)
+
+
+def test_the_writer_process_on_postgresql_records_and_fails_closed_in_an_outage(pg, tmp_path):
+    """PostgreSQL stays supported: the writer process commits there; with the server down, checks get 503 without a
+    verdict and /readyz is 503; once it is back, checks are answered and recorded again."""
+    url = pg.new_database()
+    writer = writer_for(url)
+    api = None
+    try:
+        api = start(tmp_path, database_url=url, audit_writer=writer.address)
+        wait_for(lambda: api.app.state.audit.alive, "the connection to the writer")
+        with api.client() as c:
+            r = c.post("/v1/check", json=REQ)
+            assert r.status_code == 200, r.text
+        eng = sa.create_engine(url)
+        try:
+            with eng.connect() as conn:
+                stored = conn.execute(sa.text("SELECT id FROM decisions")).scalars().all()
+            assert stored == [r.headers["Dfft-Decision-Id"]]
+        finally:
+            eng.dispose()
+        pg.stop()
+        try:
+            with api.client() as c:
+                r = c.post("/v1/check", json={**REQ, "subjects": 5})
+                assert r.status_code == 503 and "verdict" not in r.json(), r.text
+                wait_for(lambda: c.get("/readyz").status_code == 503, "not ready in the outage")
+        finally:
+            pg.start()
+        with api.client() as c:
+            wait_for(lambda: c.get("/readyz").status_code == 200, "ready after the outage")
+            r = c.post("/v1/check", json={**REQ, "subjects": 6})
+            assert r.status_code == 200, r.text
+    finally:
+        if api is not None:
+            api.stop()
+        writer.stop()
