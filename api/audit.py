@@ -174,6 +174,15 @@ class AuditLog:
             self._queued += len(rows)
         self._q.put((rows, waiter))
 
+    async def commit(self, rows: list[dict[str, Any]]) -> None:
+        """Queue rows and wait (without blocking the event loop) for their commit; raises AuditUnavailable."""
+        import asyncio
+
+        await asyncio.wrap_future(self.submit(rows))
+
+    def start(self, loop: Any) -> None:
+        """Called with the app's event loop when its lifespan starts (this writer's thread runs already)."""
+
     def queued(self) -> int:
         """Rows waiting for their commit (the audit queue's depth)."""
         return self._queued

@@ -132,82 +132,142 @@ class Reader:
 # -- a worker's side -------------------------------------------------------------------------------------------------
 class RemoteAuditLog(AuditLog):
     """The audit log of a worker whose rows are committed by the writer process at `address`. Reading (query, export,
-    count) uses the worker's own database engine, as AuditLog does; writing goes to the writer (see the module)."""
+    count) uses the worker's own database engine, as AuditLog does; writing goes to the writer (see the module).
 
-    def __init__(self, db: Any, address: str, connect_wait: float = 0.0):
+    The connection lives on the worker's event loop (`start(loop)`, from the app's lifespan): acknowledgements are
+    read by the loop itself when the socket is readable (no thread to wake, no GIL to hand over), and a check awaits
+    an asyncio future that the loop resolves (`commit`). Other threads (the batch route, readiness probes) `submit`
+    and wait on a concurrent future. Frames are written without blocking: what the socket does not take at once is
+    kept and written when it is writable again. Before `start`, or while the writer is unreachable, every write fails
+    at once with AuditUnavailable."""
+
+    def __init__(self, db: Any, address: str):
         self.db = db
         self.address = address
         self.last_error: Optional[str] = "the audit writer is not connected yet"
         self.transactions = 0  # the writer's own count (every worker's commits), as of its last acknowledgement
         self.on_commit: list[Any] = []
         self.on_group: list[Any] = []
-        self._lock = threading.Lock()  # the socket, the pending acknowledgements, the count of rows in flight
-        self._send_lock = threading.Lock()  # one frame at a time on the socket (never held while acknowledging)
+        self._lock = threading.Lock()  # the socket, the pending acknowledgements, the rows in flight, unsent bytes
         self._sock: Optional[socket.socket] = None
-        self._pending: dict[int, tuple[Future, int]] = {}  # id -> (future, rows; -1 for a probe)
+        self._pending: dict[int, tuple[Any, int, socket.socket]] = {}  # id -> (future, rows or -1: a probe, socket)
         self._ids = itertools.count()
         self._queued = 0
-        self._stop = threading.Event()
-        self._connected = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="dfft-audit-client", daemon=True)
-        self._thread.start()
-        if connect_wait:
-            self._connected.wait(connect_wait)
+        self._out = bytearray()  # frames the socket did not take yet (written when it is writable)
+        self._in = bytearray()  # bytes received, not yet a whole frame
+        self._loop: Any = None
+        self._loop_thread = 0
+        self._task: Any = None
+        self._closed = False
 
-    # -- writing ----------------------------------------------------------------------------------------------
-    def submit(self, rows: list[dict[str, Any]]) -> Future:
-        fut: Future = Future()
-        self._send(fut, len(rows), lambda i: ("r", i, encode_rows(rows)))
-        return fut
+    # -- the connection (on the event loop) --------------------------------------------------------------------
+    def start(self, loop: Any) -> None:
+        """Connect on `loop` (the running loop of the app's lifespan) and keep connected until close()."""
+        import asyncio
 
-    def enqueue(self, rows: list[dict[str, Any]], waiter: Any) -> None:  # pragma: no cover - the writer's side only
-        raise NotImplementedError
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._connect()
+        self._task = loop.create_task(self._maintain(asyncio.sleep))
 
-    def _send(self, fut: Future, n: int, message: Any) -> None:
-        i = next(self._ids)
-        data = frame(message(i))
-        with self._lock:
-            sock = self._sock
-            if sock is None or self._stop.is_set():
-                fut.set_exception(AuditUnavailable(f"the audit writer is unreachable ({self.last_error})"))
-                return
-            self._pending[i] = (fut, n)  # before sending: the acknowledgement may come at once
-            self._queued += max(n, 0)
+    async def _maintain(self, sleep: Any) -> None:
+        while not self._closed:
+            await sleep(RECONNECT)
+            if self._sock is None and not self._closed:
+                self._connect()
+
+    def _connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
         try:
-            with self._send_lock:
-                sock.sendall(data)
+            sock.connect(self.address)  # a unix socket connects at once (or fails at once)
+        except OSError as e:
+            sock.close()
+            self.last_error = f"the audit writer is not listening ({type(e).__name__})"
+            return
+        with self._lock:
+            self._sock = sock
+            self._in.clear()
+            self._out.clear()
+        self.last_error = None
+        self._loop.add_reader(sock.fileno(), self._readable, sock)
+
+    def _readable(self, sock: socket.socket) -> None:
+        try:
+            data = sock.recv(1 << 18)
+        except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
-            why = f"sending to the audit writer failed: {type(e).__name__}"
-        self._drop(sock, why)  # the frame may be cut: the connection is unusable, and every waiting submit fails
+            return self._drop(sock, f"the connection to the audit writer failed: {type(e).__name__}")
+        if not data:
+            return self._drop(sock, "the audit writer closed the connection")
+        buf = self._in
+        buf += data
+        try:
+            while len(buf) >= HEAD.size:
+                (n,) = HEAD.unpack_from(buf)
+                if n > MAX_FRAME:
+                    raise ValueError(f"frame of {n} bytes")
+                if len(buf) < HEAD.size + n:
+                    break
+                msg = marshal.loads(bytes(buf[HEAD.size : HEAD.size + n]))
+                del buf[: HEAD.size + n]
+                self._acknowledged(msg)
+        except (ValueError, TypeError, EOFError) as e:
+            self._drop(sock, f"a bad frame from the audit writer: {type(e).__name__}")
 
-    def queued(self) -> int:
-        return self._queued
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(SEND_TIMEOUT)
+    def _writable(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._sock is not sock:
+                return
             try:
-                sock.connect(self.address)
+                sent = sock.send(self._out)
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as e:
-                sock.close()
-                self.last_error = f"the audit writer is not listening ({type(e).__name__})"
-                self._stop.wait(RECONNECT)
-                continue
-            with self._lock:
-                self._sock = sock
-            self.last_error = None
-            self._connected.set()
-            reader = Reader(sock, self._stop.is_set)
-            why = "the audit writer closed the connection"
-            try:
-                while True:
-                    self._acknowledged(reader.next())
-            except (OSError, EOFError, ValueError, TypeError) as e:
-                if not isinstance(e, EOFError):
-                    why = f"the connection to the audit writer failed: {type(e).__name__}"
+                why: Optional[str] = f"sending to the audit writer failed: {type(e).__name__}"
+            else:
+                why = None
+                del self._out[:sent]
+                if not self._out:
+                    self._loop.remove_writer(sock.fileno())
+        if why:
             self._drop(sock, why)
+
+    def _drop(self, sock: socket.socket, why: str) -> None:
+        """Close a connection and fail every write waiting on it (fail closed: no acknowledgement, no decision). On the
+        loop's thread; from another thread it is passed to the loop."""
+        if threading.get_ident() != self._loop_thread:
+            with self._lock:
+                if self._sock is sock:
+                    self._sock = None  # no new frames on it from now on
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits any more
+                self._loop.call_soon_threadsafe(self._drop, sock, why)
+            return
+        with self._lock:
+            if self._sock is sock:
+                self._sock = None
+                self._out.clear()
+            pending = [(i, f, n) for i, (f, n, s) in self._pending.items() if s is sock]
+            for i, _, n in pending:
+                del self._pending[i]
+                self._queued -= max(n, 0)
+            self.last_error = why
+        if sock.fileno() >= 0:
+            self._loop.remove_reader(sock.fileno())
+            self._loop.remove_writer(sock.fileno())
+            sock.close()
+        err = AuditUnavailable(why)
+        for _, fut, n in pending:
+            self._resolve(fut, n, why, err)
+
+    @staticmethod
+    def _resolve(fut: Any, n: int, result: Any, err: Optional[BaseException]) -> None:
+        if fut.done():  # an awaiting request was cancelled (its client went away)
+            return
+        if n >= 0 and err is not None:
+            fut.set_exception(err)
+        else:
+            fut.set_result(result)
 
     def _acknowledged(self, msg: Any) -> None:
         transactions, acks = msg
@@ -218,40 +278,82 @@ class RemoteAuditLog(AuditLog):
                 got = self._pending.pop(i, None)
                 if got is not None:
                     self._queued -= max(got[1], 0)
-                    done.append((got, err))
+                    done.append((got[0], got[1], err))
         committed = False
-        for (fut, n), err in done:
+        for fut, n, err in done:
             if n < 0:  # a probe: its result is the writer's answer
-                fut.set_result(err)
+                self._resolve(fut, n, err, None)
             elif err is None:
                 committed = True
-                fut.set_result(None)
+                self._resolve(fut, n, None, None)
             else:
                 self.last_error = str(err)[:500]
-                fut.set_exception(AuditUnavailable(str(err)))
+                self._resolve(fut, n, None, AuditUnavailable(str(err)))
         if committed:
             self.last_error = None
             for listener in self.on_commit:
                 with contextlib.suppress(Exception):
                     listener()
 
-    def _drop(self, sock: socket.socket, why: str) -> None:
-        """Close a connection and fail every submit waiting on it (fail closed: no acknowledgement, no decision)."""
+    # -- writing (any thread) -----------------------------------------------------------------------------------
+    def _send(self, fut: Any, n: int, message: Any) -> None:
+        i = next(self._ids)
+        data = frame(message(i))
+        why: Optional[str] = None
+        wait_writable = False
         with self._lock:
-            if self._sock is sock:
-                self._sock = None
-            pending, self._pending = self._pending, {}
-            self._queued = 0
-            self.last_error = why
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
-        err = AuditUnavailable(why)
-        for fut, n in pending.values():
-            if n < 0:
-                fut.set_result(why)
+            sock = self._sock
+            if sock is None or self._closed:
+                refused = f"the audit writer is unreachable ({self.last_error})"
             else:
-                fut.set_exception(err)
+                refused = None
+                self._pending[i] = (fut, n, sock)  # before sending: the acknowledgement may come at once
+                self._queued += max(n, 0)
+                if self._out:  # earlier frames wait for the socket: after them
+                    self._out += data
+                    return
+                try:
+                    sent = sock.send(data)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as e:
+                    sent = len(data)
+                    why = f"sending to the audit writer failed: {type(e).__name__}"
+                if sent < len(data):
+                    self._out += data[sent:]
+                    wait_writable = True
+        if refused is not None:
+            self._resolve(fut, n, refused, AuditUnavailable(refused))
+        elif why is not None:
+            self._drop(sock, why)  # type: ignore[arg-type]  # the frame may be cut: every write waiting on it fails
+        elif wait_writable:
+            if threading.get_ident() == self._loop_thread:
+                self._add_writer(sock)  # type: ignore[arg-type]
+            else:
+                self._loop.call_soon_threadsafe(self._add_writer, sock)
+
+    def _add_writer(self, sock: socket.socket) -> None:
+        if self._sock is sock and sock.fileno() >= 0:
+            self._loop.add_writer(sock.fileno(), self._writable, sock)
+
+    def submit(self, rows: list[dict[str, Any]]) -> Future:
+        fut: Future = Future()
+        self._send(fut, len(rows), lambda i: ("r", i, encode_rows(rows)))
+        return fut
+
+    async def commit(self, rows: list[dict[str, Any]]) -> None:
+        """Send rows and wait for their commit, on the loop (raises AuditUnavailable if they cannot be committed)."""
+        if self._loop is None:
+            raise AuditUnavailable("the audit writer is not connected (the app's lifespan has not started)")
+        fut = self._loop.create_future()
+        self._send(fut, len(rows), lambda i: ("r", i, encode_rows(rows)))
+        await fut
+
+    def enqueue(self, rows: list[dict[str, Any]], waiter: Any) -> None:  # pragma: no cover - the writer's side only
+        raise NotImplementedError
+
+    def queued(self) -> int:
+        return self._queued
 
     # -- readiness --------------------------------------------------------------------------------------------
     def probe(self) -> Optional[str]:
@@ -260,8 +362,6 @@ class RemoteAuditLog(AuditLog):
         self._send(fut, -1, lambda i: ("p", i))
         try:
             return fut.result(timeout=PROBE_TIMEOUT)
-        except AuditUnavailable as e:
-            return str(e)
         except TimeoutError:
             return "the audit writer did not answer"
 
@@ -270,18 +370,18 @@ class RemoteAuditLog(AuditLog):
 
     @property
     def alive(self) -> bool:
-        return self._sock is not None and not self._stop.is_set()
+        return self._sock is not None and not self._closed
 
     def close(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self._pending and time.monotonic() < deadline:  # the requests in flight get their acknowledgements
-            time.sleep(0.01)
-        self._stop.set()
+        """Stop writing (from the lifespan's end, on the loop, once the server has answered its requests): whatever
+        still waits for an acknowledgement fails (no decision is returned without one)."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
         with self._lock:
             sock = self._sock
         if sock is not None:
             self._drop(sock, "the audit log is closed")
-        self._thread.join(max(0.1, deadline - time.monotonic()))
 
 
 # -- the writer's side -----------------------------------------------------------------------------------------------

@@ -4,11 +4,13 @@ on loopback and real databases (SQLite, PostgreSQL); every wait has a deadline."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
 import threading
 import time
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -143,6 +145,25 @@ def test_a_check_waits_for_the_writers_commit_and_fails_closed_when_the_writer_d
     assert not Path(writer.dir).exists()
 
 
+class LoopThread:
+    """An event loop on a thread of its own (as each worker's uvicorn runs one), for RemoteAuditLog."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        done: Future = Future()
+        self.loop.call_soon_threadsafe(lambda: done.set_result(fn(*args)))
+        return done.result(timeout=DEADLINE)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(DEADLINE)
+        self.loop.close()
+
+
 def test_many_clients_share_one_writer_and_every_acknowledged_row_is_committed(tmp_path):
     """Four workers' audit logs (as four `dfft serve` workers would hold) submit concurrently to one writer: every
     acknowledged row is in the database, labels included, and the writer groups rows from different workers into
@@ -151,11 +172,14 @@ def test_many_clients_share_one_writer_and_every_acknowledged_row_is_committed(t
     url = f"sqlite:///{(data / 'dfft.db').resolve()}"
     writer = writer_for(url)
     engines = [open_database(url) for _ in range(4)]
-    logs = [RemoteAuditLog(e, writer.address, connect_wait=DEADLINE) for e in engines]
+    logs = [RemoteAuditLog(e, writer.address) for e in engines]
+    loops = [LoopThread() for _ in logs]
+    for log, lt in zip(logs, loops, strict=True):
+        lt.call(log.start, lt.loop)
     acked: list[str] = []
     lock = threading.Lock()
     try:
-        assert all(log.alive for log in logs)
+        wait_for(lambda: all(log.alive for log in logs), "four connections to the writer")
 
         def load(log: RemoteAuditLog, n: int) -> None:
             futs = []
@@ -181,8 +205,9 @@ def test_many_clients_share_one_writer_and_every_acknowledged_row_is_committed(t
         assert n_labels == 4 * sum(1 + i % 2 for i in range(200) if i % 3 == 0)
         assert all(log.probe() is None for log in logs)
     finally:
-        for log in logs:
-            log.close(5)
+        for log, lt in zip(logs, loops, strict=True):
+            lt.call(log.close)
+            lt.stop()
         for e in engines:
             e.dispose()
         writer.stop()
