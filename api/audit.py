@@ -138,7 +138,7 @@ def inserts(dialect: Any) -> Optional[tuple[tuple[str, str, list[str], list[tupl
 
 
 class AuditLog:
-    def __init__(self, db: sa.Engine, probe_interval: float = 10.0):
+    def __init__(self, db: sa.Engine, probe_interval: float = 10.0, thread: bool = True):
         self.db = db
         # readiness (see writable): the outcome of the last write to the audit database, by a commit or a probe
         self.probe_interval = probe_interval
@@ -155,7 +155,8 @@ class AuditLog:
         self.on_group: list[Any] = []  # called (no arguments) after each group, committed or failed (api/writer.py)
         self._inserts = inserts(db.dialect)
         self._conn: Any = None  # the writer thread's DB-API connection (see _insert)
-        self._thread.start()
+        if thread:  # else the owner commits with write() (the audit writer process, api/writer.py)
+            self._thread.start()
 
     # -- writing ----------------------------------------------------------------------------------------------
     def submit(self, rows: list[dict[str, Any]]) -> Future:
@@ -232,6 +233,17 @@ class AuditLog:
         for listener in self.on_group:
             with contextlib.suppress(Exception):
                 listener()
+
+    def write(self, rows: list[dict[str, Any]]) -> Optional[str]:
+        """Commit rows (and their labels) in one transaction now, in the calling thread: None, or why it failed."""
+        try:
+            self._insert(rows, label_rows(rows))
+        except Exception as e:  # noqa: BLE001 — reported to every waiting request
+            self._wrote(f"{type(e).__name__}: {e}"[:500])
+            return f"audit log write failed: {type(e).__name__}"
+        self.transactions += 1
+        self._wrote(None)
+        return None
 
     def _insert(self, rows: list[dict[str, Any]], labelled: list[dict[str, Any]]) -> None:
         """Insert rows (and their labels) in one transaction: one multi-row INSERT per table (per CHUNK rows) through

@@ -63,6 +63,7 @@ MAX_FRAME = 256 * 1024 * 1024  # bytes: far above a full batch (10,000 rows of a
 SEND_TIMEOUT = 30.0  # seconds a send may wait for a writer that does not read (then the connection is dropped)
 RECONNECT = 0.05  # seconds between two connection attempts while the writer is not listening
 PROBE_TIMEOUT = 10.0  # seconds /readyz waits for the writer's answer to a probe
+GROUP_TARGET = 32  # rows: a group this large is committed at once, without waiting for more
 COMM = b"dfft-audit"  # the writer process's name (/proc/<pid>/comm)
 WRITER_RESTART = 1.0  # seconds at least between two starts of the writer process
 
@@ -98,35 +99,6 @@ def decode_rows(rows: Any) -> list[dict[str, Any]]:
 def frame(obj: Any) -> bytes:
     data = marshal.dumps(obj)
     return HEAD.pack(len(data)) + data
-
-
-class Reader:
-    """Frames from a socket (blocking reads; a socket timeout only means nothing arrived yet)."""
-
-    def __init__(self, sock: socket.socket, stopped: Any = lambda: False):
-        self.sock, self.stopped, self.buf = sock, stopped, bytearray()
-
-    def _fill(self, n: int) -> None:
-        while len(self.buf) < n:
-            try:
-                chunk = self.sock.recv(max(65536, n - len(self.buf)))
-            except TimeoutError:
-                if self.stopped():
-                    raise EOFError("stopped") from None
-                continue
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buf += chunk
-
-    def next(self) -> Any:
-        self._fill(HEAD.size)
-        (n,) = HEAD.unpack_from(self.buf)
-        if n > MAX_FRAME:
-            raise ValueError(f"frame of {n} bytes")
-        self._fill(HEAD.size + n)
-        data = bytes(self.buf[HEAD.size : HEAD.size + n])
-        del self.buf[: HEAD.size + n]
-        return marshal.loads(data)
 
 
 # -- a worker's side -------------------------------------------------------------------------------------------------
@@ -385,40 +357,60 @@ class RemoteAuditLog(AuditLog):
 
 
 # -- the writer's side -----------------------------------------------------------------------------------------------
+def commit_delay() -> float:
+    """DFFT_AUDIT_COMMIT_DELAY_MS (default 0: off): how long, under load, a small group of rows may wait for more
+    before the writer process commits it (seconds). It trades latency for CPU (a commit costs ~200 us of CPU with
+    synchronous=FULL however few rows it holds); with few requests in flight the latency costs more throughput than
+    the CPU saves (measured: docs/performance.md), hence off by default."""
+    raw = os.environ.get("DFFT_AUDIT_COMMIT_DELAY_MS", "0")
+    try:
+        ms = float(raw)
+    except ValueError:
+        raise ValueError(f"DFFT_AUDIT_COMMIT_DELAY_MS: expected milliseconds, got {raw[:50]!r}") from None
+    if not 0 <= ms <= 100:
+        raise ValueError(f"DFFT_AUDIT_COMMIT_DELAY_MS: expected 0 to 100 milliseconds, got {ms:g}")
+    return ms / 1000
+
+
 class _Peer:
-    """One connected worker: its socket and the acknowledgements of the current group."""
+    """One connected worker: its socket and the bytes received from it that are not yet a whole frame."""
+
+    __slots__ = ("buf", "sock")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
-        self.lock = threading.Lock()
-        self.acks: list[tuple[int, Optional[str]]] = []
+        self.buf = bytearray()
 
-    def send(self, msg: Any) -> None:
-        data = frame(msg)
-        with self.lock, contextlib.suppress(OSError):  # a worker gone: its reader ends on its own
-            self.sock.sendall(data)
+    def frames(self, data: bytes) -> list[Any]:
+        buf = self.buf
+        buf += data
+        out = []
+        while len(buf) >= HEAD.size:
+            (n,) = HEAD.unpack_from(buf)
+            if n > MAX_FRAME:
+                raise ValueError(f"frame of {n} bytes")
+            if len(buf) < HEAD.size + n:
+                break
+            out.append(marshal.loads(bytes(buf[HEAD.size : HEAD.size + n])))
+            del buf[: HEAD.size + n]
+        return out
 
-
-class _Ack:
-    """The waiter of one frame's rows in the writer's AuditLog: set in the commit thread, sent after the group."""
-
-    __slots__ = ("dirty", "i", "peer")
-
-    def __init__(self, peer: _Peer, i: int, dirty: set[_Peer]):
-        self.peer, self.i, self.dirty = peer, i, dirty
-
-    def set_result(self, _: Any) -> None:
-        self.peer.acks.append((self.i, None))
-        self.dirty.add(self.peer)
-
-    def set_exception(self, e: BaseException) -> None:
-        self.peer.acks.append((self.i, str(e)[:500] or type(e).__name__))
-        self.dirty.add(self.peer)
+    def send(self, msg: Any) -> bool:
+        try:
+            self.sock.sendall(frame(msg))
+            return True
+        except OSError:
+            return False
 
 
 def run_writer(address: str, url: str, probe_interval: float, parent: int) -> None:
-    """The audit writer process: accept workers on `address`, commit their rows in groups, acknowledge after each
-    commit. Stops on SIGTERM (or when `parent` is gone), after committing and acknowledging what it has received."""
+    """The audit writer process: accept workers on `address`; read every frame that has arrived from any of them,
+    commit all their rows in one transaction, acknowledge (one frame per worker), and again. While a commit runs, the
+    next frames wait in the sockets: the next group. One thread, no queue: the process does nothing else. Stops on
+    SIGTERM (or when `parent` is gone), after committing and acknowledging what it has read."""
+    import selectors
+
+    from .audit import MAX_GROUP
     from .db import open_database
 
     logging.basicConfig(level=logging.WARNING, format="dfft audit writer: %(message)s")
@@ -429,62 +421,105 @@ def run_writer(address: str, url: str, probe_interval: float, parent: int) -> No
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us in order
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     db = open_database(url)
-    audit = AuditLog(db, probe_interval=probe_interval)
-    dirty: set[_Peer] = set()
-
-    def flush() -> None:  # in the commit thread, after each group: one frame per worker
-        for peer in list(dirty):
-            dirty.discard(peer)
-            acks, peer.acks = peer.acks, []
-            if acks:
-                peer.send((audit.transactions, acks))
-
-    audit.on_group.append(flush)
+    audit = AuditLog(db, probe_interval=probe_interval, thread=False)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(address)
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(address)
     os.chmod(address, 0o600)
     srv.listen(128)
-    srv.settimeout(0.5)
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    srv.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(srv, selectors.EVENT_READ, None)
+    stopping = False
 
-    def serve_peer(sock: socket.socket) -> None:
-        peer = _Peer(sock)
-        reader = Reader(sock, stopping.is_set)
-        try:
-            while True:
-                msg = reader.next()
-                if msg[0] == "r":
-                    audit.enqueue(decode_rows(msg[2]), _Ack(peer, msg[1], dirty))
-                elif msg[0] == "p":
-                    peer.send((audit.transactions, [(msg[1], audit.writable())]))
-                else:
-                    raise ValueError(f"unknown frame {msg[0]!r}")
-        except (OSError, EOFError, ValueError, TypeError, IndexError) as e:
-            if not isinstance(e, EOFError):
-                log.error("dropping a worker's connection: %s", f"{type(e).__name__}: {e}"[:200])
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
 
-    try:
-        while not stopping.is_set():
-            if os.getppid() != parent:  # the supervisor was killed: stop (what was received is committed first)
-                break
-            try:
-                sock, _ = srv.accept()
-            except TimeoutError:
+    signal.signal(signal.SIGTERM, stop)
+
+    def drop(peer: _Peer, why: str = "") -> None:
+        if why:
+            log.error("dropping a worker's connection: %s", why[:200])
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(peer.sock)
+        peer.sock.close()
+
+    def commit(rows: list[tuple[_Peer, int, list[dict[str, Any]]]]) -> None:
+        """Commit the rows of the frames read (one transaction per MAX_GROUP rows), then acknowledge them."""
+        acks: dict[_Peer, list[tuple[int, Optional[str]]]] = {}
+        i = 0
+        while i < len(rows):
+            group: list[tuple[_Peer, int, list[dict[str, Any]]]] = []
+            n = 0
+            while i < len(rows) and (not group or n + len(rows[i][2]) <= MAX_GROUP):
+                group.append(rows[i])
+                n += len(rows[i][2])
+                i += 1
+            err = audit.write([r for _, _, rs in group for r in rs])
+            for peer, ident, _ in group:
+                acks.setdefault(peer, []).append((ident, err))
+        for peer, items in acks.items():
+            if not peer.send((audit.transactions, items)):
+                drop(peer)
+
+    def read(events: Any, got: list[tuple[_Peer, int, list[dict[str, Any]]]], probes: list[tuple[_Peer, int]]) -> int:
+        """Accept new workers and read the frames that have arrived; returns the number of rows read."""
+        rows = 0
+        for key, _ in events:
+            if key.data is None:
+                with contextlib.suppress(BlockingIOError, InterruptedError):
+                    sock, _ = srv.accept()
+                    sock.settimeout(SEND_TIMEOUT)  # reads follow select; an acknowledgement waits at most this
+                    sel.register(sock, selectors.EVENT_READ, _Peer(sock))
                 continue
-            sock.settimeout(SEND_TIMEOUT)
-            threading.Thread(target=serve_peer, args=(sock,), name="dfft-audit-peer", daemon=True).start()
+            peer = key.data
+            try:
+                data = peer.sock.recv(1 << 20)
+                if not data:
+                    drop(peer)
+                    continue
+                for msg in peer.frames(data):
+                    if msg[0] == "r":
+                        got.append((peer, msg[1], decode_rows(msg[2])))
+                        rows += len(got[-1][2])
+                    elif msg[0] == "p":
+                        probes.append((peer, msg[1]))
+                    else:
+                        raise ValueError(f"unknown frame {msg[0]!r}")
+            except (OSError, EOFError, ValueError, TypeError, IndexError) as e:
+                drop(peer, f"{type(e).__name__}: {e}")
+        return rows
+
+    delay = commit_delay()
+    last = 0.0  # time.monotonic() at the end of the last commit
+    try:
+        while not stopping:
+            events = sel.select(timeout=0.5)
+            if os.getppid() != parent:  # the supervisor was killed: stop (what was read is committed first)
+                stopping = True
+            got: list[tuple[_Peer, int, list[dict[str, Any]]]] = []
+            probes: list[tuple[_Peer, int]] = []
+            rows = read(events, got, probes)
+            now = time.monotonic()
+            if rows and delay and rows < GROUP_TARGET and now - last < 2 * delay:
+                # under load (the last commit ended moments ago) a small group waits up to `delay` for more rows: a
+                # commit costs ~200 us of CPU however few rows it holds (fsync, WAL pages of every index)
+                until = now + delay
+                while rows < GROUP_TARGET and (left := until - time.monotonic()) > 0:
+                    rows += read(sel.select(timeout=left), got, probes)
+            if got:
+                commit(got)
+                last = time.monotonic()
+            for peer, ident in probes:
+                if not peer.send((audit.transactions, [(ident, audit.writable())])):
+                    drop(peer)
     finally:
+        sel.close()
         srv.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(address)
-        stopping.set()
-        time.sleep(0.1)  # frames already read are queued; then drain: commit and acknowledge them
-        audit.close()
         db.dispose()
 
 
@@ -495,6 +530,7 @@ class WriterProcess:
     def __init__(self, url: str, probe_interval: float = 10.0):
         import tempfile
 
+        commit_delay()  # a bad DFFT_AUDIT_COMMIT_DELAY_MS fails here, not in every restart of the writer
         self.url, self.probe_interval = url, probe_interval
         self.dir = tempfile.mkdtemp(prefix="dfft-audit-")  # 0700
         self.address = os.path.join(self.dir, "writer.sock")

@@ -173,6 +173,11 @@ def spread(xs: list[float], fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(median(xs))} [{fmt.format(min(xs))}-{fmt.format(max(xs))}]"
 
 
+def commit_delay(mode: str) -> dict[str, str]:
+    """The environment of a --audit-writer variant: process@MS sets DFFT_AUDIT_COMMIT_DELAY_MS."""
+    return {"DFFT_AUDIT_COMMIT_DELAY_MS": mode.split("@", 1)[1]} if "@" in mode else {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rules", default=None, help="rule bundle directory (default: the embedded corpus)")
@@ -186,7 +191,8 @@ def main() -> None:
         "--audit-writer",
         default="process",
         help="DFFT_AUDIT_WRITER of this tree's servers: process (one writer process for all workers, the default), "
-        "thread (each worker writes its own rows), or both, comma-separated (measured side by side)",
+        "thread (each worker writes its own rows), or several, comma-separated (measured side by side); "
+        "process@MS runs the writer with DFFT_AUDIT_COMMIT_DELAY_MS=MS",
     )
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument(
@@ -204,8 +210,8 @@ def main() -> None:
         raise SystemExit("bench_api needs wrk (Debian: apt-get install -y wrk)")
     conns = [int(c) for c in a.connections.split(",")]
     modes = [m.strip() for m in a.audit_writer.split(",") if m.strip()]
-    if not modes or set(modes) - {"process", "thread"}:
-        raise SystemExit("--audit-writer: process, thread or both")
+    if not modes or {m.split("@")[0] for m in modes} - {"process", "thread"}:
+        raise SystemExit("--audit-writer: process, thread or both (process@MS: with DFFT_AUDIT_COMMIT_DELAY_MS=MS)")
     worker_counts = [int(w) for w in a.workers.split(",")]
 
     sys.path.insert(0, str(ROOT))  # bench.workload, when run as bench/bench_api.py
@@ -218,7 +224,7 @@ def main() -> None:
     # machine's load (it is shared) hits every variant alike; ratios are taken within a round
     mine = ["this"] if len(modes) == 1 else [f"this-{m}" for m in modes]  # this tree's variants
     configs: list[tuple[str, str, int, dict[str, str]]] = [
-        (v, sys.executable, w, {"DFFT_AUDIT_WRITER": m})
+        (v, sys.executable, w, {"DFFT_AUDIT_WRITER": m.split("@")[0]} | commit_delay(m))
         for v, m in zip(mine, modes, strict=True)
         for w in worker_counts
     ]

@@ -465,7 +465,10 @@ def register(app: typer.Typer, state: Any) -> None:
             # whatever the number of workers, and none of the database work on a worker's event loop
             from ..api.writer import WriterProcess
 
-            writer = WriterProcess(settings.url, settings.ready_probe_interval)
+            try:
+                writer = WriterProcess(settings.url, settings.ready_probe_interval)
+            except ValueError as e:
+                raise typer.BadParameter(str(e)) from None
             settings.audit_writer = writer.address
         options = dict(
             host=host,

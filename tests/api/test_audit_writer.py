@@ -164,10 +164,12 @@ class LoopThread:
         self.loop.close()
 
 
-def test_many_clients_share_one_writer_and_every_acknowledged_row_is_committed(tmp_path):
+@pytest.mark.parametrize("delay_ms", ["0", "2"])
+def test_many_clients_share_one_writer_and_every_acknowledged_row_is_committed(tmp_path, monkeypatch, delay_ms):
     """Four workers' audit logs (as four `dfft serve` workers would hold) submit concurrently to one writer: every
     acknowledged row is in the database, labels included, and the writer groups rows from different workers into
-    the same transactions (fewer transactions than submits)."""
+    the same transactions (fewer transactions than submits); with and without a commit delay."""
+    monkeypatch.setenv("DFFT_AUDIT_COMMIT_DELAY_MS", delay_ms)
     data = tmp_path / "data"
     url = f"sqlite:///{(data / 'dfft.db').resolve()}"
     writer = writer_for(url)
@@ -251,3 +253,12 @@ def test_the_writer_process_on_postgresql_records_and_fails_closed_in_an_outage(
         if api is not None:
             api.stop()
         writer.stop()
+
+
+def test_a_bad_commit_delay_is_refused_at_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("DFFT_AUDIT_COMMIT_DELAY_MS", "soon")
+    with pytest.raises(ValueError, match="DFFT_AUDIT_COMMIT_DELAY_MS"):
+        WriterProcess(f"sqlite:///{tmp_path / 'dfft.db'}")
+    monkeypatch.setenv("DFFT_AUDIT_COMMIT_DELAY_MS", "500")
+    with pytest.raises(ValueError, match="0 to 100"):
+        WriterProcess(f"sqlite:///{tmp_path / 'dfft.db'}")
