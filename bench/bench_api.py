@@ -189,9 +189,10 @@ def main() -> None:
     ap.add_argument("--never-seen", type=int, default=8_000, help="distinct bodies per never-seen run")
     ap.add_argument(
         "--audit-writer",
-        default="process",
-        help="DFFT_AUDIT_WRITER of this tree's servers: process (one writer process for all workers, the default), "
-        "thread (each worker writes its own rows), or several, comma-separated (measured side by side); "
+        default="auto",
+        help="DFFT_AUDIT_WRITER of this tree's servers: auto (the default: a writer process with several workers, "
+        "a writer thread with one), process (one writer process for all workers), thread (each worker writes its "
+        "own rows), or several, comma-separated (measured side by side); "
         "process@MS runs the writer with DFFT_AUDIT_COMMIT_DELAY_MS=MS",
     )
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -210,8 +211,8 @@ def main() -> None:
         raise SystemExit("bench_api needs wrk (Debian: apt-get install -y wrk)")
     conns = [int(c) for c in a.connections.split(",")]
     modes = [m.strip() for m in a.audit_writer.split(",") if m.strip()]
-    if not modes or {m.split("@")[0] for m in modes} - {"process", "thread"}:
-        raise SystemExit("--audit-writer: process, thread or both (process@MS: with DFFT_AUDIT_COMMIT_DELAY_MS=MS)")
+    if not modes or {m.split("@")[0] for m in modes} - {"auto", "process", "thread"}:
+        raise SystemExit("--audit-writer: auto, process, thread (process@MS: with DFFT_AUDIT_COMMIT_DELAY_MS=MS)")
     worker_counts = [int(w) for w in a.workers.split(",")]
 
     sys.path.insert(0, str(ROOT))  # bench.workload, when run as bench/bench_api.py

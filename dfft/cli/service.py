@@ -451,9 +451,14 @@ def register(app: typer.Typer, state: Any) -> None:
         import os
 
         writer = None
-        mode = os.environ.get("DFFT_AUDIT_WRITER", "process").strip().lower() or "process"
-        if mode not in ("process", "thread"):
-            raise typer.BadParameter(f"DFFT_AUDIT_WRITER={mode!r}: expected 'process' or 'thread'")
+        mode = os.environ.get("DFFT_AUDIT_WRITER", "auto").strip().lower() or "auto"
+        if mode not in ("auto", "process", "thread"):
+            raise typer.BadParameter(f"DFFT_AUDIT_WRITER={mode!r}: expected 'auto', 'process' or 'thread'")
+        if mode == "auto":
+            # several workers: one writer process for all (one writer on the database, no lock contention between
+            # workers, nothing of it on their event loops); one worker: its writer thread, which measured as fast or
+            # faster on a 2-core machine (docs/performance.md, "API, fourth pass")
+            mode = "process" if workers > 1 else "thread"
         if workers > 1 or mode == "process":
             # migrate (or create) the database once, before the workers and the audit writer start: each then finds
             # the schema current

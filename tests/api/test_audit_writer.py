@@ -5,6 +5,7 @@ on loopback and real databases (SQLite, PostgreSQL); every wait has a deadline."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -23,7 +24,7 @@ from dfft.api.audit import AuditUnavailable, new_id
 from dfft.api.db import open_database
 from dfft.api.writer import RemoteAuditLog, WriterProcess, decode_rows, encode_rows
 
-from .conftest import REQ, start
+from .conftest import REQ, serve_process, start
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals and unix sockets")
 
@@ -262,3 +263,66 @@ def test_a_bad_commit_delay_is_refused_at_start(tmp_path, monkeypatch):
     monkeypatch.setenv("DFFT_AUDIT_COMMIT_DELAY_MS", "500")
     with pytest.raises(ValueError, match="0 to 100"):
         WriterProcess(f"sqlite:///{tmp_path / 'dfft.db'}")
+
+
+def audit_writers(pid: int) -> list[int]:
+    """The audit writer processes (named dfft-audit, api/writer.py) among the children of `pid`."""
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):  # a child started by another thread is listed under that thread
+        with contextlib.suppress(OSError):
+            kids += [int(p) for p in (task / "children").read_text().split()]
+    out = []
+    for k in kids:
+        try:
+            if Path(f"/proc/{k}/comm").read_text().strip() == "dfft-audit":
+                out.append(k)
+        except OSError:
+            pass
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/comm").exists(), reason="reads /proc (Linux)")
+def test_dfft_serve_with_one_worker_and_a_writer_process_restarts_it(tmp_path):
+    """`DFFT_AUDIT_WRITER=process dfft serve` (one worker): the server runs the writer as its child, records through
+    it, and restarts it when it dies; in between a check is a 503 without a verdict or a recorded 200."""
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - the server writes to it until it is closed below
+    proc = None
+    try:
+        try:
+            proc, url, key, _, data = serve_process(
+                tmp_path, "check", stdout=log, env={**os.environ, "DFFT_AUDIT_WRITER": "process"}
+            )
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {(tmp_path / 'server.log').read_text()}") from None
+        (writer,) = audit_writers(proc.pid)
+        with httpx.Client(
+            base_url=url, headers={"X-API-Key": key}, params={"allow_other_date": "true"}, timeout=30
+        ) as c:
+            r = c.post("/v1/check", json=REQ)
+            assert r.status_code == 200, r.text
+            assert r.headers["Dfft-Decision-Id"] in ids_in(data / "dfft.db")
+            os.kill(writer, signal.SIGKILL)
+            wait_for(lambda: [w for w in audit_writers(proc.pid) if w != writer], "the writer's restart")
+            answered: list[httpx.Response] = []
+
+            def recorded() -> bool:
+                answered.append(c.post("/v1/check", json={**REQ, "subjects": 3 + len(answered)}))
+                return answered[-1].status_code == 200
+
+            wait_for(recorded, "a check answered after the restart")
+            for r in answered:
+                assert r.status_code in (200, 503), r.text
+                if r.status_code == 503:
+                    assert "verdict" not in r.json()
+                else:
+                    assert r.headers["Dfft-Decision-Id"] in ids_in(data / "dfft.db")
+    finally:
+        if proc is not None:
+            kids = audit_writers(proc.pid)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+            deadline = time.monotonic() + 30
+            while any(Path(f"/proc/{k}").exists() for k in kids) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not [k for k in kids if Path(f"/proc/{k}").exists()], "the writer outlived the server"
+        log.close()
