@@ -661,7 +661,12 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         settings.rules_dir = rules_dir
     rules = Rules(settings.rules_dir)
     db = open_database(settings.url)
-    audit = AuditLog(db, probe_interval=settings.ready_probe_interval)
+    if settings.audit_writer:  # `dfft serve`: one writer process commits the rows of every worker (api/writer.py)
+        from .writer import RemoteAuditLog
+
+        audit: AuditLog = RemoteAuditLog(db, settings.audit_writer)
+    else:
+        audit = AuditLog(db, probe_interval=settings.ready_probe_interval)
     keys = KeyStore(db, cache_seconds=settings.key_cache_seconds)
     sink = None
     if settings.decision_log_url:
@@ -700,6 +705,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
                 lambda *_: threading.Thread(target=rules.reload_quietly, name="dfft-reload", daemon=True).start(),
             )
         bundles.start()
+        audit.start(asyncio.get_running_loop())
         try:
             yield
         finally:
@@ -1014,7 +1020,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
         with rules.lease() as eng:
             j = rules.judge(eng, request, today)
         row = audited_row(j, key.id, other, labels=labels)
-        await asyncio.wrap_future(audit.submit([row]))
+        await audit.commit([row])
         metrics.decisions.labels(j.decision.verdict, "check").inc()
         # the memoised decision is shared by equal requests; the id is this check's own (its audit row)
         return Response(
@@ -1107,7 +1113,7 @@ def create_app(settings: Optional[Settings] = None, rules_dir: Any = None) -> Fa
             return await stack(scope, replaying(body, receive), raw_send)
         row = audited_row(j, key.id, other, labels=labels)
         try:
-            await asyncio.wrap_future(audit.submit([row]))
+            await audit.commit([row])
         except AuditUnavailable as e:
             log.error("audit log unavailable: %s", e)
             return await audit_unavailable()(scope, receive, send)

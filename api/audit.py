@@ -138,35 +138,51 @@ def inserts(dialect: Any) -> Optional[tuple[tuple[str, str, list[str], list[tupl
 
 
 class AuditLog:
-    def __init__(self, db: sa.Engine, probe_interval: float = 10.0):
+    def __init__(self, db: sa.Engine, probe_interval: float = 10.0, thread: bool = True):
         self.db = db
         # readiness (see writable): the outcome of the last write to the audit database, by a commit or a probe
         self.probe_interval = probe_interval
         self.last_error: Optional[str] = None
         self._last_write = 0.0  # time.monotonic() of the last outcome
         self._probe_lock = threading.Lock()
-        self._q: queue.Queue[Optional[tuple[list[dict[str, Any]], Future]]] = queue.Queue()
+        self._q: queue.Queue[Optional[tuple[list[dict[str, Any]], Any]]] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dfft-audit-writer", daemon=True)
         self.transactions = 0
         self._queued = 0  # rows submitted and not yet committed (or failed): the audit queue's depth
         self._queued_lock = threading.Lock()
         self.on_commit: list[Any] = []  # called (no arguments) after each commit, e.g. the decision-log sink's wake
+        self.on_group: list[Any] = []  # called (no arguments) after each group, committed or failed (api/writer.py)
         self._inserts = inserts(db.dialect)
         self._conn: Any = None  # the writer thread's DB-API connection (see _insert)
-        self._thread.start()
+        if thread:  # else the owner commits with write() (the audit writer process, api/writer.py)
+            self._thread.start()
 
     # -- writing ----------------------------------------------------------------------------------------------
     def submit(self, rows: list[dict[str, Any]]) -> Future:
         """Queue rows; the future completes once they are committed (or fails with AuditUnavailable)."""
         fut: Future = Future()
+        self.enqueue(rows, fut)
+        return fut
+
+    def enqueue(self, rows: list[dict[str, Any]], waiter: Any) -> None:
+        """Queue rows; `waiter.set_result(None)` once they are committed, `waiter.set_exception(AuditUnavailable)`
+        if they cannot be (a Future, or the audit writer process's acknowledgement of a worker's rows)."""
         if self._stop.is_set() or not self._thread.is_alive():
-            fut.set_exception(AuditUnavailable("the audit writer is stopped"))
-            return fut
+            waiter.set_exception(AuditUnavailable("the audit writer is stopped"))
+            return
         with self._queued_lock:
             self._queued += len(rows)
-        self._q.put((rows, fut))
-        return fut
+        self._q.put((rows, waiter))
+
+    async def commit(self, rows: list[dict[str, Any]]) -> None:
+        """Queue rows and wait (without blocking the event loop) for their commit; raises AuditUnavailable."""
+        import asyncio
+
+        await asyncio.wrap_future(self.submit(rows))
+
+    def start(self, loop: Any) -> None:
+        """Called with the app's event loop when its lifespan starts (this writer's thread runs already)."""
 
     def queued(self) -> int:
         """Rows waiting for their commit (the audit queue's depth)."""
@@ -203,6 +219,7 @@ class AuditLog:
                 self._done(len(rows))
                 for _, fut in group:
                     fut.set_exception(err)
+                self._grouped()
                 continue
             self._done(len(rows))
             for _, fut in group:
@@ -210,6 +227,23 @@ class AuditLog:
             for listener in self.on_commit:
                 with contextlib.suppress(Exception):  # a listener never fails the audit writer
                     listener()
+            self._grouped()
+
+    def _grouped(self) -> None:
+        for listener in self.on_group:
+            with contextlib.suppress(Exception):
+                listener()
+
+    def write(self, rows: list[dict[str, Any]]) -> Optional[str]:
+        """Commit rows (and their labels) in one transaction now, in the calling thread: None, or why it failed."""
+        try:
+            self._insert(rows, label_rows(rows))
+        except Exception as e:  # noqa: BLE001 — reported to every waiting request
+            self._wrote(f"{type(e).__name__}: {e}"[:500])
+            return f"audit log write failed: {type(e).__name__}"
+        self.transactions += 1
+        self._wrote(None)
+        return None
 
     def _insert(self, rows: list[dict[str, Any]], labelled: list[dict[str, Any]]) -> None:
         """Insert rows (and their labels) in one transaction: one multi-row INSERT per table (per CHUNK rows) through

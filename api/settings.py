@@ -72,3 +72,6 @@ class Settings:
     # Rule-bundle distribution (api/distribution.py): seconds between polls of the active published bundle (0: off;
     # otherwise 0.5 to 300); every instance serves a newly activated bundle within this time plus its load time
     bundle_poll_seconds: float = field(default_factory=lambda: _seconds("DFFT_BUNDLE_POLL_SECONDS", 5.0))
+    # set by `dfft serve` (DFFT_AUDIT_WRITER=process, the default): the unix socket of the audit writer process that
+    # commits the rows of every worker (api/writer.py); None: this process writes its own rows (a writer thread)
+    audit_writer: Optional[str] = None

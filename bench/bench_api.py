@@ -173,6 +173,11 @@ def spread(xs: list[float], fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(median(xs))} [{fmt.format(min(xs))}-{fmt.format(max(xs))}]"
 
 
+def commit_delay(mode: str) -> dict[str, str]:
+    """The environment of a --audit-writer variant: process@MS sets DFFT_AUDIT_COMMIT_DELAY_MS."""
+    return {"DFFT_AUDIT_COMMIT_DELAY_MS": mode.split("@", 1)[1]} if "@" in mode else {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rules", default=None, help="rule bundle directory (default: the embedded corpus)")
@@ -182,6 +187,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (each server, each load, in turn)")
     ap.add_argument("--sqlite-synchronous", default="FULL", choices=("FULL", "NORMAL"))
     ap.add_argument("--never-seen", type=int, default=8_000, help="distinct bodies per never-seen run")
+    ap.add_argument(
+        "--audit-writer",
+        default="auto",
+        help="DFFT_AUDIT_WRITER of this tree's servers: auto (the default: a writer process with several workers, "
+        "a writer thread with one), process (one writer process for all workers), thread (each worker writes its "
+        "own rows), or several, comma-separated (measured side by side); "
+        "process@MS runs the writer with DFFT_AUDIT_COMMIT_DELAY_MS=MS",
+    )
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument(
         "--baseline",
@@ -197,6 +210,9 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("bench_api needs wrk (Debian: apt-get install -y wrk)")
     conns = [int(c) for c in a.connections.split(",")]
+    modes = [m.strip() for m in a.audit_writer.split(",") if m.strip()]
+    if not modes or {m.split("@")[0] for m in modes} - {"auto", "process", "thread"}:
+        raise SystemExit("--audit-writer: auto, process, thread (process@MS: with DFFT_AUDIT_COMMIT_DELAY_MS=MS)")
     worker_counts = [int(w) for w in a.workers.split(",")]
 
     sys.path.insert(0, str(ROOT))  # bench.workload, when run as bench/bench_api.py
@@ -207,10 +223,15 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dfft-bench-api-"))
     # every server runs for the whole bench; the loads take turns on them, round by round, so that a change in the
     # machine's load (it is shared) hits every variant alike; ratios are taken within a round
-    configs: list[tuple[str, str, int]] = [("this", sys.executable, w) for w in worker_counts]
+    mine = ["this"] if len(modes) == 1 else [f"this-{m}" for m in modes]  # this tree's variants
+    configs: list[tuple[str, str, int, dict[str, str]]] = [
+        (v, sys.executable, w, {"DFFT_AUDIT_WRITER": m.split("@")[0]} | commit_delay(m))
+        for v, m in zip(mine, modes, strict=True)
+        for w in worker_counts
+    ]
     if a.baseline:
-        configs.insert(0, ("baseline", a.baseline, 1))
-    floor_workers = sorted({w for _, _, w in configs})
+        configs.insert(0, ("baseline", a.baseline, 1, {}))
+    floor_workers = sorted({w for _, _, w, _ in configs})
     never_runs = a.rounds * len(conns) * len(configs)
     bodies = tmp / "bodies.jsonl"
     reqs = requests(rs, 64 + a.never_seen * never_runs, seed=14)
@@ -225,7 +246,8 @@ def main() -> None:
     print(
         f"# bench_api: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, fsync {fsync_ms(tmp):.1f} ms, "
         f"SQLite synchronous={a.sqlite_synchronous}, {len(rs.jurisdictions)} jurisdictions, "
-        f"{len(rs.all_rules())} rules, wrk -t1, {a.seconds:g} s per run, {a.rounds} interleaved rounds",
+        f"{len(rs.all_rules())} rules, wrk -t1, {a.seconds:g} s per run, {a.rounds} interleaved rounds, audit "
+        f"writer {a.audit_writer}",
         flush=True,
     )
     procs: list[subprocess.Popen] = []
@@ -234,7 +256,7 @@ def main() -> None:
     results: dict[tuple, list[dict]] = {}  # (server, connections, kind) -> one wrk result per round
     acknowledged = 0
     try:
-        for n, (version, python, w) in enumerate(configs):
+        for n, (version, python, w, extra) in enumerate(configs):
             data = tmp / f"data-{n}"
             key = subprocess.run(
                 [python, "-m", "dfft.cli", "keys", "create", "--scope", "check", "--data-dir", str(data)],
@@ -249,8 +271,8 @@ def main() -> None:
                 subprocess.Popen(
                     [python, "-m", "dfft.cli", *rules_arg, "serve", "--port", str(port), "--data-dir", str(data)]
                     + ["--log-level", "warning", "--no-web"]
-                    + (["--workers", str(w)] if version == "this" else []),
-                    env=env,
+                    + (["--workers", str(w)] if version != "baseline" else []),
+                    env={**env, **extra},
                     cwd=tmp,
                 )
             )
@@ -341,35 +363,50 @@ def main() -> None:
                         f"{median(per_round(('floor', w), c, 'floor', 'p99')):.2f}",
                     )
                 )
-    if a.baseline:
+    if a.baseline and 1 in worker_counts:
         print()
-        print(row("before / after", "conns", "requests", "baseline / floor", "this / floor", "this / baseline"))
-        print(row(*["---"] * 6))
-        for c in conns:
-            flo = per_round(("floor", 1), c, "floor")
-            for kind in ("repeated", "never-seen"):
-                b, t = per_round(("baseline", 1), c, kind), per_round(("this", 1), c, kind)
-                print(
-                    row(
-                        "1 worker",
-                        c,
-                        kind,
-                        spread(ratio(b, flo)),
-                        spread(ratio(t, flo)),
-                        f"**{spread(ratio(t, b))}x**",
-                    )
-                )
-    if len(worker_counts) > 1:
-        print()
-        print(row("scaling", "conns", "requests", "dfft", "floor"))
-        print(row(*["---"] * 5))
-        base = worker_counts[0]
-        for w in worker_counts[1:]:
+        print(row("before / after", "this", "conns", "requests", "baseline / floor", "this / floor", "this / baseline"))
+        print(row(*["---"] * 7))
+        for v in mine:
             for c in conns:
-                flo = ratio(per_round(("floor", w), c, "floor"), per_round(("floor", base), c, "floor"))
+                flo = per_round(("floor", 1), c, "floor")
                 for kind in ("repeated", "never-seen"):
-                    d = ratio(per_round(("this", w), c, kind), per_round(("this", base), c, kind))
-                    print(row(f"{w} / {base} workers", c, kind, f"**{spread(d)}x**", f"{spread(flo)}x"))
+                    b, t = per_round(("baseline", 1), c, kind), per_round((v, 1), c, kind)
+                    print(
+                        row(
+                            "1 worker",
+                            v,
+                            c,
+                            kind,
+                            spread(ratio(b, flo)),
+                            spread(ratio(t, flo)),
+                            f"**{spread(ratio(t, b))}x**",
+                        )
+                    )
+    if len(worker_counts) > 1:
+        # how far each variant scales with workers, and that as a share of how far the floor scaled in the same
+        # rounds (on a machine whose load generator shares the cores, the floor's own scaling is the ceiling)
+        print()
+        print(row("scaling", "dfft", "conns", "requests", "dfft", "floor", "dfft scaling / floor scaling"))
+        print(row(*["---"] * 7))
+        base = worker_counts[0]
+        for v in mine:
+            for w in worker_counts[1:]:
+                for c in conns:
+                    flo = ratio(per_round(("floor", w), c, "floor"), per_round(("floor", base), c, "floor"))
+                    for kind in ("repeated", "never-seen"):
+                        d = ratio(per_round((v, w), c, kind), per_round((v, base), c, kind))
+                        print(
+                            row(
+                                f"{w} / {base} workers",
+                                v,
+                                c,
+                                kind,
+                                f"**{spread(d)}x**",
+                                f"{spread(flo)}x",
+                                spread(ratio(d, flo)),
+                            )
+                        )
     print()
     print(f"audit rows {audited:,} for {acknowledged:,} acknowledged decisions (the warm-ups' included in the rows)")
     if a.json:

@@ -278,12 +278,14 @@ def _worker(build: Any, args: tuple, options: dict[str, Any]) -> None:  # the ta
 QUICK_EXIT = 10.0  # seconds: a worker that fails this soon after its start stops the whole group (a start-up error)
 
 
-def supervise(build: Any, args: tuple, options: dict[str, Any], workers: int) -> int:
+def supervise(build: Any, args: tuple, options: dict[str, Any], workers: int, writer: Any = None) -> int:
     """Run `workers` processes, each a complete instance (its own engine, memo, key cache and audit writer) bound to
     the same port with SO_REUSEPORT. The parent only supervises: SIGTERM / SIGINT stop every worker (gracefully, then
     killed after 30 s); SIGHUP is passed on to every worker (each reloads its rule bundle: the admin reload endpoint
     sends it, so a reload through any worker reaches all of them); a worker that dies is restarted, unless it failed
-    within QUICK_EXIT seconds of its start, which stops the group with its exit code. Returns the exit code."""
+    within QUICK_EXIT seconds of its start, which stops the group with its exit code. `writer` (api/writer.py
+    WriterProcess), when given, is started before the workers, restarted when it dies and stopped after them.
+    Returns the exit code."""
     import contextlib
     import multiprocessing
     import os
@@ -330,10 +332,15 @@ def supervise(build: Any, args: tuple, options: dict[str, Any], workers: int) ->
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, forward_hup)
     try:
+        if writer is not None:
+            writer.start()
         for i in range(workers):
             spawn(i)
         while not stopping:
             time.sleep(0.2)
+            what = writer.check() if writer is not None and not stopping else None
+            if what and not what.startswith("waiting"):
+                typer.echo(f"dfft serve: {what}", err=True)
             for i, p in enumerate(procs):
                 if stopping or p.is_alive():
                     continue
@@ -354,17 +361,32 @@ def supervise(build: Any, args: tuple, options: dict[str, Any], workers: int) ->
                 if p.is_alive():
                     p.kill()
                     p.join(5)
+        if writer is not None:
+            writer.stop()  # after the workers: every row they sent is committed and acknowledged first
         reserve.close()
     return code
 
 
-def serve_app(build: Any, args: tuple, options: dict[str, Any], workers: int = 1) -> None:
+def serve_app(build: Any, args: tuple, options: dict[str, Any], workers: int = 1, writer: Any = None) -> None:
     """Serve `build(*args)` (a picklable module-level function and arguments: each worker process builds its own
-    app) on options' host and port, in one process or `workers` processes."""
+    app) on options' host and port, in one process or `workers` processes; with `writer` (api/writer.py
+    WriterProcess), the audit writer process beside them (started first, restarted when it dies, stopped last)."""
     if workers <= 1:
-        run_one(build, args, options)
+        if writer is None:
+            run_one(build, args, options)
+            return
+        import threading
+
+        writer.start()
+        done = threading.Event()
+        writer.watch(done)
+        try:
+            run_one(build, args, options)
+        finally:
+            done.set()
+            writer.stop()
         return
-    code = supervise(build, args, options, workers)
+    code = supervise(build, args, options, workers, writer)
     if code:
         raise typer.Exit(code)
 
@@ -426,11 +448,33 @@ def register(app: typer.Typer, state: Any) -> None:
         if workers < 1:
             raise typer.BadParameter("at least 1", param_hint="--workers")
         settings = _settings(data_dir, database_url, state.rules_dir)
-        if workers > 1:
-            # migrate (or create) the database once, before the workers start: each then finds the schema current
+        import os
+
+        writer = None
+        mode = os.environ.get("DFFT_AUDIT_WRITER", "auto").strip().lower() or "auto"
+        if mode not in ("auto", "process", "thread"):
+            raise typer.BadParameter(f"DFFT_AUDIT_WRITER={mode!r}: expected 'auto', 'process' or 'thread'")
+        if mode == "auto":
+            # several workers: one writer process for all (one writer on the database, no lock contention between
+            # workers, nothing of it on their event loops); one worker: its writer thread, which measured as fast or
+            # faster on a 2-core machine (docs/performance.md, "API, fourth pass")
+            mode = "process" if workers > 1 else "thread"
+        if workers > 1 or mode == "process":
+            # migrate (or create) the database once, before the workers and the audit writer start: each then finds
+            # the schema current
             from ..api.db import open_database
 
             open_database(settings.url).dispose()
+        if mode == "process":
+            # one audit writer process commits the rows of every worker (api/writer.py): one writer on the database
+            # whatever the number of workers, and none of the database work on a worker's event loop
+            from ..api.writer import WriterProcess
+
+            try:
+                writer = WriterProcess(settings.url, settings.ready_probe_interval)
+            except ValueError as e:
+                raise typer.BadParameter(str(e)) from None
+            settings.audit_writer = writer.address
         options = dict(
             host=host,
             port=port,
@@ -440,4 +484,4 @@ def register(app: typer.Typer, state: Any) -> None:
         )
         # Each worker is a whole instance (engine, memo, key cache, audit writer) in its own process: the C engine
         # holds the GIL, so processes are what use more cores. Several hosts: run instances on one PostgreSQL database.
-        serve_app(dfft_app, (settings, not no_web), options, workers)
+        serve_app(dfft_app, (settings, not no_web), options, workers, writer)

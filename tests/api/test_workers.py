@@ -9,8 +9,10 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,13 +34,31 @@ KEY_CACHE = 1.0  # DFFT_KEY_CACHE_SECONDS for the server: the revocation bound u
 DEADLINE = 120.0  # seconds any convergence may take before the test fails (generous: a loaded CI machine)
 
 
-def children(pid: int) -> list[int]:
-    """The worker processes of the supervisor `pid` (multiprocessing's resource tracker left out)."""
+def spawned(pid: int) -> list[int]:
+    """The processes spawned by the supervisor `pid`: workers and the audit writer (multiprocessing's resource tracker
+    left out)."""
     try:
         kids = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
         return [k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
     except OSError:
         return []
+
+
+def is_writer(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "dfft-audit"
+    except OSError:
+        return False
+
+
+def children(pid: int) -> list[int]:
+    """The worker processes of the supervisor `pid`."""
+    return [k for k in spawned(pid) if not is_writer(k)]
+
+
+def writers(pid: int) -> list[int]:
+    """The audit writer process of the supervisor `pid` (api/writer.py)."""
+    return [k for k in spawned(pid) if is_writer(k)]
 
 
 START = 240.0  # seconds two workers may take to start (each loads and compiles the bundle; CI machines are slow)
@@ -167,7 +187,7 @@ def test_two_workers_obey_a_reload_and_a_revocation_through_one_of_them(tmp_path
         assert {out for _, out in judged.values()} == {h2}
     finally:
         if proc is not None:
-            pids = children(proc.pid)
+            pids = spawned(proc.pid)  # the workers and the audit writer
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(60)
@@ -178,4 +198,96 @@ def test_two_workers_obey_a_reload_and_a_revocation_through_one_of_them(tmp_path
             while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < gone:
                 time.sleep(0.1)
             assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a worker outlived the supervisor"
+        log.close()
+
+
+def test_two_workers_share_one_audit_writer_which_fails_closed_and_is_restarted(tmp_path):
+    """`dfft serve --workers 2` runs one audit writer process for both workers. Killed under load from both workers,
+    every check answered 200 has its row in the audit log, every other answer is a 503 without a verdict, and the
+    supervisor restarts the writer: both workers answer (and record) checks again."""
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - the server writes to it until it is closed below
+    proc = None
+    try:
+        try:
+            proc, url, admin, _, data = serve_workers(tmp_path, log, dict(os.environ))
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {(tmp_path / 'server.log').read_text()}") from None
+        assert len(children(proc.pid)) == 2
+        (writer,) = writers(proc.pid)
+
+        ok: list[str] = []
+        refused: list[httpx.Response] = []
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def load(n: int) -> None:
+            i = 0
+            while not stop.is_set() and i < 20_000:  # bounded
+                i += 1
+                with httpx.Client(base_url=url, timeout=30) as c:  # a new connection: either worker
+                    r = c.post(
+                        "/v1/check",
+                        json={**REQ, "subjects": n * 1_000_000 + i},
+                        params={"allow_other_date": "true"},
+                        headers={"X-API-Key": admin},
+                    )
+                with lock:
+                    if r.status_code == 200:
+                        ok.append(r.headers["Dfft-Decision-Id"])
+                    else:
+                        refused.append(r)
+
+        threads = [threading.Thread(target=load, args=(n,), daemon=True) for n in range(4)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + DEADLINE
+        while len(ok) < 100:
+            assert time.monotonic() < deadline, f"only {len(ok)} checks answered"
+            time.sleep(0.05)
+        os.kill(writer, signal.SIGKILL)  # mid-load: rows are in flight from both workers
+        deadline = time.monotonic() + DEADLINE
+        while not [w for w in writers(proc.pid) if w != writer]:  # the supervisor restarts it
+            assert time.monotonic() < deadline, (
+                f"the audit writer was not restarted: {(tmp_path / 'server.log').read_text()}"
+            )
+            time.sleep(0.05)
+        settled = len(ok)
+        deadline = time.monotonic() + DEADLINE
+        while len(ok) < settled + 100:  # and checks are answered again
+            assert time.monotonic() < deadline, "no checks answered after the writer's restart"
+            time.sleep(0.05)
+        stop.set()
+        for t in threads:
+            t.join(60)
+        for r in refused:
+            assert r.status_code == 503, r.text
+            assert "verdict" not in r.json() and r.headers["Retry-After"].isdigit()
+        con = sqlite3.connect(data / "dfft.db")
+        try:
+            stored = {row[0] for row in con.execute("SELECT id FROM decisions")}
+        finally:
+            con.close()
+        missing = set(ok) - stored
+        assert not missing, f"{len(missing)} of {len(ok)} acknowledged decisions are not in the audit log"
+
+        # both workers still serve checks after the restart
+        def check(c: httpx.Client) -> int:
+            return c.post(
+                "/v1/check", json=REQ, params={"allow_other_date": "true"}, headers={"X-API-Key": admin}
+            ).status_code
+
+        assert {out for _, out in every_worker(url, admin, check).values()} == {200}
+    finally:
+        if proc is not None:
+            pids = spawned(proc.pid)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except Exception:
+                proc.kill()
+                raise
+            gone = time.monotonic() + 30
+            while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < gone:
+                time.sleep(0.1)
+            assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a child outlived the supervisor"
         log.close()
