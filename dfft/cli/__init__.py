@@ -10,6 +10,8 @@ typer app's, imported on first use.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
 from typing import Any, Optional
 
@@ -66,6 +68,9 @@ def _click_errors() -> tuple[tuple, tuple]:
     return errors, aborts
 
 
+_freeze_at_exit: list = []
+
+
 def _run(argv: Optional[list[str]]) -> Any:
     from . import fast, options
 
@@ -77,6 +82,11 @@ def _run(argv: Optional[list[str]]) -> Any:
         print(file=sys.stderr)
         return 130
     if code is not None:
+        # at interpreter exit, before its last full collection: everything still alive is moved out of the
+        # collector's reach, so that this collection does not walk the rule set, the engine and the libraries (~3%
+        # of a `dfft check`; nothing of a one-shot check needs collecting then)
+        if not _freeze_at_exit:
+            _freeze_at_exit.append(atexit.register(gc.freeze))
         return code
     from .commands import app
 
