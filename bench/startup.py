@@ -79,20 +79,20 @@ def _cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+def run_once(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[float, float]:
     """(wall, CPU) seconds of one run of `cmd` (CPU includes its children, e.g. the compile probe)."""
     c0, t0 = _children_cpu(), time.perf_counter()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120, cwd=cwd)
     dt = time.perf_counter() - t0
     if p.returncode not in (0, 1, 2):
         raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode()[-500:]}")
     return dt, _children_cpu() - c0
 
 
-def serve_once(cmd: list[str], env: dict[str, str], port: int) -> tuple[float, float]:
+def serve_once(cmd: list[str], env: dict[str, str], port: int, cwd: Path = ROOT) -> tuple[float, float]:
     """(wall, CPU) seconds from exec until GET /readyz answers 200 (CPU: the server process's own)."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd)
     try:
         while not _answers(port):
             if p.poll() is not None:
@@ -121,7 +121,8 @@ def measure(runs: int, bytecode: bool = True, baseline: Optional[Path] = None) -
         env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
     bare = tmp / "bare.py"
     bare.write_text(BARE_APP)
-    # the dfft variants: this tree, and the baseline checkout (its own interpreter, cache and database) if given
+    # the dfft variants: this tree, and the baseline checkout (its own interpreter, cache and database) if given;
+    # each child runs in its own tree (`python -m` puts the working directory first on sys.path)
     variants = [("", PY, ROOT, env)]
     if baseline is not None:
         bpy = baseline / ".venv" / "bin" / "python"
@@ -131,6 +132,12 @@ def measure(runs: int, bytecode: bool = True, baseline: Optional[Path] = None) -
         if bytecode:
             benv["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache-baseline")
         variants.append((" [baseline]", str(bpy), baseline, benv))
+    for tag, py, root, venv in variants:  # each variant must judge with its own tree's dfft
+        where = subprocess.run(
+            [py, "-c", "import dfft; print(dfft.__file__)"], env=venv, cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        if not where.startswith(str(root)):
+            raise SystemExit(f"dfft{tag} imports {where or 'nothing'}, not the one in {root}")
     times: dict[str, list[tuple[float, float]]] = {"python -c pass": []}
     for tag, _, _, _ in variants:
         times[f"dfft check (cache warm){tag}"] = []
@@ -148,22 +155,22 @@ def measure(runs: int, bytecode: bool = True, baseline: Optional[Path] = None) -
 
     try:
         run_once([PY, str(bare), "--import-only"], env)
-        for tag, py, _, venv in variants:
-            run_once(check(py), venv)  # fills the cache (and the bytecode folder)
+        for tag, py, root, venv in variants:
+            run_once(check(py), venv, root)  # fills the cache (and the bytecode folder)
             port = _port()
-            serve_once(serve(py, port, tmp / f"data{tag.strip()}"), venv, port)  # migrates
+            serve_once(serve(py, port, tmp / f"data{tag.strip()}"), venv, port, root)  # migrates
         for _ in range(runs):
             times["python -c pass"].append(run_once([PY, "-c", "pass"], env))
-            for tag, py, _, venv in variants:
-                times[f"dfft check (cache warm){tag}"].append(run_once(check(py), venv))
-                times[f"dfft check (cache off){tag}"].append(run_once(check(py), {**venv, "DFFT_CACHE_DIR": "off"}))
+            for tag, py, root, venv in variants:
+                times[f"dfft check (cache warm){tag}"].append(run_once(check(py), venv, root))
+                off = {**venv, "DFFT_CACHE_DIR": "off"}
+                times[f"dfft check (cache off){tag}"].append(run_once(check(py), off, root))
             port = _port()
             times["bare FastAPI ready"].append(serve_once([PY, str(bare), str(port)], env, port))
-            for tag, py, _, venv in variants:
+            for tag, py, root, venv in variants:
                 port = _port()
-                times[f"dfft serve ready{tag}"].append(
-                    serve_once(serve(py, port, tmp / f"data{tag.strip()}"), venv, port)
-                )
+                data = tmp / f"data{tag.strip()}"
+                times[f"dfft serve ready{tag}"].append(serve_once(serve(py, port, data), venv, port, root))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return times
