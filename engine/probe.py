@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -85,6 +84,8 @@ def probe(items: dict[str, tuple[str, list[str]]], timeout: float | None = None)
                 todo[code] = (definition, facts)
     if not todo:
         return
+    import subprocess  # only when a trial runs (a known bundle spawns none)
+
     limit = timeout_s() if timeout is None else timeout
     payload = json.dumps([list(v) for v in todo.values()]).encode("utf-8")
     codes = ", ".join(sorted(todo))

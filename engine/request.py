@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Optional, Union
 
-import pycountry
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -283,6 +282,8 @@ def _iso_code(code: str) -> bool:
     if hit is None:
         if len(_ISO) > 4096:
             _ISO.clear()
+        import pycountry  # imported on first use: a check between covered jurisdictions never needs it
+
         hit = _ISO[code] = pycountry.countries.get(alpha_2=code) is not None
     return hit
 

@@ -32,7 +32,6 @@ import hashlib
 import os
 import pickle
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -154,6 +153,8 @@ def read(path: Path, key: str) -> Any:
 
 def write(path: Path, key: str, obj: Any) -> bool:
     """Store `obj` at `path` under `key`, atomically; False (and nothing written) on any error."""
+    import tempfile  # only when an entry is written (not on a hit)
+
     tmp = None
     try:
         payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)

@@ -2,404 +2,101 @@
 
 Exit codes (for scripts and pipelines):
   0 allowed · 1 conditional · 2 blocked · 3 invalid request or usage · 4 invalid rule files · 5 internal error
+
+`main` runs a plain `dfft check` through the fast front (cli/fast.py: no typer, no click) and every other command
+line through the typer app (cli/commands.py), imported only then; `dfft.cli.app`, `dfft.cli.check`, ... are the
+typer app's, imported on first use.
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
-from pathlib import Path
-from typing import Optional, cast
+from typing import Any, Optional
 
-import typer
-from rich.console import Console
-
-from ..engine import Decision, Engine, EngineError, RequestError
+from ..engine import EngineError, RequestError
 from ..engine.compile import CompileError
-from ..engine.core import BackendName
 from ..rules import RuleSetError
-from .options import (
-    EXIT_BAD_REQUEST,
-    EXIT_BAD_RULES,
-    EXIT_INTERNAL,
-    EXIT_OF_VERDICT,
-    err,
-    out,
-    parse_day,
-    request_from_file,
-    state,
-    transfer_request,
-    v2_facts,
-)
-from .text import render_decision, render_vocabulary
+from .options import EXIT_BAD_REQUEST, EXIT_BAD_RULES, EXIT_INTERNAL, err
 
-# Recent typer vendors its own click (and a plain `pip install dfft` has no click of its own: uvicorn brought it);
-# catch the exceptions of whichever are installed.
-CLICK_ERRORS: tuple = ()
-ABORTS: tuple = (typer.Abort,)
-try:
-    import click
-
-    CLICK_ERRORS, ABORTS = (click.ClickException,), (click.exceptions.Abort, typer.Abort)
-except ImportError:  # typer that vendors click, without click installed
-    pass
-try:
-    from typer._click import exceptions as _typer_click
-
-    CLICK_ERRORS = (*CLICK_ERRORS, _typer_click.ClickException)
-except ImportError:  # typer that uses click directly
-    pass
-
-EXIT_CODES = (
-    "Exit codes: 0 allowed · 1 conditional (allowed once the listed obligations are met) · 2 blocked · "
-    "3 invalid request or usage · 4 invalid rule files · 5 internal error (no verdict: treat as not allowed)"
-)
-
-
-class _LazyTyper(typer.Typer):
-    """The `dfft` app, whose command groups are imported only when the command line needs them (see register)."""
-
-    def __call__(self, *args: object, **kwargs: object) -> object:
-        argv = kwargs.get("args")
-        register(_command_of(list(argv) if isinstance(argv, (list, tuple)) else sys.argv[1:]))
-        return super().__call__(*args, **kwargs)
-
-
-app = _LazyTyper(
-    help="dfft: is this cross-border data transfer allowed, conditional or blocked, and why?",
-    epilog=EXIT_CODES,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-def version_text() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        v = version("dfft")
-    except PackageNotFoundError:  # run from a checkout without installing
-        v = "unknown (not installed)"
-    return f"dfft {v} (Python {sys.version.split()[0]})"
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(version_text())
-        raise typer.Exit(0)
-
-
-@app.callback()
-def _root(
-    rules: Optional[Path] = typer.Option(
-        None,
-        "--rules",
-        envvar="DFFT_RULES",
-        metavar="DIR",
-        help="Rule bundle directory (default: the embedded jurisdictions/).",
-    ),
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    state.rules_dir = rules
-
-
-# closed sets of `dfft check`'s options: checked when parsed, the valid values listed (options.py)
-from .options import (  # noqa: E402
-    ACCESS,
-    DATA_CHOICE,
-    ENGINES,
-    EXPORTER_CHOICE,
-    OUTCOMES_TEXT,
-    PURPOSE_CHOICE,
-    RECIPIENT_KINDS,
-    RECIPIENT_ROLES,
-    RELATIONS,
-    ROLES,
-    SAFEGUARD_CHOICE,
-    SECTOR_CHOICE,
-    SIZES,
-    choice,
-    count_choice,
-    one_of,
-)
-
-
-@app.command(epilog=EXIT_CODES)
-def check(
-    origin: Optional[str] = typer.Option(None, "--from", metavar="CODE", help="Exporting jurisdiction, e.g. JP"),
-    destination: Optional[str] = typer.Option(None, "--to", metavar="CODE", help="Final destination, e.g. VN"),
-    via: Optional[list[str]] = typer.Option(
-        None, "--via", metavar="CODE", help="Intermediate hop, a recipient (repeat, in order)"
-    ),
-    transit: Optional[list[str]] = typer.Option(
-        None,
-        "--transit",
-        metavar="CODE",
-        help="A country the data only passes through after the --via hops (no access; repeat)",
-    ),
-    data: Optional[list[str]] = typer.Option(
-        None,
-        "--data",
-        metavar="CATEGORY[,...]",
-        callback=DATA_CHOICE,
-        help="Data categories, comma-separated or repeated (`dfft vocab`)",
-    ),
-    subjects: Optional[int] = typer.Option(
-        None,
-        "--subjects",
-        min=0,
-        metavar="N",
-        help="Distinct individuals/devices (omit: unknown, judged above every threshold)",
-    ),
-    safeguard: Optional[list[str]] = typer.Option(
-        None,
-        "--safeguard",
-        metavar="NAME[=OUTCOME]",
-        callback=SAFEGUARD_CHOICE,
-        help="Safeguard in place (repeat or comma-separate; `dfft vocab`); with an outcome: "
-        f"{OUTCOMES_TEXT}, e.g. tia_filed=unfavourable",
-    ),
-    exporter: str = typer.Option(
-        "private",
-        metavar="KIND",
-        callback=EXPORTER_CHOICE,
-        help="private | public_body | ciio | ... (`dfft vocab`)",
-    ),
-    sector: str = typer.Option(
-        "general",
-        metavar="SECTOR",
-        callback=SECTOR_CHOICE,
-        help="The exporter's sector (`dfft vocab`)",
-    ),
-    purpose: Optional[list[str]] = typer.Option(
-        None,
-        "--purpose",
-        metavar="PURPOSE",
-        callback=PURPOSE_CHOICE,
-        help="Purpose (repeat or comma-separate; `dfft vocab`)",
-    ),
-    role: str = typer.Option(
-        "controller",
-        "--role",
-        metavar="ROLE",
-        callback=choice("--role", ROLES),
-        help=f"The exporter's role: {one_of(ROLES)}",
-    ),
-    size: str = typer.Option(
-        "unknown",
-        "--size",
-        metavar="SIZE",
-        callback=choice("--size", SIZES),
-        help=f"The exporter's size: {one_of(SIZES)}",
-    ),
-    established: Optional[list[str]] = typer.Option(
-        None, "--established", metavar="CODE", help="Where the exporter is established (default: --from; repeat)"
-    ),
-    relation: str = typer.Option(
-        "third_party",
-        "--relation",
-        metavar="RELATION",
-        callback=choice("--relation", RELATIONS),
-        help=f"The recipient: {one_of(RELATIONS)}",
-    ),
-    recipient_role: str = typer.Option(
-        "controller",
-        "--recipient-role",
-        metavar="ROLE",
-        callback=choice("--recipient-role", RECIPIENT_ROLES),
-        help=one_of(RECIPIENT_ROLES),
-    ),
-    access: str = typer.Option(
-        "full",
-        "--access",
-        metavar="ACCESS",
-        callback=choice("--access", ACCESS),
-        help="full, or none: the recipient cannot read the data",
-    ),
-    recipient_kind: str = typer.Option(
-        "private",
-        "--recipient-kind",
-        metavar="KIND",
-        callback=choice("--recipient-kind", RECIPIENT_KINDS),
-        help=one_of(RECIPIENT_KINDS),
-    ),
-    subjects_in: Optional[list[str]] = typer.Option(
-        None, "--subjects-in", metavar="CODE", help="Where the data subjects are (repeat)"
-    ),
-    nationality: Optional[list[str]] = typer.Option(
-        None, "--nationality", metavar="CODE", help="The data subjects' nationalities (repeat)"
-    ),
-    collected_in: Optional[str] = typer.Option(
-        None, "--collected-in", metavar="CODE", help="Where the data was collected"
-    ),
-    public: bool = typer.Option(False, "--publicly-available", help="All of the data is publicly available"),
-    count: Optional[list[str]] = typer.Option(
-        None,
-        "--count",
-        metavar="CATEGORY=N",
-        callback=count_choice,
-        help="People per category where thresholds differ (repeat)",
-    ),
-    request_file: Optional[str] = typer.Option(
-        None,
-        "--request",
-        metavar="FILE|-",
-        help="A request in the API's JSON or YAML schema, from FILE or - (stdin); the other options are then "
-        "not allowed",
-    ),
-    as_of: Optional[str] = typer.Option(
-        None, "--as-of", metavar="YYYY-MM-DD", help="Apply the law as of this date (default today)"
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON"),
-    backend: str = typer.Option(
-        "durable", "--engine", metavar="ENGINE", callback=choice("--engine", ENGINES), help=one_of(ENGINES)
-    ),
-) -> None:
-    """Judge one transfer and print the verdict, each finding with its citation, and the obligations.
-
-    The exit code is the verdict: 0 allowed, 1 conditional, 2 blocked."""
-    if request_file is not None:
-        request = request_from_file(request_file)
-        if as_of is not None:
-            request["as_of"] = parse_day(as_of, "--as-of")
-    else:
-        missing = [n for n, v in (("--from", origin), ("--to", destination), ("--data", data)) if not v]
-        if missing:
-            raise typer.BadParameter(f"missing {', '.join(missing)} (or give the whole request with --request)")
-        assert origin and destination and data
-        request = transfer_request(origin, destination, via, data, subjects, None, exporter, sector, "general")
-        request.update(
-            v2_facts(
-                transit,
-                safeguard,
-                purpose,
-                role,
-                size,
-                established,
-                relation,
-                recipient_role,
-                access,
-                recipient_kind,
-                subjects_in,
-                nationality,
-                collected_in,
-                public,
-                count,
-            )
-        )
-        request["via"] = [*request["via"], *({"jurisdiction": c, "transit": True} for c in request.pop("_transit", []))]
-        request["as_of"] = parse_day(as_of, "--as-of")
-    # Engine checks the name at run time (ValueError on an unknown one)
-    decision = Engine(state.ruleset(), backend=cast(BackendName, backend), cache_size=0).check(request)
-    if as_json:
-        out.print_json(decision.model_dump_json())
-    else:
-        render(decision)
-    raise typer.Exit(EXIT_OF_VERDICT[decision.verdict])
-
-
-def render(d: Decision, console: Console = out) -> None:
-    """The decision as text, readable at 80 columns (dfft.cli.text)."""
-    render_decision(d, console)
-
-
-@app.command()
-def vocab(
-    as_json: bool = typer.Option(False, "--json", help="Print the vocabulary as JSON (as GET /v1/vocabulary)"),
-) -> None:
-    """List the values a request may use, with what each means.
-
-    Data categories, safeguards, purposes, sectors and exporter kinds."""
-    from ..api.models import vocabulary_of
-
-    v = vocabulary_of(state.ruleset().vocabulary)
-    if as_json:
-        out.print_json(v.model_dump_json())
-    else:
-        render_vocabulary(v, out)
-
-
-@app.command()
-def lint(compile_: bool = typer.Option(True, "--compile/--no-compile", help="Also compile to durable-rules")) -> None:
-    """Validate every rule file (schema, references, semantics) and compile the rule set."""
-    rs = state.ruleset()
-    if compile_:
-        Engine(rs)
-    n_rules = sum(len(j.rules) for j in rs.jurisdictions.values())
-    out.print(
-        f"[green]ok[/]: {len(rs.jurisdictions)} jurisdictions, {n_rules} rules, bundle {rs.version} ({rs.hash[:12]})"
-    )
-
-
-# The command groups, imported and registered on demand: `dfft check` never imports the what-if, bulk or service
-# modules (nor what they import), which is a good part of its start-up. Order = the order of `dfft --help`.
-GROUPS = ("rules", "service", "whatif", "web", "bulk")
-GROUP_OF = {
-    "rules": "rules",  # `dfft rules ...`
-    "serve": "service",  # `dfft serve`
-    "keys": "service",  # `dfft keys ...`
-    "whatif": "whatif",
-    "matrix": "whatif",
-    "timeline": "whatif",
-    "remedy": "whatif",
-    "web": "web",  # `dfft web user ...`
-    "bulk": "bulk",
+_COMMANDS = {
+    "app",
+    "check",
+    "vocab",
+    "lint",
+    "render",
+    "register",
+    "version_text",
+    "EXIT_CODES",
+    "GROUPS",
+    "GROUP_OF",
+    "CORE_COMMANDS",
 }
-CORE_COMMANDS = ("check", "vocab", "lint")
-_registered: set[str] = set()
 
 
-def _command_of(argv: list[str]) -> Optional[str]:
-    """The command a command line runs (the first word after the global options), or None (help, --version)."""
-    skip = False
-    for tok in argv:
-        if skip:
-            skip = False
-        elif tok == "--rules":
-            skip = True
-        elif not tok.startswith("-"):
-            return tok
-    return None
+def __getattr__(name: str) -> Any:
+    """The typer app and its commands (cli/commands.py), imported on first use."""
+    if name in _COMMANDS:
+        from . import commands
+
+        return getattr(commands, name)
+    raise AttributeError(f"module 'dfft.cli' has no attribute {name!r}")
 
 
-def register(command: Optional[str] = None) -> None:
-    """Register the command group `command` needs: none for check, vocab and lint; every group for anything else
-    (help, an unknown command) so that help lists every command."""
-    if command in CORE_COMMANDS:
-        return
-    wanted = [GROUP_OF[command]] if command in GROUP_OF else list(GROUPS)
-    for group in GROUPS:
-        if group not in wanted or group in _registered:
-            continue
-        _registered.add(group)
-        if group == "rules":
-            from . import rules as _rules
+def _click_errors() -> tuple[tuple, tuple]:
+    """(click's errors, its aborts) of whichever click typer uses (recent typer vendors its own, and a plain
+    `pip install dfft` may have no click of its own); none while typer has not been imported (the fast front)."""
+    if "typer" not in sys.modules:
+        return (), ()
+    import typer
 
-            _rules.register(app)
-        elif group == "service":
-            from . import service as _service
+    errors: tuple = ()
+    aborts: tuple = (typer.Abort,)
+    try:
+        import click
 
-            _service.register(app, state)
-        elif group == "whatif":
-            from . import whatif as _whatif
+        errors, aborts = (click.ClickException,), (click.exceptions.Abort, typer.Abort)
+    except ImportError:  # typer that vendors click, without click installed
+        pass
+    try:
+        from typer._click import exceptions as _typer_click
 
-            _whatif.register(app, state)
-        elif group == "web":
-            from . import web as _web
+        errors = (*errors, _typer_click.ClickException)
+    except ImportError:  # typer that uses click directly
+        pass
+    return errors, aborts
 
-            _web.register(app)
-        else:
-            from . import bulk as _bulk
 
-            _bulk.register(app, state)
+_freeze_at_exit: list = []
+
+
+def _run(argv: Optional[list[str]]) -> Any:
+    from . import fast, options
+
+    options._stdin = None
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        code = fast.run(args)
+    except KeyboardInterrupt:  # as click's main answers it: a new line, then Abort (130 below)
+        print(file=sys.stderr)
+        return 130
+    if code is not None:
+        # at interpreter exit, before its last full collection: everything still alive is moved out of the
+        # collector's reach, so that this collection does not walk the rule set, the engine and the libraries (~3%
+        # of a `dfft check`; nothing of a one-shot check needs collecting then)
+        if not _freeze_at_exit:
+            _freeze_at_exit.append(atexit.register(gc.freeze))
+        return code
+    from .commands import app
+
+    return app(args=argv, standalone_mode=False)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: maps every failure to a documented exit code (never 0, 1 or 2 on an error)."""
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = _run(argv)
     except RequestError as e:
         err.print(f"[red]invalid request[/]: {e}")
         code = EXIT_BAD_REQUEST
@@ -412,14 +109,16 @@ def main(argv: Optional[list[str]] = None) -> None:
     except EngineError as e:
         err.print(f"[red]internal error[/] (no verdict; treat as not allowed): {e}")
         code = EXIT_INTERNAL
-    except ABORTS:
-        code = 130
-    except CLICK_ERRORS as e:
-        e.show(file=sys.stderr)
-        code = EXIT_BAD_REQUEST
     except Exception as e:  # fail closed
-        err.print(f"[red]internal error[/] (no verdict; treat as not allowed): {type(e).__name__}: {e}")
-        code = EXIT_INTERNAL
+        click_errors, aborts = _click_errors()
+        if isinstance(e, aborts):
+            code = 130
+        elif isinstance(e, click_errors):
+            e.show(file=sys.stderr)
+            code = EXIT_BAD_REQUEST
+        else:
+            err.print(f"[red]internal error[/] (no verdict; treat as not allowed): {type(e).__name__}: {e}")
+            code = EXIT_INTERNAL
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -1,5 +1,7 @@
 """What every `dfft` command group shares: exit codes, consoles, the rule-bundle state set by `--rules`, and the
-helpers that turn the transfer options (--from, --to, --via, --data, ...) into a request. Imports no other CLI module."""
+helpers that turn the transfer options (--from, --to, --via, --data, ...) into a request. Imports no other CLI module,
+and not typer (`dfft check`'s fast front, cli/fast.py, runs without it): a refused value raises typer's BadParameter,
+imported then (bad_parameter)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Optional
 
-import typer
 from rich.console import Console
 
 from ..rules import RuleSet, load_ruleset
@@ -32,6 +33,13 @@ class State:
 state = State()
 
 
+def bad_parameter(message: str, param_hint: Optional[str] = None) -> Exception:
+    """typer.BadParameter: the usage error click prints naming the option (typer is imported only for it here)."""
+    import typer
+
+    return typer.BadParameter(message, param_hint=param_hint)
+
+
 def split_values(values: Optional[list[str]]) -> list[str]:
     """Values of a repeatable option that also takes comma-separated lists."""
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
@@ -41,7 +49,7 @@ def parse_day(value: Optional[str], option: str) -> Optional[date]:
     try:
         return date.fromisoformat(value) if value else None
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form", param_hint=option) from None
+        raise bad_parameter(f"{value!r} is not a date in YYYY-MM-DD form", param_hint=option) from None
 
 
 def transfer_request(
@@ -69,6 +77,9 @@ def transfer_request(
     )
 
 
+_stdin: Optional[str] = None
+
+
 def request_from_file(source: str) -> dict[str, Any]:
     """A request in the API's schema (JSON or YAML, which JSON is a subset of) from a file or `-` (stdin). The size
     is bounded like the API's request body."""
@@ -76,19 +87,24 @@ def request_from_file(source: str) -> dict[str, Any]:
 
     import yaml
 
+    global _stdin
     limit = 64 * 1024
     try:
-        text = sys.stdin.read(limit + 1) if source == "-" else Path(source).read_text(encoding="utf-8")[: limit + 1]
+        if source == "-":
+            # read once per process: the typer command may run after the fast front (cli/fast.py) has read it
+            text = _stdin = sys.stdin.read(limit + 1) if _stdin is None else _stdin
+        else:
+            text = Path(source).read_text(encoding="utf-8")[: limit + 1]
     except OSError as e:
-        raise typer.BadParameter(f"cannot read {source}: {e.strerror}", param_hint="--request") from None
+        raise bad_parameter(f"cannot read {source}: {e.strerror}", param_hint="--request") from None
     if len(text) > limit:
-        raise typer.BadParameter(f"the request is larger than {limit} bytes", param_hint="--request")
+        raise bad_parameter(f"the request is larger than {limit} bytes", param_hint="--request")
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise typer.BadParameter(f"not JSON or YAML: {e}", param_hint="--request") from None
+        raise bad_parameter(f"not JSON or YAML: {e}", param_hint="--request") from None
     if not isinstance(doc, dict):
-        raise typer.BadParameter(
+        raise bad_parameter(
             "expected one request: a JSON/YAML object with origin, destination, ...", param_hint="--request"
         )
     # YAML reads 2026-06-01 as a date: the request model takes ISO strings
@@ -151,7 +167,7 @@ def v2_facts(
     for c in split_values(count):
         cat, sep, n = c.partition("=")
         if not sep or not n.strip().isdigit():
-            raise typer.BadParameter(f"expected CATEGORY=N, got {c!r}", param_hint="--count")
+            raise bad_parameter(f"expected CATEGORY=N, got {c!r}", param_hint="--count")
         counts[cat.strip()] = int(n)
     if counts:
         out["counts"] = counts
@@ -179,9 +195,9 @@ def one_of(values: tuple[str, ...] | list[str]) -> str:
     return " | ".join(values)
 
 
-def _refuse(option: str, value: str, valid: Any, what: str = "valid") -> typer.BadParameter:
+def _refuse(option: str, value: str, valid: Any, what: str = "valid") -> Exception:
     valid = list(valid)
-    return typer.BadParameter(f"{value!r} is not {what}; expected one of {', '.join(valid)}", param_hint=option)
+    return bad_parameter(f"{value!r} is not {what}; expected one of {', '.join(valid)}", param_hint=option)
 
 
 def choice(option: str, values: tuple[str, ...]) -> _Callable[[Any], Any]:
@@ -270,9 +286,6 @@ def _placeholders_not_type_names() -> None:
 
         display_type_rich._dfft = True  # type: ignore[attr-defined]
         cls.display_type_rich = display_type_rich  # type: ignore[method-assign]
-
-
-_placeholders_not_type_names()
 
 
 # the vocabulary callbacks the commands share (module-level: option defaults are built once)
