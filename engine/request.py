@@ -204,9 +204,19 @@ class TransferRequest(BaseModel):
         description="date the law is applied as of, an ISO date string YYYY-MM-DD (numbers are refused); default today",
     )
 
+    # the hash, computed on first use and kept (a slot: not a field, not compared, not copied, not pickled; every
+    # copy -- model_copy, pickling -- starts without it, so a copy with other values never inherits a stale hash)
+    __slots__ = ("_dfft_hash",)
+
     def __hash__(self) -> int:
-        # frozen, so hashable (memo keys) -- `counts` is a mapping: hash its items
-        return hash(tuple(tuple(sorted(v.items())) if type(v) is dict else v for v in self.__dict__.values()))
+        # frozen, so hashable (memo keys) -- `counts` is a mapping: hash its items. A request is hashed several times
+        # on its way through the service and the engine's memos, each time walking every field: once is enough.
+        try:
+            return self._dfft_hash  # type: ignore[attr-defined]
+        except AttributeError:
+            h = hash(tuple(tuple(sorted(v.items())) if type(v) is dict else v for v in self.__dict__.values()))
+            object.__setattr__(self, "_dfft_hash", h)
+            return h
 
     @property
     def via_codes(self) -> tuple[str, ...]:

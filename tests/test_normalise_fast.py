@@ -1,13 +1,16 @@
 """The fast path of `normalise` (plain v1-shaped requests, no pydantic) gives exactly what the general path gives,
 and anything it does not take in full -- another shape, a value of another type, an invalid value -- goes to the
-general path, which judges it or words the errors as before."""
+general path, which judges it or words the errors as before. Also: the request's cached hash."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 from datetime import date
 
 import pytest
 from hypothesis import given, settings, strategies as st
+from pydantic import ValidationError
 
 from dfft.engine import RequestError, request as rq
 from dfft.engine.request import TransferRequest, normalise
@@ -154,3 +157,22 @@ def test_a_model_with_v2_facts_takes_the_general_path(corpus_rs):
         fast, slow = both(m, corpus_rs)
         assert fast is None, change
         same(normalise(m, corpus_rs), slow)
+
+
+def test_the_cached_hash_is_the_fields_hash():
+    a = TransferRequest.model_validate({**BASE, "counts": {"personal": 3}, "subjects": 5})
+    b = TransferRequest.model_validate({**BASE, "counts": {"personal": 3}, "subjects": 5})
+    assert hash(a) == hash(b) and a == b
+    hash(a)  # cached on a, not on b
+    assert a == b and {a: 1}[b] == 1
+    # copies never inherit the cache: one with other values hashes its own values
+    c = a.model_copy(update={"subjects": 6})
+    assert c != a and hash(c) == hash(
+        TransferRequest.model_validate({**BASE, "counts": {"personal": 3}, "subjects": 6})
+    )
+    for d in (copy.copy(a), copy.deepcopy(a), pickle.loads(pickle.dumps(a))):
+        assert d == a and hash(d) == hash(a)
+    # the cache is not a field: not dumped, not compared, not part of the schema
+    assert "_dfft_hash" not in a.model_dump() and "_dfft_hash" not in TransferRequest.model_json_schema()["properties"]
+    with pytest.raises(ValidationError):  # still frozen
+        a.subjects = 7
