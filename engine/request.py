@@ -214,7 +214,12 @@ class TransferRequest(BaseModel):
         try:
             return self._dfft_hash  # type: ignore[attr-defined]
         except AttributeError:
-            h = hash(tuple(tuple(sorted(v.items())) if type(v) is dict else v for v in self.__dict__.values()))
+            values = list(self.__dict__.values())
+            if len(values) > _COUNTS and type(values[_COUNTS]) is dict:
+                values[_COUNTS] = tuple(sorted(values[_COUNTS].items()))
+                h = hash(tuple(values))
+            else:  # a __dict__ not in field order (not built by validation, copy or the engine)
+                h = hash(tuple(tuple(sorted(v.items())) if type(v) is dict else v for v in values))
             object.__setattr__(self, "_dfft_hash", h)
             return h
 
@@ -227,6 +232,9 @@ class TransferRequest(BaseModel):
     def safeguard_ids(self) -> tuple[str, ...]:
         """The safeguards named, with or without an outcome."""
         return tuple(s if isinstance(s, str) else s.id for s in self.safeguards)
+
+
+_COUNTS = list(TransferRequest.model_fields).index("counts")  # the one field that is a mapping (hashed as its items)
 
 
 class RequestError(ValueError):
