@@ -158,6 +158,8 @@ def _trusted(model: Any, **values: Any) -> Any:
     if _VALIDATE_PARTS:
         return model(**values)
     names, defaults = _spec(model)
+    if len(values) == len(names):  # every field given (the Decision, most parts): KeyError on an unknown one
+        return bare_model(model, {name: values[name] for name in names}, set(names))
     d = {}
     given = 0
     for name in names:
@@ -355,7 +357,6 @@ class Engine:
         # tells apart, without serialising it
         memo = self.cache_size > 0
         key: Any = _ReqKey(self.hash, n.request) if memo else None  # no memo: no key to hash
-        dsize = 0
         with self._lock:
             if self._closed:
                 raise EngineError("this engine is closed (its rule set was replaced); no verdict")
@@ -366,26 +367,29 @@ class Engine:
             if hit is not None:
                 self._cache.move_to_end(key)
                 self.hits += 1
-            else:
-                self.misses += 1
-                try:
-                    hit = self._evaluate(n)
-                except (RequestError, EngineError):
-                    raise
-                except Exception as e:  # fail closed: an internal error never yields a verdict
-                    raise EngineError(f"internal error while judging the request: {type(e).__name__}: {e}") from e
-                if memo:
-                    size = dsize = decision_bytes(hit)
-                    self._cache[key] = hit
-                    self._sizes[key] = size
-                    self._cache_bytes += size
-                    self._trim(self._cache, "_cache_bytes")
-            if raw is not None and raw not in self._raw:
-                size = (dsize or decision_bytes(hit)) + _RAW_ENTRY
-                self._raw[raw] = hit
-                self._sizes[raw] = size
-                self._raw_bytes += size
-                self._trim(self._raw, "_raw_bytes")
+                # seen before in another spelling, or seen once in this one: from now on it skips normalisation
+                if raw is not None and raw not in self._raw:
+                    size = decision_bytes(hit) + _RAW_ENTRY
+                    self._raw[raw] = hit
+                    self._sizes[raw] = size
+                    self._raw_bytes += size
+                    self._trim(self._raw, "_raw_bytes")
+                return hit
+            self.misses += 1
+            try:
+                hit = self._evaluate(n)
+            except (RequestError, EngineError):
+                raise
+            except Exception as e:  # fail closed: an internal error never yields a verdict
+                raise EngineError(f"internal error while judging the request: {type(e).__name__}: {e}") from e
+            if memo:
+                size = decision_bytes(hit)
+                self._cache[key] = hit
+                self._sizes[key] = size
+                self._cache_bytes += size
+                self._trim(self._cache, "_cache_bytes")
+            # not into the raw memo yet: most requests judged once are never seen again, and one that is comes
+            # back through the decision memo above, which admits it to the raw memo
             return hit
 
     def _trim(self, memo: OrderedDict, counter: str) -> None:
@@ -501,17 +505,12 @@ class Engine:
     def _regimes(self, n: Normalised, facts: list[Fact]) -> tuple[RegimeOut, ...]:
         """The applicable-law section: one entry per fact. Equal sections are built once and shared (most requests
         are governed the same way: the origin and the importer)."""
+        legs = n.legs
         sig = tuple(
-            (
-                f.jurisdiction,
-                f.hop,
-                n.legs[f.hop].src,
-                n.legs[f.hop].dst,
-                f.basis,
-                f.ground.id if f.ground else None,
-                f.skip,
-            )
-            for f in facts
+            [
+                (f.jurisdiction, f.hop, *legs[f.hop][1:3], f.basis, f.ground.id if f.ground else None, f.skip)
+                for f in facts
+            ]
         )
         hit = self._parts.get(sig)
         if hit is None:
