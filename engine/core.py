@@ -176,6 +176,10 @@ def _trusted(model: Any, **values: Any) -> Any:
 _VALIDATE_PARTS = os.environ.get("DFFT_VALIDATE_PARTS", "") == "1"
 
 
+def rule_obs(rule: Rule) -> tuple[str, ...]:
+    return tuple(o.id for o in rule.obligations)
+
+
 class _ReqKey:
     """The decision memo's key: (rule set hash, canonical request), its hash computed once (a TransferRequest hashes
     every field on each call, and a miss looks the key up, stores it and sizes it)."""
@@ -261,6 +265,7 @@ class Engine:
         self.ref = RuleSetRef(version=ruleset.version, hash=self.hash)
         self.backend = backend
         # citations live as long as the rule set: obligation parts are keyed by their identity (see _assemble)
+        self._templates: dict[tuple[str, str], tuple[dict[str, Any], frozenset[str]]] = {}  # per rule, see _applies
         self._citations: dict[str, CitationOut] = {}
         self._gap_citations: dict[tuple[str, str, str], CitationOut] = {}
         # output parts are immutable and a pure function of their key, so equal ones are built once and shared
@@ -515,19 +520,27 @@ class Engine:
         hit = self._parts.get(sig)
         if hit is None:
             out = []
-            for (code, hop, src, dst, basis, ground, skip), f in zip(sig, facts, strict=True):
-                out.append(
-                    _trusted(
-                        RegimeOut,
-                        jurisdiction=code,
-                        leg=hop,
-                        leg_path=f"{src}->{dst}",
-                        basis=basis,
-                        ground=ground,
-                        citation=self._scope_citation(code, f.ground) if f.ground else None,
-                        domains=tuple(sorted(DOMAINS - skip)),
+            for one, f in zip(sig, facts, strict=True):
+                # each fact's entry is itself shared between the sections that hold it
+                entry = self._parts.get(("r", *one))
+                if entry is None:
+                    code, hop, src, dst, basis, ground, skip = one
+                    entry = self._part(
+                        ("r", *one),
+                        lambda code=code, hop=hop, src=src, dst=dst, basis=basis, ground=ground, skip=skip, f=f: (
+                            _trusted(
+                                RegimeOut,
+                                jurisdiction=code,
+                                leg=hop,
+                                leg_path=f"{src}->{dst}",
+                                basis=basis,
+                                ground=ground,
+                                citation=self._scope_citation(code, f.ground) if f.ground else None,
+                                domains=tuple(sorted(DOMAINS - skip)),
+                            )
+                        ),
                     )
-                )
+                out.append(entry)
             hit = self._part(sig, lambda: tuple(out))
         return hit
 
@@ -593,13 +606,7 @@ class Engine:
                 if hit is None:
                     hit = self._part(
                         key,
-                        lambda rule=rule, fact=fact, path=path, met_by=met_by: _trusted(
-                            Finding,
-                            **self._finding_common(rule, fact.hop, path),
-                            effect="allow",
-                            status="met",
-                            met_by=met_by,
-                        ),
+                        lambda rule=rule, fact=fact, path=path, met_by=met_by: self._met(rule, fact.hop, path, met_by),
                     )
                 findings.append(hit)
                 continue
@@ -623,16 +630,7 @@ class Engine:
             key = ("a", rule.id, fact.hop, path)
             hit = parts.get(key)
             if hit is None:
-                hit = self._part(
-                    key,
-                    lambda rule=rule, fact=fact, path=path: _trusted(
-                        Finding,
-                        **self._finding_common(rule, fact.hop, path),
-                        effect=rule.effect,
-                        status="applies",
-                        obligations=tuple(o.id for o in rule.obligations),
-                    ),
-                )
+                hit = self._part(key, lambda rule=rule, fact=fact, path=path: self._applies(rule, fact.hop, path))
             findings.append(hit)
         # Coverage: a regime the bundle declares uncovered on this date (an earlier version of a law, say) makes the
         # decision at least conditional, with a gating legal review, unless the caller holds `legal_review`
@@ -789,6 +787,41 @@ class Engine:
             notes=n.notes,
             engine=self.backend.name,
         )
+
+    def _applies(self, rule: Rule, hop: int, path: str) -> Finding:
+        """The finding of a rule that applies on a leg: the rule's own part built once (a template), then per leg only
+        its leg and path (the object _trusted builds from the same values: same __dict__, same fields set)."""
+        if _VALIDATE_PARTS:
+            return self._finding_of(rule, hop, path, effect=rule.effect, status="applies", obligations=rule_obs(rule))
+        tpl = self._templates.get(("a", rule.id))
+        if tpl is None:
+            tpl = self._templates[("a", rule.id)] = self._template(
+                rule, effect=rule.effect, status="applies", obligations=rule_obs(rule)
+            )
+        d = tpl[0].copy()
+        d["leg"] = hop
+        d["leg_path"] = path
+        return bare_model(Finding, d, set(tpl[1]))
+
+    def _met(self, rule: Rule, hop: int, path: str, met_by: tuple[str, ...]) -> Finding:
+        """The finding of a rule whose exception held on a leg (see _applies)."""
+        if _VALIDATE_PARTS:
+            return self._finding_of(rule, hop, path, effect="allow", status="met", met_by=met_by)
+        tpl = self._templates.get(("m", rule.id))
+        if tpl is None:
+            tpl = self._templates[("m", rule.id)] = self._template(rule, effect="allow", status="met", met_by=())
+        d = tpl[0].copy()
+        d["leg"] = hop
+        d["leg_path"] = path
+        d["met_by"] = met_by
+        return bare_model(Finding, d, set(tpl[1]))
+
+    def _finding_of(self, rule: Rule, hop: int, path: str, **rest: Any) -> Finding:
+        return _trusted(Finding, **self._finding_common(rule, hop, path), **rest)
+
+    def _template(self, rule: Rule, **rest: Any) -> tuple[dict[str, Any], frozenset[str]]:
+        f = self._finding_of(rule, 0, "", **rest)
+        return f.__dict__, frozenset(f.model_fields_set)
 
     def _finding_common(self, rule: Rule, hop: int, path: str) -> dict[str, Any]:
         return dict(
