@@ -158,6 +158,8 @@ def _trusted(model: Any, **values: Any) -> Any:
     if _VALIDATE_PARTS:
         return model(**values)
     names, defaults = _spec(model)
+    if len(values) == len(names):  # every field given (the Decision, most parts): KeyError on an unknown one
+        return bare_model(model, {name: values[name] for name in names}, set(names))
     d = {}
     given = 0
     for name in names:
@@ -172,6 +174,10 @@ def _trusted(model: Any, **values: Any) -> Any:
 
 
 _VALIDATE_PARTS = os.environ.get("DFFT_VALIDATE_PARTS", "") == "1"
+
+
+def rule_obs(rule: Rule) -> tuple[str, ...]:
+    return tuple(o.id for o in rule.obligations)
 
 
 class _ReqKey:
@@ -259,6 +265,7 @@ class Engine:
         self.ref = RuleSetRef(version=ruleset.version, hash=self.hash)
         self.backend = backend
         # citations live as long as the rule set: obligation parts are keyed by their identity (see _assemble)
+        self._templates: dict[tuple[str, str], tuple[dict[str, Any], frozenset[str]]] = {}  # per rule, see _applies
         self._citations: dict[str, CitationOut] = {}
         self._gap_citations: dict[tuple[str, str, str], CitationOut] = {}
         # output parts are immutable and a pure function of their key, so equal ones are built once and shared
@@ -355,7 +362,6 @@ class Engine:
         # tells apart, without serialising it
         memo = self.cache_size > 0
         key: Any = _ReqKey(self.hash, n.request) if memo else None  # no memo: no key to hash
-        dsize = 0
         with self._lock:
             if self._closed:
                 raise EngineError("this engine is closed (its rule set was replaced); no verdict")
@@ -366,26 +372,29 @@ class Engine:
             if hit is not None:
                 self._cache.move_to_end(key)
                 self.hits += 1
-            else:
-                self.misses += 1
-                try:
-                    hit = self._evaluate(n)
-                except (RequestError, EngineError):
-                    raise
-                except Exception as e:  # fail closed: an internal error never yields a verdict
-                    raise EngineError(f"internal error while judging the request: {type(e).__name__}: {e}") from e
-                if memo:
-                    size = dsize = decision_bytes(hit)
-                    self._cache[key] = hit
-                    self._sizes[key] = size
-                    self._cache_bytes += size
-                    self._trim(self._cache, "_cache_bytes")
-            if raw is not None and raw not in self._raw:
-                size = (dsize or decision_bytes(hit)) + _RAW_ENTRY
-                self._raw[raw] = hit
-                self._sizes[raw] = size
-                self._raw_bytes += size
-                self._trim(self._raw, "_raw_bytes")
+                # seen before in another spelling, or seen once in this one: from now on it skips normalisation
+                if raw is not None and raw not in self._raw:
+                    size = decision_bytes(hit) + _RAW_ENTRY
+                    self._raw[raw] = hit
+                    self._sizes[raw] = size
+                    self._raw_bytes += size
+                    self._trim(self._raw, "_raw_bytes")
+                return hit
+            self.misses += 1
+            try:
+                hit = self._evaluate(n)
+            except (RequestError, EngineError):
+                raise
+            except Exception as e:  # fail closed: an internal error never yields a verdict
+                raise EngineError(f"internal error while judging the request: {type(e).__name__}: {e}") from e
+            if memo:
+                size = decision_bytes(hit)
+                self._cache[key] = hit
+                self._sizes[key] = size
+                self._cache_bytes += size
+                self._trim(self._cache, "_cache_bytes")
+            # not into the raw memo yet: most requests judged once are never seen again, and one that is comes
+            # back through the decision memo above, which admits it to the raw memo
             return hit
 
     def _trim(self, memo: OrderedDict, counter: str) -> None:
@@ -501,34 +510,37 @@ class Engine:
     def _regimes(self, n: Normalised, facts: list[Fact]) -> tuple[RegimeOut, ...]:
         """The applicable-law section: one entry per fact. Equal sections are built once and shared (most requests
         are governed the same way: the origin and the importer)."""
+        legs = n.legs
         sig = tuple(
-            (
-                f.jurisdiction,
-                f.hop,
-                n.legs[f.hop].src,
-                n.legs[f.hop].dst,
-                f.basis,
-                f.ground.id if f.ground else None,
-                f.skip,
-            )
-            for f in facts
+            [
+                (f.jurisdiction, f.hop, *legs[f.hop][1:3], f.basis, f.ground.id if f.ground else None, f.skip)
+                for f in facts
+            ]
         )
         hit = self._parts.get(sig)
         if hit is None:
             out = []
-            for (code, hop, src, dst, basis, ground, skip), f in zip(sig, facts, strict=True):
-                out.append(
-                    _trusted(
-                        RegimeOut,
-                        jurisdiction=code,
-                        leg=hop,
-                        leg_path=f"{src}->{dst}",
-                        basis=basis,
-                        ground=ground,
-                        citation=self._scope_citation(code, f.ground) if f.ground else None,
-                        domains=tuple(sorted(DOMAINS - skip)),
+            for one, f in zip(sig, facts, strict=True):
+                # each fact's entry is itself shared between the sections that hold it
+                entry = self._parts.get(("r", *one))
+                if entry is None:
+                    code, hop, src, dst, basis, ground, skip = one
+                    entry = self._part(
+                        ("r", *one),
+                        lambda code=code, hop=hop, src=src, dst=dst, basis=basis, ground=ground, skip=skip, f=f: (
+                            _trusted(
+                                RegimeOut,
+                                jurisdiction=code,
+                                leg=hop,
+                                leg_path=f"{src}->{dst}",
+                                basis=basis,
+                                ground=ground,
+                                citation=self._scope_citation(code, f.ground) if f.ground else None,
+                                domains=tuple(sorted(DOMAINS - skip)),
+                            )
+                        ),
                     )
-                )
+                out.append(entry)
             hit = self._part(sig, lambda: tuple(out))
         return hit
 
@@ -594,13 +606,7 @@ class Engine:
                 if hit is None:
                     hit = self._part(
                         key,
-                        lambda rule=rule, fact=fact, path=path, met_by=met_by: _trusted(
-                            Finding,
-                            **self._finding_common(rule, fact.hop, path),
-                            effect="allow",
-                            status="met",
-                            met_by=met_by,
-                        ),
+                        lambda rule=rule, fact=fact, path=path, met_by=met_by: self._met(rule, fact.hop, path, met_by),
                     )
                 findings.append(hit)
                 continue
@@ -624,16 +630,7 @@ class Engine:
             key = ("a", rule.id, fact.hop, path)
             hit = parts.get(key)
             if hit is None:
-                hit = self._part(
-                    key,
-                    lambda rule=rule, fact=fact, path=path: _trusted(
-                        Finding,
-                        **self._finding_common(rule, fact.hop, path),
-                        effect=rule.effect,
-                        status="applies",
-                        obligations=tuple(o.id for o in rule.obligations),
-                    ),
-                )
+                hit = self._part(key, lambda rule=rule, fact=fact, path=path: self._applies(rule, fact.hop, path))
             findings.append(hit)
         # Coverage: a regime the bundle declares uncovered on this date (an earlier version of a law, say) makes the
         # decision at least conditional, with a gating legal review, unless the caller holds `legal_review`
@@ -790,6 +787,41 @@ class Engine:
             notes=n.notes,
             engine=self.backend.name,
         )
+
+    def _applies(self, rule: Rule, hop: int, path: str) -> Finding:
+        """The finding of a rule that applies on a leg: the rule's own part built once (a template), then per leg only
+        its leg and path (the object _trusted builds from the same values: same __dict__, same fields set)."""
+        if _VALIDATE_PARTS:
+            return self._finding_of(rule, hop, path, effect=rule.effect, status="applies", obligations=rule_obs(rule))
+        tpl = self._templates.get(("a", rule.id))
+        if tpl is None:
+            tpl = self._templates[("a", rule.id)] = self._template(
+                rule, effect=rule.effect, status="applies", obligations=rule_obs(rule)
+            )
+        d = tpl[0].copy()
+        d["leg"] = hop
+        d["leg_path"] = path
+        return bare_model(Finding, d, set(tpl[1]))
+
+    def _met(self, rule: Rule, hop: int, path: str, met_by: tuple[str, ...]) -> Finding:
+        """The finding of a rule whose exception held on a leg (see _applies)."""
+        if _VALIDATE_PARTS:
+            return self._finding_of(rule, hop, path, effect="allow", status="met", met_by=met_by)
+        tpl = self._templates.get(("m", rule.id))
+        if tpl is None:
+            tpl = self._templates[("m", rule.id)] = self._template(rule, effect="allow", status="met", met_by=())
+        d = tpl[0].copy()
+        d["leg"] = hop
+        d["leg_path"] = path
+        d["met_by"] = met_by
+        return bare_model(Finding, d, set(tpl[1]))
+
+    def _finding_of(self, rule: Rule, hop: int, path: str, **rest: Any) -> Finding:
+        return _trusted(Finding, **self._finding_common(rule, hop, path), **rest)
+
+    def _template(self, rule: Rule, **rest: Any) -> tuple[dict[str, Any], frozenset[str]]:
+        f = self._finding_of(rule, 0, "", **rest)
+        return f.__dict__, frozenset(f.model_fields_set)
 
     def _finding_common(self, rule: Rule, hop: int, path: str) -> dict[str, Any]:
         return dict(

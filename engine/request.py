@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, NamedTuple, Optional, Union
 
 from pydantic import (
     BaseModel,
@@ -204,9 +203,24 @@ class TransferRequest(BaseModel):
         description="date the law is applied as of, an ISO date string YYYY-MM-DD (numbers are refused); default today",
     )
 
+    # the hash, computed on first use and kept (a slot: not a field, not compared, not copied, not pickled; every
+    # copy -- model_copy, pickling -- starts without it, so a copy with other values never inherits a stale hash)
+    __slots__ = ("_dfft_hash",)
+
     def __hash__(self) -> int:
-        # frozen, so hashable (memo keys) -- `counts` is a mapping: hash its items
-        return hash(tuple(tuple(sorted(v.items())) if type(v) is dict else v for v in self.__dict__.values()))
+        # frozen, so hashable (memo keys) -- `counts` is a mapping: hash its items. A request is hashed several times
+        # on its way through the service and the engine's memos, each time walking every field: once is enough.
+        try:
+            return self._dfft_hash  # type: ignore[attr-defined]
+        except AttributeError:
+            values = list(self.__dict__.values())
+            if len(values) > _COUNTS and type(values[_COUNTS]) is dict:
+                values[_COUNTS] = tuple(sorted(values[_COUNTS].items()))
+                h = hash(tuple(values))
+            else:  # a __dict__ not in field order (not built by validation, copy or the engine)
+                h = hash(tuple(tuple(sorted(v.items())) if type(v) is dict else v for v in values))
+            object.__setattr__(self, "_dfft_hash", h)
+            return h
 
     @property
     def via_codes(self) -> tuple[str, ...]:
@@ -219,6 +233,9 @@ class TransferRequest(BaseModel):
         return tuple(s if isinstance(s, str) else s.id for s in self.safeguards)
 
 
+_COUNTS = list(TransferRequest.model_fields).index("counts")  # the one field that is a mapping (hashed as its items)
+
+
 class RequestError(ValueError):
     """A request that cannot be judged: unknown code, category, safeguard, ... `errors` lists each problem."""
 
@@ -227,10 +244,9 @@ class RequestError(ValueError):
         super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
 
 
-@dataclass(frozen=True)
-class Leg:
+class Leg(NamedTuple):
     """One transfer: from the exporter of this leg (the origin, or the previous recipient) to the next recipient.
-    Transit hops are not legs: they are listed in `through`."""
+    Transit hops are not legs: they are listed in `through`. (A named tuple: built on every check.)"""
 
     hop: int
     src: str
@@ -239,9 +255,9 @@ class Leg:
     through: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Normalised:
-    """A validated request: codes upper-cased and de-aliased, sets sorted, dates filled. Hashable (memo key)."""
+class Normalised(NamedTuple):
+    """A validated request: codes upper-cased and de-aliased, sets sorted, dates filled. Immutable and hashable (a
+    named tuple: built on every check, so no per-field __setattr__ of a frozen dataclass)."""
 
     request: TransferRequest  # the canonical public form (sorted, de-aliased, as_of filled)
     categories: frozenset[str]  # closed under the taxonomy
@@ -326,7 +342,7 @@ class _Lookups:
     (sorted), member -> bloc aliases, the valid values of each vocabulary field (sorted lists and sets), and memos of
     category labels resolved and of category sets closed under the taxonomy."""
 
-    __slots__ = ("rs", "covered", "alias_of", "valid_sets", "values", "resolved", "closures", "one")
+    __slots__ = ("rs", "covered", "alias_of", "valid_sets", "values", "resolved", "closures", "one", "singles")
 
     def __init__(self, rs: RuleSet):
         self.rs = rs  # held, so the id of the rule set is not reused while the entry lives
@@ -339,6 +355,15 @@ class _Lookups:
         self.resolved: dict[str, Optional[str]] = {}
         self.closures: dict[frozenset[str], frozenset[str]] = {}
         self.one: dict[str, frozenset[str]] = {}  # one category -> its closure (bounded by the vocabulary)
+        self.singles: dict[str, frozenset[str]] = {}  # value -> frozenset({value}) (codes and vocabulary words)
+
+    def only(self, value: str) -> frozenset[str]:
+        hit = self.singles.get(value)
+        if hit is None:
+            if len(self.singles) > 4096:
+                self.singles.clear()
+            hit = self.singles[value] = frozenset((value,))
+        return hit
 
     def resolve(self, label: str) -> Optional[str]:
         try:
@@ -406,7 +431,230 @@ def bare_model(model: Any, d: dict[str, Any], fields_set: set[str]) -> Any:
     return m
 
 
+# -- the fast path: a plain v1-shaped request (codes, categories, safeguards, subjects, exporter, sector, purpose,
+# as_of; hops as plain codes; no outcomes, counts or v2 facts) that is valid as it stands is normalised here without
+# pydantic and without the general path's bookkeeping. It gives exactly what the general path gives (the same
+# canonical request, notes, legs and sets); anything else -- another shape, a value of another type, anything the
+# general path would refuse -- returns None, and the general path then judges it (and words the errors).
+_PLAIN_KEYS = frozenset(
+    (
+        "origin",
+        "destination",
+        "via",
+        "data_categories",
+        "subjects",
+        "safeguards",
+        "exporter",
+        "sector",
+        "purpose",
+        "as_of",
+    )
+)
+
+
+def _texts(v: Any, low: int, high: int) -> Optional[tuple[str, ...]]:
+    """A list or tuple of `low`..`high` plain strings of at most MAX_STR characters, as a tuple; else None."""
+    t = type(v)
+    if (t is not list and t is not tuple) or not low <= len(v) <= high:
+        return None
+    for x in v:
+        if type(x) is not str or len(x) > MAX_STR:
+            return None
+    return v if t is tuple else tuple(v)
+
+
+def _plain_dict(data: dict[str, Any], rs: RuleSet, today: Optional[date]) -> Optional[Normalised]:
+    if not data.keys() <= _PLAIN_KEYS:
+        return None
+    get = data.get
+    origin: Any = get("origin")
+    destination: Any = get("destination")
+    exporter, sector, purpose = get("exporter", "private"), get("sector", "general"), get("purpose", "general")
+    for x in (origin, destination, exporter, sector, purpose):
+        if type(x) is not str or len(x) > MAX_STR:
+            return None
+    via = _texts(get("via", ()), 0, MAX_VIA)
+    cats = _texts(get("data_categories"), 1, MAX_ITEMS)
+    sgs = _texts(get("safeguards", ()), 0, MAX_ITEMS)
+    if via is None or cats is None or sgs is None:
+        return None
+    subjects = get("subjects")
+    if subjects is not None and (type(subjects) is not int or not 0 <= subjects <= MAX_SUBJECTS):
+        return None
+    as_of = get("as_of")
+    if as_of is not None and type(as_of) is not date:
+        if type(as_of) is not str or len(as_of) != 10 or not as_of.isascii() or not _ISO_DATE.fullmatch(as_of):
+            return None
+        try:
+            as_of = date.fromisoformat(as_of)
+        except ValueError:
+            return None
+    return _plain(rs, today, origin, destination, via, cats, subjects, sgs, exporter, sector, purpose, as_of, None)
+
+
+def _plain_model(req: TransferRequest, rs: RuleSet, today: Optional[date]) -> Optional[Normalised]:
+    d = req.__dict__
+    if (
+        d["purposes"]
+        or d["established"]
+        or d["subjects_in"]
+        or d["nationality"]
+        or d["counts"]
+        or d["collected_in"] is not None
+        or d["publicly_available"]
+        or d["exporter_role"] != "controller"
+        or d["exporter_size"] != "unknown"
+        or d["recipient"] != DEFAULT_RECIPIENT
+    ):
+        return None
+    via, sgs = d["via"], d["safeguards"]
+    for x in via:
+        if type(x) is not str:
+            return None
+    for x in sgs:
+        if type(x) is not str:
+            return None
+    return _plain(
+        rs,
+        today,
+        d["origin"],
+        d["destination"],
+        via,
+        d["data_categories"],
+        d["subjects"],
+        sgs,
+        d["exporter"],
+        d["sector"],
+        d["purpose"],
+        d["as_of"],
+        d["recipient"],
+    )
+
+
+def _plain(
+    rs: RuleSet,
+    today: Optional[date],
+    origin: str,
+    destination: str,
+    via: tuple[str, ...],
+    labels: tuple[str, ...],
+    subjects: Optional[int],
+    safeguards: tuple[str, ...],
+    exporter: str,
+    sector: str,
+    purpose: str,
+    as_of: Optional[date],
+    recipient: Optional[Recipient],
+) -> Optional[Normalised]:
+    lk = _lookups_of(rs)
+    juris, alias_of, valid = rs.jurisdictions, lk.alias_of, lk.valid_sets
+    if exporter not in valid["exporter"] or sector not in valid["sector"] or purpose not in valid["purpose"]:
+        return None
+    notes: list[str] = []
+    o = origin.strip().upper()
+    if o in alias_of:
+        notes.append(f"origin {o} is judged as {alias_of[o]} ({o} is a member)")
+        o = alias_of[o]
+    if o not in juris:
+        return None
+    hops: list[str] = []
+    prev = o
+    for i, v in enumerate(via):
+        c = v.strip().upper()
+        if c in alias_of:
+            notes.append(f"via[{i}] {c} is judged as {alias_of[c]} ({c} is a member)")
+            c = alias_of[c]
+        if c not in juris or c == prev:
+            return None
+        hops.append(c)
+        prev = c
+    dst = destination.strip().upper()
+    if dst in alias_of:
+        notes.append(f"destination {dst} is judged as {alias_of[dst]} ({dst} is a member)")
+        dst = alias_of[dst]
+    if dst == prev or (dst not in juris and not _iso_code(dst) and dst not in rs.aliases):
+        return None
+    resolved = []
+    for label in labels:
+        cat = lk.resolve(label)
+        if cat is not None and cat != label:
+            notes.append(f"data category {label!r} read as {cat!r}")
+        resolved.append(cat or label)
+    cats = frozenset(resolved)
+    sgs = frozenset(safeguards)
+    if not cats <= valid["data_categories"] or not sgs <= valid["safeguards"]:
+        return None
+    if subjects is None:
+        notes.append("subjects not given: judged as above every volume threshold")
+    if recipient is None:
+        recipient = DEFAULT_RECIPIENT
+    legs: list[Leg] = []
+    src = o
+    for c in hops:
+        legs.append(Leg(len(legs), src, c, DEFAULT_RECIPIENT, ()))
+        src = c
+    legs.append(Leg(len(legs), src, dst, recipient, ()))
+    canonical = _canonical(
+        {
+            "origin": o,
+            "destination": dst,
+            "via": tuple(hops),
+            "data_categories": tuple(sorted(cats)),
+            "subjects": subjects,
+            "safeguards": tuple(sorted(sgs)),
+            "exporter": exporter,
+            "sector": sector,
+            "purpose": purpose,
+            "purposes": (),
+            "exporter_role": "controller",
+            "exporter_size": "unknown",
+            "established": (),
+            "recipient": recipient,
+            "subjects_in": (),
+            "nationality": (),
+            "collected_in": None,
+            "publicly_available": False,
+            "counts": {},
+            "as_of": as_of or today or date.today(),
+        }
+    )
+    where = lk.only(o)
+    return Normalised(
+        canonical,
+        lk.closure(cats),
+        sgs,
+        UNKNOWN_SUBJECTS if subjects is None else subjects,
+        tuple(legs),
+        tuple(notes),
+        cats,
+        lk.only(purpose),
+        _NO_STRS,
+        where,
+        where,
+        where,
+        o,
+        (),
+    )
+
+
+_NO_STRS: frozenset[str] = frozenset()
+
+
 def normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalised:
+    t = type(data)
+    if t is dict:
+        fast = _plain_dict(data, rs, today)
+        if fast is not None:
+            return fast
+    elif t is TransferRequest:
+        fast = _plain_model(data, rs, today)
+        if fast is not None:
+            return fast
+    return _normalise(data, rs, today)
+
+
+def _normalise(data: Any, rs: RuleSet, today: Optional[date] = None) -> Normalised:
+    """The general path: every shape, every check, the errors worded."""
     req = parse(data)
     errors: list[dict[str, Any]] = []
     notes: list[str] = []
