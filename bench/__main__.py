@@ -185,11 +185,47 @@ def main(argv: list[str] | None = None) -> int:
     if a.baseline != "none":
         for rev in [r for r in a.baseline.split(",") if r]:
             results[f"baseline {rev}"] = _baseline(rev, n, results.get("full"))
+    _targets(results)
     print(f"\n(total {time.time() - started:.0f} s)")
     if a.json:
         a.json.write_text(json.dumps(results, indent=2))
     bad = any("error" in r for r in results.values()) or results.get("cedar", {}).get("disagreements")
     return 1 if bad else 0
+
+
+def _targets(results: dict[str, dict]) -> None:
+    """The issue 14 in-process targets, each figure beside its floor or peer from this run, the ratio and the target."""
+    rows = []
+    b = results.get(f"baseline {BASELINE_ISSUE14}", {})
+    if "now" in b:
+        old, new = b["baseline"]["never_seen_cpu_per_s"], b["now"]["never_seen_cpu_per_s"]
+        rows.append(
+            (
+                "never-seen checks/s, full corpus (CPU)",
+                f"{new:,.0f}",
+                f"{BASELINE_ISSUE14}: {old:,.0f}",
+                new / old,
+                ">=",
+                2.0,
+            )
+        )
+    one, sixteen = results.get("1x", {}), results.get("16x", {})
+    if "never_seen_cpu_per_s" in one and "never_seen_cpu_per_s" in sixteen:
+        a, z = one["never_seen_cpu_per_s"], sixteen["never_seen_cpu_per_s"]
+        rows.append(("never-seen checks/s, synthetic 16x (CPU)", f"{z:,.0f}", f"1x: {a:,.0f}", a / z, "<=", 2.0))
+    c = results.get("cedar", {})
+    if "cedar" in c:
+        d, e = c["dfft_never_seen"][1], c["cedar"][1]
+        rows.append(("us per never-seen check, memos off (CPU)", _f(d), f"cedarpy per call: {_f(e)}", d / e, "<=", 1.0))
+    if not rows:
+        return
+    print()
+    print("issue 14 targets in this run (ratio: this / the floor or peer, slowdown for 16x):")
+    print("| figure | dfft | floor or peer | ratio | target | met |")
+    print("|---|---|---|---|---|---|")
+    for label, mine, peer, ratio, op, bound in rows:
+        ok = ratio >= bound if op == ">=" else ratio <= bound
+        print(f"| {label} | {mine} | {peer} | {ratio:.2f} | {op} {bound:.1f} | {'yes' if ok else 'no'} |")
 
 
 def _baseline(rev: str, n: int, now: dict | None) -> dict:
