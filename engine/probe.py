@@ -113,6 +113,15 @@ def probe(items: dict[str, tuple[str, list[str]]], timeout: float | None = None)
     _persist([digest(d) for d, _ in todo.values()])
 
 
+def known(definition_json: str) -> bool:
+    """Whether this definition already passed a trial (in this process, or in an earlier one with the same probe
+    and compiler sources: see _known_file). compile.check_budget ran and passed on it before its trial, and is a
+    function of the definition and compile.py's limits, so a known definition need not be budget-checked again."""
+    _load_persisted()
+    with _lock:
+        return digest(definition_json) in _known
+
+
 def forget() -> None:
     """Forget every known-good definition (tests)."""
     with _lock:

@@ -42,3 +42,29 @@ def test_no_persistence_with_the_cache_off():
         )
         assert p.returncode == 0, p.stderr
         assert p.stdout.strip().splitlines()[-1] == "1"  # probed in each process
+
+
+def test_a_known_definition_is_not_budget_checked_again(mini_rs, monkeypatch):
+    """check_budget runs on a definition until it has passed its trial; after that (same compiler source) the trial's
+    memory stands for it, and an engine over the same rules is compiled without it."""
+    from dfft.engine import Engine, compile as comp, probe
+
+    calls: list[str] = []
+    real = comp.check_budget
+
+    def counted(code, units):
+        calls.append(code)
+        return real(code, units)
+
+    monkeypatch.setattr(comp, "check_budget", counted)
+    probe.forget()
+    Engine(mini_rs, cache_size=0).close()
+    first = sorted(calls)
+    assert first and first == sorted(set(first))  # every jurisdiction with rules, once
+    calls.clear()
+    Engine(mini_rs, cache_size=0).close()
+    assert calls == []
+    probe.forget()
+    Engine(mini_rs, cache_size=0).close()
+    assert sorted(calls) == first
+    assert not probe.known('{"u0": {"all": [{"m": {"$gte": {"lvl": 0}}}]}}')
