@@ -112,6 +112,22 @@ def every_worker(url: str, admin: str, then: object = None, want: int = 2) -> di
     return seen
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM the supervisor; it must exit within 60 s and every process it started (the workers and the audit
+    writer) within 30 s more."""
+    pids = spawned(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except Exception:
+        proc.kill()
+        raise
+    gone = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < gone:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a child outlived the supervisor"
+
+
 def test_two_workers_obey_a_reload_and_a_revocation_through_one_of_them(tmp_path):
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - the server writes to it until it is closed below
     env = {**os.environ, "DFFT_KEY_CACHE_SECONDS": str(KEY_CACHE)}
@@ -187,17 +203,7 @@ def test_two_workers_obey_a_reload_and_a_revocation_through_one_of_them(tmp_path
         assert {out for _, out in judged.values()} == {h2}
     finally:
         if proc is not None:
-            pids = spawned(proc.pid)  # the workers and the audit writer
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except Exception:
-                proc.kill()
-                raise
-            gone = time.monotonic() + 30
-            while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < gone:
-                time.sleep(0.1)
-            assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a worker outlived the supervisor"
+            stop_server(proc)
         log.close()
 
 
@@ -279,15 +285,5 @@ def test_two_workers_share_one_audit_writer_which_fails_closed_and_is_restarted(
         assert {out for _, out in every_worker(url, admin, check).values()} == {200}
     finally:
         if proc is not None:
-            pids = spawned(proc.pid)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except Exception:
-                proc.kill()
-                raise
-            gone = time.monotonic() + 30
-            while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < gone:
-                time.sleep(0.1)
-            assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a child outlived the supervisor"
+            stop_server(proc)
         log.close()
