@@ -32,6 +32,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import Any, Optional
@@ -99,6 +100,21 @@ def decode_rows(rows: Any) -> list[dict[str, Any]]:
 def frame(obj: Any) -> bytes:
     data = marshal.dumps(obj)
     return HEAD.pack(len(data)) + data
+
+
+def unframe(buf: bytearray) -> Iterator[Any]:
+    """The whole frames at the start of `buf`, each removed from it before it is yielded (a partial frame stays for
+    the next bytes). ValueError for a length over MAX_FRAME; marshal's ValueError, TypeError or EOFError for a bad
+    body."""
+    while len(buf) >= HEAD.size:
+        (n,) = HEAD.unpack_from(buf)
+        if n > MAX_FRAME:
+            raise ValueError(f"frame of {n} bytes")
+        if len(buf) < HEAD.size + n:
+            return
+        msg = marshal.loads(bytes(buf[HEAD.size : HEAD.size + n]))
+        del buf[: HEAD.size + n]
+        yield msg
 
 
 # -- a worker's side -------------------------------------------------------------------------------------------------
@@ -172,17 +188,9 @@ class RemoteAuditLog(AuditLog):
             return self._drop(sock, f"the connection to the audit writer failed: {type(e).__name__}")
         if not data:
             return self._drop(sock, "the audit writer closed the connection")
-        buf = self._in
-        buf += data
+        self._in += data
         try:
-            while len(buf) >= HEAD.size:
-                (n,) = HEAD.unpack_from(buf)
-                if n > MAX_FRAME:
-                    raise ValueError(f"frame of {n} bytes")
-                if len(buf) < HEAD.size + n:
-                    break
-                msg = marshal.loads(bytes(buf[HEAD.size : HEAD.size + n]))
-                del buf[: HEAD.size + n]
+            for msg in unframe(self._in):
                 self._acknowledged(msg)
         except (ValueError, TypeError, EOFError) as e:
             self._drop(sock, f"a bad frame from the audit writer: {type(e).__name__}")
@@ -382,18 +390,8 @@ class _Peer:
         self.buf = bytearray()
 
     def frames(self, data: bytes) -> list[Any]:
-        buf = self.buf
-        buf += data
-        out = []
-        while len(buf) >= HEAD.size:
-            (n,) = HEAD.unpack_from(buf)
-            if n > MAX_FRAME:
-                raise ValueError(f"frame of {n} bytes")
-            if len(buf) < HEAD.size + n:
-                break
-            out.append(marshal.loads(bytes(buf[HEAD.size : HEAD.size + n])))
-            del buf[: HEAD.size + n]
-        return out
+        self.buf += data
+        return list(unframe(self.buf))
 
     def send(self, msg: Any) -> bool:
         try:
